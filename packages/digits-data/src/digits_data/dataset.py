@@ -1,0 +1,142 @@
+"""The on-disk format of curated data: ``<split>.npz`` files and ``manifest.json``.
+
+Each split file is an uncompressed npz with ``images`` (uint8, N x 28 x 28, white ink on
+black), ``labels`` (int64 digits, e.g. 0, 5, 8) and ``indices`` (int64 position of each image
+in the MNIST training file). The zip entries carry a fixed timestamp so that the same arrays
+always give the same bytes. ``manifest.json`` records how the splits were made and the sha256
+of every file; its own sha256 is the curation fingerprint.
+"""
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digits_data import atomic
+from digits_data.contract import MANIFEST_NAME, SPLITS
+from digits_data.errors import DigitsError, UsageError
+
+_ARRAYS = ("images", "labels", "indices")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+CURATE_HINT = "run `make curate` (or `digits-data curate`) to create it"
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of images with their digit labels and MNIST indices."""
+
+    name: str
+    images: np.ndarray  # (N, 28, 28) uint8
+    labels: np.ndarray  # (N,) int64 digits
+    indices: np.ndarray  # (N,) int64 positions in the source MNIST file
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def split_bytes(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> bytes:
+    """Serialize a split to deterministic npz bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, array in zip(_ARRAYS, (images, labels, indices), strict=True):
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, entry.getvalue())
+    return buffer.getvalue()
+
+
+def write_split(path: str | os.PathLike, split: Split) -> str:
+    """Atomically write ``split`` to ``path``; return the sha256 of the bytes written."""
+    data = split_bytes(split.images, split.labels, split.indices)
+    atomic.write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_split_file(path: str | os.PathLike, name: str) -> Split:
+    """Read a split file, checking that it holds the expected, consistent arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in _ARRAYS}
+    except FileNotFoundError:
+        raise DigitsError(f"missing split file {path}: {CURATE_HINT}") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise DigitsError(f"{path} is not a readable curated split ({exc}): {CURATE_HINT}") from None
+    images, labels, indices = (arrays[key] for key in _ARRAYS)
+    n = len(labels)
+    if images.dtype != np.uint8 or images.shape[1:] != (28, 28) or len(images) != n or len(indices) != n:
+        raise DigitsError(f"{path} has inconsistent arrays: {CURATE_HINT}")
+    return Split(name, images, labels.astype(np.int64), indices.astype(np.int64))
+
+
+def manifest_path(curated_dir: str | os.PathLike) -> Path:
+    """Return the path of the manifest in ``curated_dir``."""
+    return Path(curated_dir) / MANIFEST_NAME
+
+
+def load_manifest(curated_dir: str | os.PathLike, *, verify: bool = True) -> dict:
+    """Load ``manifest.json`` from ``curated_dir``; with ``verify``, check every split's sha256.
+
+    Raises :class:`DigitsError` naming the file and the command to run when the folder,
+    the manifest or a split file is missing, unreadable or does not match its checksum.
+    """
+    curated_dir = Path(curated_dir)
+    if not curated_dir.is_dir():
+        raise DigitsError(f"curated folder {curated_dir} does not exist: {CURATE_HINT}")
+    path = manifest_path(curated_dir)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DigitsError(f"{path} is missing, so {curated_dir} is incomplete: {CURATE_HINT}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DigitsError(f"{path} is not valid JSON ({exc}): {CURATE_HINT}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        raise DigitsError(f"{path} is not a curation manifest: {CURATE_HINT}")
+    if verify:
+        for split in SPLITS:
+            entry = manifest["splits"].get(split)
+            file = curated_dir / f"{split}.npz"
+            if not isinstance(entry, dict) or "sha256" not in entry:
+                raise DigitsError(f"{path} has no entry for split {split!r}: {CURATE_HINT}")
+            if not file.is_file():
+                raise DigitsError(f"missing split file {file}: {CURATE_HINT}")
+            if sha256_file(file) != entry["sha256"]:
+                raise DigitsError(
+                    f"{file} does not match the sha256 in {path}; it was changed after curation: {CURATE_HINT}"
+                )
+    return manifest
+
+
+def fingerprint(curated_dir: str | os.PathLike) -> str:
+    """Return the curation fingerprint: the sha256 of ``manifest.json``."""
+    return sha256_file(manifest_path(curated_dir))
+
+
+def load_split(curated_dir: str | os.PathLike, split: str, *, verify: bool = True) -> Split:
+    """Load one curated split (``train``, ``val`` or ``eval``), checked against the manifest."""
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    manifest = load_manifest(curated_dir, verify=False)
+    path = Path(curated_dir) / f"{split}.npz"
+    if verify:
+        expected = manifest["splits"].get(split, {}).get("sha256")
+        if not path.is_file():
+            raise DigitsError(f"missing split file {path}: {CURATE_HINT}")
+        if sha256_file(path) != expected:
+            raise DigitsError(f"{path} does not match the sha256 in its manifest: {CURATE_HINT}")
+    return read_split_file(path, split)
