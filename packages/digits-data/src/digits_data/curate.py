@@ -46,7 +46,9 @@ class CurationConfig:
             if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
                 raise UsageError(f"--class-counts keys must be digits 0-9, got {digit!r}")
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise UsageError(f"--class-counts for digit {digit} must be a positive whole number, got {count!r}")
+                raise UsageError(
+                    f"--class-counts for digit {digit} must be a positive whole number, got {count!r}"
+                )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise UsageError(f"--seed must be a non-negative whole number, got {self.seed!r}")
         for name in ("eval_ratio", "val_ratio"):
@@ -90,7 +92,9 @@ def select(labels: np.ndarray, config: CurationConfig) -> dict[str, np.ndarray]:
         count = config.class_counts[digit]
         available = np.flatnonzero(labels == digit)
         if count > len(available):
-            raise UsageError(f"digit {digit}: asked for {count} images but MNIST training holds {len(available)}")
+            raise UsageError(
+                f"digit {digit}: asked for {count} images but MNIST training holds {len(available)}"
+            )
         sizes = split_sizes(count, config.eval_ratio, config.val_ratio)
         empty = [name for name, size in sizes.items() if size == 0]
         if empty:
@@ -166,4 +170,3 @@ def check_overlap(manifest: dict) -> list[str]:
             if shared:
                 problems.append(f"{a} and {b} share {len(shared)} images")
     return problems
-

