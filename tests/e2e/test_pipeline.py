@@ -1,0 +1,82 @@
+"""The whole pipeline through its command lines, as `make all` runs it, on a small curation."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digits_data import dataset
+
+BIN = Path(sys.executable).parent
+
+
+def run(*argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    done = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, f"{argv[0]} {argv[1]} failed:\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    return done
+
+
+@pytest.mark.slow
+def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
+    curated, train, model = tmp_path / "curated", tmp_path / "train", tmp_path / "model.onnx"
+    run(
+        "digits-data",
+        "curate",
+        "--data-dir",
+        str(mnist_dir),
+        "--output-dir",
+        str(curated),
+        "--class-counts",
+        "{0: 120, 5: 60, 8: 180}",
+    )
+    run("digits-train", "fit", "--curated-dir", str(curated), "--output-dir", str(train), "--epochs", "2")
+    summary = json.loads((train / "summary.json").read_text())
+    assert summary["epochs_run"] == 2
+    assert (train / "best.ckpt").is_file()
+    run("digits-train", "export", "--checkpoint-path", str(train / "best.ckpt"), "--output", str(model))
+
+    report = run(
+        "digits",
+        "evaluate",
+        "--model",
+        str(model),
+        "--curated-dir",
+        str(curated),
+        "--split",
+        "eval",
+        "--json",
+        str(tmp_path / "eval.json"),
+    )
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["split"] == "eval"
+    assert result["n"] == len(dataset.load_split(curated, "eval")) == 72
+    assert result["labels"] == [0, 5, 8]
+    assert sum(map(sum, result["confusion_matrix"])) == 72
+    assert f"{result['accuracy']:.4f}" in report.stdout
+    # With two epochs on 245 images the model is already far better than chance.
+    assert result["accuracy"] > 0.8
+
+    sample = tmp_path / "sample.png"
+    run(
+        "digits-data",
+        "sample",
+        "--curated-dir",
+        str(curated),
+        "--split",
+        "eval",
+        "--index",
+        "0",
+        "--output",
+        str(sample),
+    )
+    predicted = json.loads(run("digits", "predict", "--model", str(model), str(sample)).stdout)
+    assert set(predicted) == {"probs", "prediction"}
+    assert set(predicted["probs"]) == {"0", "5", "8"}
+    assert sum(predicted["probs"].values()) == pytest.approx(1.0, abs=1e-5)
+    expected = result["predictions"][0]
+    assert predicted["prediction"] == expected["prediction"]
