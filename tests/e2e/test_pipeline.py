@@ -1,7 +1,6 @@
 """The whole pipeline through its command lines, as `make all` runs it, on a small curation."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +13,7 @@ BIN = Path(sys.executable).parent
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    done = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=env)
+    done = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True)
     assert done.returncode == 0, f"{argv[0]} {argv[1]} failed:\n{done.stderr}"
     assert "Traceback" not in done.stderr
     return done
