@@ -200,10 +200,15 @@ def test_missing_data_folder_says_which_command_creates_it(capsys, tmp_path):
 
 
 def test_usage_errors_exit_2_without_traceback(tmp_path):
-    for argv in (["bogus"], ["curate", "--no-such-flag", "1"]):
+    for argv in (["bogus"], ["curate"] + ["--output-dir", str(tmp_path / "o"), "--no-such-flag", "1"]):
         done = subprocess.run([sys.executable, "-m", "digits_data", *argv], capture_output=True, text=True)
         assert done.returncode == 2, argv
         assert "Traceback" not in done.stderr
+    # A mistyped flag is refused before the command runs with its defaults.
+    assert done.stderr.strip() == (
+        "digits-data: error: digits-data curate has no option --no-such-flag: see `digits-data curate --help`"
+    )
+    assert not (tmp_path / "o").exists()
 
 
 def test_subprocess_curate_then_inspect(mnist_dir, tmp_path):

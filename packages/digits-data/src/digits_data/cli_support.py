@@ -1,5 +1,6 @@
 """What every command line of the product shares: Fire dispatch, one-line errors, argument checks."""
 
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -16,8 +17,10 @@ def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:
     or artifact, 2 for a usage error), Fire's own code for its usage errors, 130 on Ctrl-C.
     User mistakes never show a traceback; a bug still does.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        fire.Fire(component, command=sys.argv[1:] if argv is None else argv, name=name)
+        check_flags(component, argv, name)
+        fire.Fire(component, command=argv, name=name)
     except fire.core.FireExit as exc:
         return int(exc.code or 0)
     except DigitsError as exc:
@@ -27,6 +30,31 @@ def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def check_flags(component: Any, argv: list[str], name: str) -> None:
+    """Refuse ``--flags`` that the chosen command does not take, before anything runs.
+
+    Fire calls a command first and complains about arguments it could not use afterwards, so a
+    mistyped flag would otherwise run the command with its defaults.
+    """
+    command = component
+    if isinstance(component, dict):
+        if not argv or argv[0] not in component:
+            return  # Fire reports unknown or missing commands itself
+        name = f"{name} {argv[0]}"
+        command, argv = component[argv[0]], argv[1:]
+    parameters = inspect.signature(command).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("--") or token == "--help":
+            continue
+        flag = token[2:].split("=", 1)[0].replace("-", "_")
+        if flag not in parameters and not (flag.startswith("no") and flag[2:] in parameters):
+            raise UsageError(f"{name} has no option {token.split('=', 1)[0]}: see `{name} --help`")
 
 
 def main_for(component: Any, name: str) -> Callable[[], None]:
