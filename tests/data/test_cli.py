@@ -200,7 +200,7 @@ def test_missing_data_folder_says_which_command_creates_it(capsys, tmp_path):
 
 
 def test_usage_errors_exit_2_without_traceback(tmp_path):
-    for argv in (["bogus"], ["curate"] + ["--output-dir", str(tmp_path / "o"), "--no-such-flag", "1"]):
+    for argv in (["bogus"], ["curate", "--output-dir", str(tmp_path / "o"), "--no-such-flag", "1"]):
         done = subprocess.run([sys.executable, "-m", "digits_data", *argv], capture_output=True, text=True)
         assert done.returncode == 2, argv
         assert "Traceback" not in done.stderr
