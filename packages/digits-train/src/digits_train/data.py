@@ -1,0 +1,42 @@
+"""Curated splits as tensors and loaders; class weights from the train split only."""
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from digits_data.dataset import Split, load_split
+from digits_data.errors import DigitsError
+from digits_data.images import pixels_from_uint8
+
+
+def tensors(split: Split, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return pixels (N, 1, 28, 28) float32 in [0, 1] and targets (N,) as positions in ``labels``."""
+    unknown = sorted(set(np.unique(split.labels).tolist()) - set(labels))
+    if unknown:
+        raise DigitsError(f"the {split.name} split holds digits {unknown} that are not in the manifest's classes")
+    lookup = np.zeros(10, dtype=np.int64)
+    lookup[labels] = np.arange(len(labels))
+    pixels = torch.from_numpy(pixels_from_uint8(split.images)).unsqueeze(1)
+    return pixels, torch.from_numpy(lookup[split.labels])
+
+
+def class_weights(targets: torch.Tensor, n_classes: int) -> list[float]:
+    """Inverse class frequency, normalized to mean 1."""
+    counts = torch.bincount(targets, minlength=n_classes).double()
+    weights = 1.0 / counts
+    return (weights / weights.mean()).tolist()
+
+
+def loaders(
+    curated_dir: str | os.PathLike, labels: list[int], batch_size: int, num_workers: int, seed: int
+) -> tuple[DataLoader, DataLoader, torch.Tensor]:
+    """Build the train (shuffled by a seeded generator) and val loaders; also return train targets."""
+    train = TensorDataset(*tensors(load_split(curated_dir, "train", verify=False), labels))
+    val = TensorDataset(*tensors(load_split(curated_dir, "val", verify=False), labels))
+    generator = torch.Generator().manual_seed(seed)
+    common = {"batch_size": batch_size, "num_workers": num_workers, "persistent_workers": num_workers > 0}
+    train_loader = DataLoader(train, shuffle=True, generator=generator, **common)
+    val_loader = DataLoader(val, shuffle=False, **{**common, "batch_size": 1024})
+    return train_loader, val_loader, train.tensors[1]

@@ -1,0 +1,169 @@
+"""Export a checkpoint to one self-describing ONNX file, verified before it is put in place.
+
+The file follows the contract in :mod:`digits_data.contract`: input ``pixels`` float32
+(N, 1, 28, 28) in [0, 1] with a dynamic batch, outputs ``logits`` and ``probabilities``, and
+``metadata_props`` carrying labels, normalization, the curation fingerprint, validation
+metrics, the training config, producer versions and the parity check that passed.
+"""
+
+import json
+import logging
+import os
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from digits_data import atomic, contract, dataset
+from digits_data.errors import DigitsError
+from digits_train.fit import configure_torch
+from digits_train.model import DigitsClassifier
+
+OPSET = 18
+PARITY_BATCH_SIZES = (1, 2, 7, 1000)
+PARITY_ATOL = 1e-5
+PRODUCERS = ("digits-data", "digits-train", "torch", "lightning", "onnx", "onnxscript", "onnxruntime")
+
+
+class WithProbabilities(nn.Module):
+    """The classifier with its softmax, so the graph returns logits and probabilities."""
+
+    def __init__(self, classifier: DigitsClassifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.classifier(pixels)
+        return logits, torch.softmax(logits, dim=1)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[DigitsClassifier, dict]:
+    """Load one of our checkpoints in eval mode; return the model and the raw checkpoint dict.
+
+    Raises :class:`DigitsError` naming the file when it is missing, truncated, or not a
+    digits-train checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DigitsError(f"checkpoint {path} does not exist: run `make train` (or `digits-train fit`)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types for a damaged file
+
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DigitsError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    needed = {"labels", "mean", "std", "class_weights", "fingerprint", "config", "curated_dir"}
+    if not isinstance(hparams, dict) or not needed <= set(hparams) or "digits_val_metrics" not in checkpoint:
+        raise DigitsError(f"{path} is not a digits-train checkpoint: it lacks the labels and normalization")
+    model = DigitsClassifier(**{key: hparams[key] for key in needed})
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise DigitsError(f"{path} does not match this version's network: {str(exc).splitlines()[0]}") from None
+    return model.eval(), checkpoint
+
+
+def to_onnx(model: DigitsClassifier) -> onnx.ModelProto:
+    """Trace ``model`` with the dynamo exporter into an ONNX graph with a dynamic batch dimension."""
+    example = torch.zeros(2, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE)
+    batch = torch.export.Dim("batch", min=1, max=1_000_000)
+    # The exporter warns about optional torchvision ops and its own deprecations; not ours to act on.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            WithProbabilities(model).eval(),
+            (example,),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=[contract.INPUT_NAME],
+            output_names=[contract.LOGITS_NAME, contract.PROBABILITIES_NAME],
+            dynamic_shapes=({0: batch},),
+            external_data=False,
+            verbose=False,
+        )
+    return program.model_proto
+
+
+def parity(model: DigitsClassifier, proto_bytes: bytes, pixels: np.ndarray) -> dict:
+    """Compare onnxruntime with torch at every batch size in PARITY_BATCH_SIZES.
+
+    Raises :class:`DigitsError` if any argmax differs or any probability differs by more than
+    PARITY_ATOL; returns what was checked, for the model's metadata.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for size in PARITY_BATCH_SIZES:
+        for start in range(0, len(pixels), size):
+            batch = pixels[start : start + size]
+            with torch.no_grad():
+                expected = torch.softmax(model(torch.from_numpy(batch)), dim=1).numpy()
+            got = session.run([contract.PROBABILITIES_NAME], {contract.INPUT_NAME: batch})[0]
+            if not np.array_equal(got.argmax(1), expected.argmax(1)):
+                raise DigitsError(f"ONNX and torch disagree on a prediction at batch size {size}")
+            worst = max(worst, float(np.abs(got - expected).max()))
+            if worst > PARITY_ATOL:
+                raise DigitsError(f"ONNX and torch probabilities differ by {worst:.2e} at batch size {size}")
+    return {
+        "images": len(pixels),
+        "batch_sizes": list(PARITY_BATCH_SIZES),
+        "max_abs_diff": worst,
+        "tolerance": PARITY_ATOL,
+        "argmax_identical": True,
+    }
+
+
+def producer_versions() -> dict[str, str]:
+    """Versions of the packages that produced the model."""
+    return {name: metadata.version(name) for name in PRODUCERS}
+
+
+def export(checkpoint_path: str | os.PathLike, output: str | os.PathLike, curated_dir: str | None = None) -> dict:
+    """Export ``checkpoint_path`` to ``output`` after checking it; return a summary.
+
+    The parity check runs on the eval split of the curated folder the checkpoint was trained
+    on (``curated_dir``, by default the folder recorded in the checkpoint), which must still
+    have the fingerprint recorded in the checkpoint.
+    """
+    configure_torch()
+    model, checkpoint = load_checkpoint(checkpoint_path)
+    hparams = checkpoint["hyper_parameters"]
+    curated = Path(curated_dir) if curated_dir else Path(hparams["curated_dir"])
+    manifest_fingerprint = dataset.fingerprint(curated) if dataset.manifest_path(curated).is_file() else None
+    if manifest_fingerprint != hparams["fingerprint"]:
+        raise DigitsError(
+            f"{checkpoint_path} was trained on curated data with fingerprint {hparams['fingerprint'][:12]}…, "
+            f"but {curated} has {manifest_fingerprint and manifest_fingerprint[:12] + '…'}: pass --curated-dir"
+        )
+    from digits_data.images import pixels_from_uint8
+
+    pixels = pixels_from_uint8(dataset.load_split(curated, "eval").images)[:, None]
+    proto = to_onnx(model)
+    checked = parity(model, proto.SerializeToString(), pixels)
+    meta = {
+        contract.META_LABELS: json.dumps(hparams["labels"]),
+        contract.META_MEAN: json.dumps(hparams["mean"]),
+        contract.META_STD: json.dumps(hparams["std"]),
+        contract.META_FINGERPRINT: hparams["fingerprint"],
+        contract.META_VAL_METRICS: json.dumps(checkpoint["digits_val_metrics"], sort_keys=True),
+        contract.META_TRAINING_CONFIG: json.dumps(hparams["config"], sort_keys=True),
+        contract.META_VERSIONS: json.dumps(producer_versions(), sort_keys=True),
+        contract.META_PARITY: json.dumps(checked, sort_keys=True),
+    }
+    onnx.helper.set_model_props(proto, meta)
+    proto.producer_name, proto.doc_string = "digits-train", "Digits 0/5/8 classifier, MNIST-style input."
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise DigitsError(f"the exported graph fails the ONNX checker: {str(exc).splitlines()[0]}") from None
+    data = proto.SerializeToString(deterministic=True)
+    atomic.write_bytes(output, data)
+    params = sum(p.numel() for p in model.parameters())
+    return {"output": str(output), "bytes": len(data), "parameters": params, "parity": checked}

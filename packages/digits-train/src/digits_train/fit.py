@@ -1,0 +1,109 @@
+"""Train the classifier with the Lightning Trainer and keep the best checkpoint by validation macro-F1."""
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from digits_data import atomic, dataset
+from digits_train import data
+from digits_train.config import FitConfig
+from digits_train.model import DigitsClassifier
+
+CHECKPOINT_NAME = "best.ckpt"
+LOG_DIR = "lightning_logs"
+
+
+def configure_torch(threads: int | None = None) -> None:
+    """Set torch's CPU threads once (one per core by default) and make its kernels deterministic."""
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.use_deterministic_algorithms(True)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's informational logging and its advice that does not apply on CPU."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
+
+
+def fit(curated_dir: str | os.PathLike, output_dir: str | os.PathLike, config: FitConfig | None = None) -> dict:
+    """Train on ``curated_dir`` and write the results to ``output_dir``; return the summary.
+
+    Writes ``config.json``, ``lightning_logs/metrics.csv`` (one row per epoch), ``summary.json``
+    and, last, ``best.ckpt``: the checkpoint with the highest validation macro-F1 (ties broken
+    by lower validation loss). Checkpoints are written in a temporary folder and only the best
+    one is moved into place when training has finished.
+    """
+    config = config or FitConfig()
+    manifest = dataset.load_manifest(curated_dir)  # checks every split against its sha256
+    output_dir = atomic.ensure_dir(output_dir)
+    configure_torch()
+    quiet_lightning()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    labels = list(manifest["classes"])
+    train_loader, val_loader, targets = data.loaders(
+        curated_dir, labels, config.batch_size, config.num_workers, config.seed
+    )
+    model = DigitsClassifier(
+        labels=labels,
+        mean=manifest["normalization"]["mean"],
+        std=manifest["normalization"]["std"],
+        class_weights=data.class_weights(targets, len(labels)),
+        fingerprint=dataset.fingerprint(curated_dir),
+        config=config.to_dict(),
+        curated_dir=str(Path(curated_dir).resolve()),
+    )
+    atomic.write_text(output_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    log_dir = output_dir / LOG_DIR
+    shutil.rmtree(log_dir, ignore_errors=True)  # metrics.csv describes this run only
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=".fit-", dir=output_dir) as scratch:
+        checkpoint = ModelCheckpoint(
+            dirpath=scratch, filename="best", monitor="val_selection", mode="max", save_top_k=1
+        )
+        stopper = EarlyStopping(
+            monitor="val_macro_f1", mode="max", patience=config.early_stopping_patience, check_finite=True
+        )
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=config.epochs,
+            min_epochs=config.min_epochs,
+            deterministic=True,
+            logger=CSVLogger(save_dir=output_dir, name=LOG_DIR, version=""),
+            callbacks=[checkpoint, stopper],
+            num_sanity_val_steps=0,
+            limit_train_batches=config.limit_train_batches,
+            log_every_n_steps=1,
+            enable_progress_bar=sys.stderr.isatty(),
+            enable_model_summary=False,
+        )
+        trainer.fit(model, train_loader, val_loader)
+        wall = time.perf_counter() - start
+        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        summary = {
+            "epochs_run": trainer.current_epoch,
+            "best_epoch": best["epoch"],
+            "stopped_early": stopper.stopped_epoch > 0,
+            "stopped_epoch": stopper.stopped_epoch if stopper.stopped_epoch > 0 else None,
+            "best_val_metrics": best["digits_val_metrics"],
+            "wall_time_seconds": round(wall, 2),
+            "config": config.to_dict(),
+        }
+        atomic.write_text(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        os.replace(checkpoint.best_model_path, output_dir / CHECKPOINT_NAME)
+    return summary
