@@ -1,8 +1,168 @@
-"""Turn images into model input: MNIST-style 28x28 float32 pixels in [0, 1], white ink on black."""
+"""Turn images into model input: MNIST-style 28x28 float32 pixels in [0, 1], white ink on black.
+
+MNIST digits are white ink on black, scaled to fit a 20x20 box (aspect ratio kept) and placed in
+a 28x28 field so that their center of mass is at the center. Photos and scans are usually dark
+ink on light paper, of any size and mode, maybe with transparency or an EXIF rotation. This
+module brings both to the same form, so the model sees what it was trained on.
+"""
+
+import os
+import warnings
+from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from digits_data.contract import IMAGE_SIZE
+from digits_data.errors import DigitsError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+"""File extensions treated as images when a folder is scanned."""
+
+BOX = 20  # MNIST fits each digit into a 20x20 box inside the 28x28 field
+MIN_SIDE = 8  # smaller images cannot hold a legible digit
+INK_THRESHOLD = 0.2  # after background removal, weaker signal than this (of the peak) is noise
+_CENTER = IMAGE_SIZE / 2  # MNIST's mean center of mass is (14.0, 14.0) in pixel-index coordinates
+
+
+class ImageError(DigitsError):
+    """An image file that cannot be read, or holds no digit."""
 
 
 def pixels_from_uint8(images: np.ndarray) -> np.ndarray:
     """Scale uint8 MNIST-style pixels (0-255) to float32 in [0, 1], the model's input range."""
     return np.asarray(images, dtype=np.float32) / np.float32(255.0)
+
+
+def load_image(source: str | os.PathLike | Image.Image) -> np.ndarray:
+    """Read an image file (or take a PIL image) and return it as MNIST-style pixels (28, 28).
+
+    Raises :class:`ImageError` naming the file when it is missing, empty, not an image,
+    truncated, larger than PIL's decompression-bomb limit, or holds no digit.
+    """
+    if isinstance(source, Image.Image):
+        return to_mnist(source)
+    path = Path(source)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path} is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # Over MAX_IMAGE_PIXELS PIL only warns; treat it like the error it raises at twice that.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # decode now, so truncation is detected here
+                return to_mnist(image, str(path))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"{path} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
+            "scale it down first"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{path} is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{path} could not be decoded, it may be truncated or corrupt ({exc})") from None
+
+
+def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
+    """Bring an opened image to MNIST form; ``name`` is used in error messages.
+
+    Steps: EXIF orientation; any mode to grayscale, transparency composited onto the background
+    the image implies; polarity detected from the border and inverted to white on black;
+    background level removed; cropped to the ink; scaled to fit 20x20 keeping the aspect ratio;
+    centered by center of mass in 28x28; ink peak scaled to 1. An image already in that form
+    (28x28 grayscale, black border, centered) passes through unchanged.
+    """
+    if min(image.size) < MIN_SIDE:
+        raise ImageError(f"{name} is {image.width}x{image.height} pixels, too small to hold a digit")
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "L" and image.size == (IMAGE_SIZE, IMAGE_SIZE):
+        pixels = pixels_from_uint8(np.asarray(image))
+        if _is_mnist_form(pixels):
+            return pixels
+    gray = _grayscale(image)
+    if min(gray.shape) >= 3 * MIN_SIDE:
+        # A 3x3 median removes salt-and-pepper noise; small images have no pixels to spare.
+        gray = np.asarray(Image.fromarray(gray.astype(np.float32)).filter(ImageFilter.MedianFilter(3)))
+    low, high = float(gray.min()), float(gray.max())
+    if high - low < 1e-3:
+        raise ImageError(f"no digit found in {name}: the image is blank or uniform")
+    gray = (gray - low) / (high - low)
+    background = float(np.median(_border(gray)))
+    if background > 0.5:  # dark ink on light paper
+        gray, background = 1.0 - gray, 1.0 - background
+    ink = np.clip((gray - background) / max(1.0 - background, 1e-6), 0.0, 1.0)
+    ink[ink < INK_THRESHOLD * ink.max()] = 0.0
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if rows.size == 0 or ink.max() < 1e-3:
+        raise ImageError(f"no digit found in {name}: the image is blank or uniform")
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return _center(_fit_box(crop))
+
+
+def _is_mnist_form(pixels: np.ndarray) -> bool:
+    """True for a dark-background 28x28 digit that already fits 20x20 and is centered."""
+    if _border(pixels).max() > 0.1 or pixels.max() < 0.5:
+        return False
+    ys, xs = np.nonzero(pixels > 0)
+    if np.ptp(ys) + 1 > BOX or np.ptp(xs) + 1 > BOX:
+        return False
+    cy, cx = _center_of_mass(pixels)
+    return abs(cy - _CENTER) <= 1.0 and abs(cx - _CENTER) <= 1.0
+
+
+def _grayscale(image: Image.Image) -> np.ndarray:
+    """Return the image as float32 luminance in [0, 1], transparency composited away."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        alpha = rgba[..., 3]
+        if alpha.min() < 1.0:
+            # Transparent pixels carry no colour of their own: the background is whatever
+            # contrasts with the visible strokes (light paper behind dark ink, and vice versa).
+            opaque = alpha > 0.5
+            strokes = float(np.average(gray, weights=alpha)) if opaque.any() else 0.0
+            backdrop = 1.0 if strokes < 0.5 else 0.0
+            gray = alpha * gray + (1.0 - alpha) * backdrop
+        return gray.astype(np.float32)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return np.asarray(image, dtype=np.float32)  # scaled by its own range later
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def _border(pixels: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels: in a photo or scan of a digit, that is the paper."""
+    return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    """Scale the ink's bounding box to fit BOX x BOX, keeping the aspect ratio."""
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(resized), 0.0, None)
+
+
+def _center_of_mass(pixels: np.ndarray) -> tuple[float, float]:
+    total = float(pixels.sum())
+    ys, xs = np.indices(pixels.shape)
+    return float((ys * pixels).sum()) / total, float((xs * pixels).sum()) / total
+
+
+def _center(patch: np.ndarray) -> np.ndarray:
+    """Place ``patch`` in a 28x28 field with its center of mass at the center; peak scaled to 1."""
+    field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    cy, cx = _center_of_mass(patch)
+    h, w = patch.shape
+    top = int(np.clip(round(_CENTER - cy), 0, IMAGE_SIZE - h))
+    left = int(np.clip(round(_CENTER - cx), 0, IMAGE_SIZE - w))
+    field[top : top + h, left : left + w] = patch
+    return field / field.max()

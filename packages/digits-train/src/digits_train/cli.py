@@ -1,7 +1,5 @@
 """`digits-train`: fit the classifier, export it to ONNX."""
 
-
-
 from digits_data.cli_support import main_for
 from digits_data.contract import DEFAULT_SEED
 from digits_data.errors import UsageError
@@ -33,7 +31,9 @@ def fit(
         augment: Random small rotations, shifts and scalings of training batches.
     """
     if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > MAX_EPOCHS:
-        raise UsageError(f"--epochs must be at most {MAX_EPOCHS} (training is meant to take seconds), got {epochs}")
+        raise UsageError(
+            f"--epochs must be at most {MAX_EPOCHS} (training is meant to take seconds), got {epochs}"
+        )
     config = FitConfig(
         seed=seed,
         epochs=epochs,
@@ -76,7 +76,6 @@ def export(
         f"{', '.join(map(str, parity['batch_sizes']))}: argmax identical, "
         f"max |Δp| {parity['max_abs_diff']:.1e}"
     )
-
 
 
 COMMANDS = {"fit": fit, "export": export}

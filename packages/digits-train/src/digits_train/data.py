@@ -15,7 +15,9 @@ def tensors(split: Split, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor
     """Return pixels (N, 1, 28, 28) float32 in [0, 1] and targets (N,) as positions in ``labels``."""
     unknown = sorted(set(np.unique(split.labels).tolist()) - set(labels))
     if unknown:
-        raise DigitsError(f"the {split.name} split holds digits {unknown} that are not in the manifest's classes")
+        raise DigitsError(
+            f"the {split.name} split holds digits {unknown} that are not in the manifest's classes"
+        )
     lookup = np.zeros(10, dtype=np.int64)
     lookup[labels] = np.arange(len(labels))
     pixels = torch.from_numpy(pixels_from_uint8(split.images)).unsqueeze(1)

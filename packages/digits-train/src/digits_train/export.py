@@ -53,7 +53,6 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[DigitsClassifier, dict]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a damaged file
-
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DigitsError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
@@ -64,7 +63,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[DigitsClassifier, dict]:
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, KeyError) as exc:
-        raise DigitsError(f"{path} does not match this version's network: {str(exc).splitlines()[0]}") from None
+        raise DigitsError(
+            f"{path} does not match this version's network: {str(exc).splitlines()[0]}"
+        ) from None
     return model.eval(), checkpoint
 
 
@@ -125,7 +126,9 @@ def producer_versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in PRODUCERS}
 
 
-def export(checkpoint_path: str | os.PathLike, output: str | os.PathLike, curated_dir: str | None = None) -> dict:
+def export(
+    checkpoint_path: str | os.PathLike, output: str | os.PathLike, curated_dir: str | None = None
+) -> dict:
     """Export ``checkpoint_path`` to ``output`` after checking it; return a summary.
 
     The parity check runs on the eval split of the curated folder the checkpoint was trained
@@ -140,7 +143,8 @@ def export(checkpoint_path: str | os.PathLike, output: str | os.PathLike, curate
     if manifest_fingerprint != hparams["fingerprint"]:
         raise DigitsError(
             f"{checkpoint_path} was trained on curated data with fingerprint {hparams['fingerprint'][:12]}…, "
-            f"but {curated} has {manifest_fingerprint and manifest_fingerprint[:12] + '…'}: pass --curated-dir"
+            f"but {curated} has {manifest_fingerprint and manifest_fingerprint[:12] + '…'}: "
+            "pass the right --curated-dir"
         )
     from digits_data.images import pixels_from_uint8
 

@@ -38,7 +38,9 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
 
 
-def fit(curated_dir: str | os.PathLike, output_dir: str | os.PathLike, config: FitConfig | None = None) -> dict:
+def fit(
+    curated_dir: str | os.PathLike, output_dir: str | os.PathLike, config: FitConfig | None = None
+) -> dict:
     """Train on ``curated_dir`` and write the results to ``output_dir``; return the summary.
 
     Writes ``config.json``, ``lightning_logs/metrics.csv`` (one row per epoch), ``summary.json``
@@ -76,7 +78,7 @@ def fit(curated_dir: str | os.PathLike, output_dir: str | os.PathLike, config: F
             dirpath=scratch, filename="best", monitor="val_selection", mode="max", save_top_k=1
         )
         stopper = EarlyStopping(
-            monitor="val_macro_f1", mode="max", patience=config.early_stopping_patience, check_finite=True
+            monitor="val_selection", mode="max", patience=config.early_stopping_patience, check_finite=True
         )
         trainer = L.Trainer(
             accelerator="cpu",

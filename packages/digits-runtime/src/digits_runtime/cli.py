@@ -1,0 +1,167 @@
+"""`digits`: classify image files, evaluate the model on curated data, write the report."""
+
+import json as jsonlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from digits_data import atomic, dataset
+from digits_data.cli_support import main_for
+from digits_data.contract import META_FINGERPRINT, SPLITS
+from digits_data.errors import DigitsError, UsageError
+from digits_data.images import IMAGE_SUFFIXES, load_image
+from digits_data.progress import Progress
+
+DEFAULT_MODEL = "artifacts/model.onnx"
+EVAL_SPLITS = (*SPLITS, "test")
+
+
+def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None) -> None:
+    """Classify image files (photos, scans or MNIST-style images) as 0, 5 or 8.
+
+    One image prints {"probs": {"0": p0, "5": p5, "8": p8}, "prediction": d}. Several images, or
+    folders (their image files, in sorted order), print one such JSON object per line with its
+    "path"; a file that cannot be read gives a line with "path" and "error", the others still run,
+    and the exit code is then 1.
+
+    Args:
+        images: Image files or folders of image files.
+        model: The ONNX model written by `digits-train export`.
+        threads: onnxruntime threads (default: one per core).
+    """
+    if not images:
+        raise UsageError(
+            "give at least one image file or folder: digits predict --model MODEL IMAGE_OR_DIR ..."
+        )
+    from digits_runtime.predictor import BATCH_SIZE, Predictor
+
+    files = expand(images)
+    predictor = Predictor(model, threads=threads)
+    if len(images) == 1 and len(files) == 1 and not Path(images[0]).is_dir():
+        print(jsonlib.dumps(predictor.predict(files[0]).to_json()))
+        return
+    failed = 0
+    with Progress(len(files), "predict", " images") as bar:
+        for start in range(0, len(files), BATCH_SIZE):
+            batch = files[start : start + BATCH_SIZE]
+            loaded: dict[int, np.ndarray] = {}
+            errors: dict[int, str] = {}
+            for i, path in enumerate(batch):
+                try:
+                    loaded[i] = load_image(path)
+                except DigitsError as exc:
+                    errors[i] = str(exc)
+            stacked = np.stack(list(loaded.values())) if loaded else np.zeros((0, 28, 28), np.float32)
+            predictions = iter(predictor.to_predictions(predictor.probabilities(stacked)))
+            for i, path in enumerate(batch):
+                line = {"path": str(path)}
+                line |= {"error": errors[i]} if i in errors else next(predictions).to_json()
+                print(jsonlib.dumps(line))
+            failed += len(errors)
+            bar.update(len(batch))
+    if failed:
+        raise DigitsError(
+            f'{failed} of {len(files)} images could not be classified (see their "error" lines)'
+        )
+
+
+def expand(inputs: Sequence[str]) -> list[Path]:
+    """Turn files and folders into the list of files to classify; folders give their images, sorted."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(str(item))
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+                raise DigitsError(f"folder {path} holds no image files ({suffixes})")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def evaluate(
+    model: str = DEFAULT_MODEL,
+    curated_dir: str = "artifacts/curated",
+    split: str = "eval",
+    json: str | None = None,
+    threads: int | None = None,
+) -> None:
+    """Report precision, recall, F1, accuracy and the confusion matrix of the model on a split.
+
+    Args:
+        model: The ONNX model written by `digits-train export`.
+        curated_dir: Folder written by `digits-data curate`.
+        split: eval, val or train (curated splits), or test (the MNIST test set's digits 0/5/8).
+        json: Also write the results, with every prediction, to this JSON file.
+        threads: onnxruntime threads (default: one per core).
+    """
+    if split not in EVAL_SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    from digits_runtime.metrics import format_report, report
+    from digits_runtime.predictor import Predictor
+
+    predictor = Predictor(model, threads=threads)
+    data = dataset.load_test_split(curated_dir) if split == "test" else dataset.load_split(curated_dir, split)
+    fingerprint = dataset.fingerprint(curated_dir)
+    if predictor.metadata.get(META_FINGERPRINT) != fingerprint:
+        print(
+            f"digits: warning: {model} was trained on other curated data than {curated_dir} "
+            "(fingerprints differ); the numbers may not mean what you think",
+            file=sys.stderr,
+        )
+    probabilities = predictor.probabilities(data.images)
+    predicted = np.asarray(predictor.labels)[probabilities.argmax(1)]
+    result = {"split": split, **report(data.labels, predicted, predictor.labels)}
+    print(f"{model} on the {split} split of {curated_dir} ({result['n']} images)\n")
+    print(format_report(result))
+    if json is not None:
+        result |= {
+            "model": str(model),
+            "fingerprint": fingerprint,
+            "predictions": [
+                {
+                    "index": int(i),
+                    "label": int(t),
+                    "prediction": int(p),
+                    "probs": [round(float(x), 6) for x in row],
+                }
+                for i, t, p, row in zip(data.indices, data.labels, predicted, probabilities, strict=True)
+            ],
+        }
+        atomic.write_text(json, jsonlib.dumps(result, indent=1) + "\n")
+
+
+def report(
+    curated_dir: str = "artifacts/curated",
+    train_dir: str = "artifacts/train",
+    model: str = DEFAULT_MODEL,
+    eval_dir: str = "artifacts/eval",
+    timings_dir: str = "artifacts/timings",
+    output_dir: str = "artifacts/report",
+) -> None:
+    """Write the HTML report on the data, the training and the model's errors (needs the `report` extra).
+
+    Args:
+        curated_dir: Folder written by `digits-data curate`.
+        train_dir: Folder written by `digits-train fit`.
+        model: The ONNX model.
+        eval_dir: Folder with eval.json and test.json from `digits evaluate --json`.
+        timings_dir: Folder with the recorded wall time of each pipeline step.
+        output_dir: Folder for index.html, its figures and report.json.
+    """
+    try:
+        from digits_runtime.report import write_report
+    except ImportError as exc:
+        raise DigitsError(
+            f"the report needs matplotlib ({exc}): pip install 'digits-runtime[report]'"
+        ) from None
+    index = write_report(curated_dir, train_dir, model, eval_dir, timings_dir, output_dir)
+    print(f"report written to {index}")
+
+
+COMMANDS = {"predict": predict, "evaluate": evaluate, "report": report}
+main = main_for(COMMANDS, "digits")

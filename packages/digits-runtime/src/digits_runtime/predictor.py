@@ -1,0 +1,129 @@
+"""The embeddable predictor: one ONNX model loaded once, predictions from files, images or arrays."""
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digits_data import contract
+from digits_data.errors import DigitsError
+from digits_data.images import load_image, pixels_from_uint8
+
+BATCH_SIZE = 256  # images per onnxruntime call when predicting many
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Probabilities keyed by digit, and the predicted digit."""
+
+    probs: dict[int, float]
+    prediction: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The output contract: ``{"probs": {"0": p0, ...}, "prediction": d}``."""
+        return {"probs": {str(d): round(p, 6) for d, p in self.probs.items()}, "prediction": self.prediction}
+
+
+class Predictor:
+    """Classify digits with an exported model on onnxruntime's CPU provider.
+
+    Args:
+        model_path: The ONNX file written by `digits-train export`.
+        threads: Threads onnxruntime may use within an operator (default: one per core).
+
+    Raises:
+        DigitsError: The file is missing, is not ONNX, or does not follow the model contract.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, *, threads: int | None = None) -> None:
+        import onnxruntime as ort  # the heaviest import, paid once per Predictor
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise DigitsError(f"model {path} does not exist: run `make train` to create it")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.inter_op_num_threads = 1
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise DigitsError(f"threads must be a positive whole number, got {threads!r}")
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for unreadable models
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DigitsError(f"{path} is not a usable ONNX model: {first}") from None
+        self.path = path
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.labels: tuple[int, ...] = self._check_contract()
+
+    def _check_contract(self) -> tuple[int, ...]:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        size = contract.IMAGE_SIZE
+        if len(inputs) != 1 or inputs[0].name != contract.INPUT_NAME or inputs[0].type != "tensor(float)":
+            found = ", ".join(f"{i.name} {i.type}" for i in inputs)
+            raise DigitsError(
+                f"{self.path} does not take one float input '{contract.INPUT_NAME}' (it takes {found})"
+            )
+        if list(inputs[0].shape[1:]) != [1, size, size] or len(inputs[0].shape) != 4:
+            raise DigitsError(
+                f"{self.path} expects input shape {inputs[0].shape}, not (N, 1, {size}, {size}): "
+                "not a digits model"
+            )
+        names = {o.name for o in outputs}
+        if {contract.LOGITS_NAME, contract.PROBABILITIES_NAME} - names:
+            raise DigitsError(
+                f"{self.path} lacks the outputs '{contract.LOGITS_NAME}' and '{contract.PROBABILITIES_NAME}'"
+            )
+        try:
+            labels = tuple(int(d) for d in json.loads(self.metadata[contract.META_LABELS]))
+        except (KeyError, ValueError, TypeError):
+            raise DigitsError(
+                f"{self.path} has no '{contract.META_LABELS}' metadata: not a digits model"
+            ) from None
+        return labels
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """Return probabilities (N, len(labels)) for MNIST-style pixels.
+
+        ``pixels`` is (28, 28), (N, 28, 28) or (N, 1, 28, 28); uint8 in 0-255 or float in [0, 1].
+        """
+        array = np.asarray(pixels)
+        if array.dtype == np.uint8:
+            array = pixels_from_uint8(array)
+        size = contract.IMAGE_SIZE
+        if array.shape[-2:] != (size, size) or array.ndim not in (2, 3, 4):
+            raise DigitsError(f"pixels must be (28, 28), (N, 28, 28) or (N, 1, 28, 28), got {array.shape}")
+        array = np.ascontiguousarray(array.reshape(-1, 1, size, size), dtype=np.float32)
+        if array.size and (array.min() < 0.0 or array.max() > 1.0):
+            raise DigitsError("float pixels must lie in [0, 1] (white ink on black)")
+        chunks = [
+            self.session.run([contract.PROBABILITIES_NAME], {contract.INPUT_NAME: array[i : i + BATCH_SIZE]})[
+                0
+            ]
+            for i in range(0, len(array), BATCH_SIZE)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def predict(self, source: str | os.PathLike | Any) -> Prediction:
+        """Classify one image: a file path, a PIL image, or a (28, 28) pixel array."""
+        return self.predict_many([source])[0]
+
+    def predict_many(self, sources: Iterable[str | os.PathLike | Any]) -> list[Prediction]:
+        """Classify several images (paths, PIL images or (28, 28) arrays) in batches."""
+        pixels = [s if isinstance(s, np.ndarray) else load_image(s) for s in sources]
+        if not pixels:
+            return []
+        return self.to_predictions(self.probabilities(np.stack(pixels)))
+
+    def to_predictions(self, probabilities: np.ndarray) -> list[Prediction]:
+        """Turn rows of probabilities into :class:`Prediction` objects."""
+        best = probabilities.argmax(1)
+        return [
+            Prediction({d: float(p) for d, p in zip(self.labels, row, strict=True)}, self.labels[i])
+            for row, i in zip(probabilities, best, strict=True)
+        ]

@@ -1,0 +1,114 @@
+"""The Predictor on a real ONNX model with real onnxruntime, and its refusal of models off contract."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from digits_data import contract, dataset
+from digits_data.errors import DigitsError
+from digits_data.images import pixels_from_uint8
+from digits_runtime import Prediction, Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(model_path):
+    return Predictor(model_path, threads=2)
+
+
+def test_loads_labels_and_metadata(predictor, small_curated):
+    assert predictor.labels == (0, 5, 8)
+    assert predictor.metadata[contract.META_FINGERPRINT] == dataset.fingerprint(small_curated)
+
+
+def test_array_inputs_of_every_shape_and_dtype_agree(predictor, small_curated):
+    images = dataset.load_split(small_curated, "eval").images
+    reference = predictor.probabilities(images)
+    assert reference.shape == (len(images), 3)
+    np.testing.assert_allclose(reference.sum(1), 1.0, atol=1e-5)
+    pixels = pixels_from_uint8(images)
+    np.testing.assert_allclose(predictor.probabilities(pixels), reference, atol=1e-6)
+    np.testing.assert_allclose(predictor.probabilities(pixels[:, None]), reference, atol=1e-6)
+    np.testing.assert_allclose(predictor.probabilities(pixels[0]), reference[:1], atol=1e-6)
+    many = np.concatenate([pixels] * 5)  # more than one onnxruntime batch
+    np.testing.assert_allclose(predictor.probabilities(many), np.concatenate([reference] * 5), atol=1e-6)
+
+
+def test_the_class_mean_model_really_classifies(predictor, small_curated):
+    split = dataset.load_split(small_curated, "eval")
+    predictions = predictor.predict_many(list(pixels_from_uint8(split.images)))
+    accuracy = np.mean([p.prediction == t for p, t in zip(predictions, split.labels, strict=True)])
+    assert accuracy > 0.8
+
+
+def test_predict_from_path_pil_and_array_agree(predictor, small_curated, tmp_path):
+    image = dataset.load_split(small_curated, "eval").images[0]
+    path = tmp_path / "digit.png"
+    Image.fromarray(image).save(path)
+    from_path = predictor.predict(path)
+    assert isinstance(from_path, Prediction)
+    assert from_path == predictor.predict(Image.open(path))
+    assert from_path == predictor.predict(pixels_from_uint8(image))
+    assert set(from_path.probs) == {0, 5, 8}
+    assert from_path.prediction == max(from_path.probs, key=from_path.probs.get)
+    assert list(from_path.to_json()) == ["probs", "prediction"]
+    assert list(from_path.to_json()["probs"]) == ["0", "5", "8"]
+
+
+def test_bad_pixels_are_refused(predictor):
+    with pytest.raises(
+        DigitsError, match=r"pixels must be \(28, 28\), \(N, 28, 28\) or \(N, 1, 28, 28\), got \(3, 32, 32\)"
+    ):
+        predictor.probabilities(np.zeros((3, 32, 32), np.float32))
+    with pytest.raises(DigitsError, match=r"float pixels must lie in \[0, 1\]"):
+        predictor.probabilities(np.full((28, 28), 255.0, np.float32))
+
+
+def test_missing_and_non_onnx_models_are_refused(tmp_path):
+    with pytest.raises(
+        DigitsError, match=f"^model {tmp_path / 'none.onnx'} does not exist: run `make train`"
+    ):
+        Predictor(tmp_path / "none.onnx")
+    text = tmp_path / "model.onnx"
+    text.write_text("not a model")
+    with pytest.raises(DigitsError, match=f"^{text} is not a usable ONNX model: "):
+        Predictor(text)
+
+
+def test_models_off_contract_are_refused(tmp_path, make_model):
+    labels = [0, 5, 8]
+    wrong_shape = tmp_path / "wide.onnx"
+    onnx.save(make_model(np.zeros((3, 32, 32), np.float32), labels, "x", side=32), wrong_shape)
+    with pytest.raises(
+        DigitsError, match=r"expects input shape \['batch', 1, 32, 32\], not \(N, 1, 28, 28\)"
+    ):
+        Predictor(wrong_shape)
+    unlabelled = make_model(np.zeros((3, 28, 28), np.float32), labels, "x")
+    del unlabelled.metadata_props[:]
+    path = tmp_path / "unlabelled.onnx"
+    onnx.save(unlabelled, path)
+    with pytest.raises(DigitsError, match="has no 'labels' metadata: not a digits model"):
+        Predictor(path)
+
+
+def test_threads_must_be_positive(model_path):
+    with pytest.raises(DigitsError, match="threads must be a positive whole number, got 0"):
+        Predictor(model_path, threads=0)
+
+
+def test_runtime_never_imports_torch(model_path, small_curated, tmp_path):
+    image = tmp_path / "d.png"
+    Image.fromarray(dataset.load_split(small_curated, "eval").images[0]).save(image)
+    code = (
+        "import sys, json; from digits_runtime import Predictor; "
+        f"p = Predictor({str(model_path)!r}); print(json.dumps(p.predict({str(image)!r}).to_json())); "
+        "assert not any(m == 'torch' or m.startswith(('torch.', 'lightning')) for m in sys.modules), "
+        "'torch was imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) == {"probs", "prediction"}
