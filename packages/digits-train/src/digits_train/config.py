@@ -20,7 +20,7 @@ class FitConfig:
 
     seed: int = DEFAULT_SEED
     epochs: int = MAX_EPOCHS
-    min_epochs: int = 10
+    min_epochs: int = 15
     learning_rate: float = 1e-3
     batch_size: int = 32
     num_workers: int = 0

@@ -1,0 +1,107 @@
+"""digits-train's command line: each bad input gives one line, a non-zero exit and no partial files."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from digits_data.cli_support import run_fire
+from digits_train import cli
+
+
+def run(capsys, *argv):
+    code = run_fire(cli.COMMANDS, "digits-train", [str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "21"], "--epochs must be at most 20 (training is meant to take seconds), got 21"),
+        (["--epochs", "0"], "--epochs must be between 1 and 20, got 0"),
+        (["--learning-rate", "0"], "--learning-rate must be in (0.0, 1.0), got 0.0"),
+        (["--learning-rate", "fast"], "--learning-rate must be a number, got 'fast'"),
+        (["--batch-size", "0"], "--batch-size must be between 1 and 4096, got 0"),
+        (["--augment", "maybe"], "--augment must be true or false (or --noaugment), got 'maybe'"),
+    ],
+)
+def test_out_of_range_arguments_exit_2(capsys, small_curated, tmp_path, args, message):
+    code, _, err = run(capsys, "fit", "--curated-dir", small_curated, "--output-dir", tmp_path / "o", *args)
+    assert (code, err) == (2, f"digits-train: error: {message}\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_or_incomplete_curated_folder(capsys, small_curated, tmp_path):
+    code, _, err = run(capsys, "fit", "--curated-dir", tmp_path / "none", "--output-dir", tmp_path / "o")
+    assert code == 1
+    assert err == (
+        f"digits-train: error: curated folder {tmp_path / 'none'} does not exist: "
+        "run `make curate` (or `digits-data curate`) to create it\n"
+    )
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "train.npz").write_bytes((small_curated / "train.npz").read_bytes())
+    code, _, err = run(capsys, "fit", "--curated-dir", partial, "--output-dir", tmp_path / "o")
+    assert code == 1
+    assert "manifest.json is missing, so" in err
+    assert "is incomplete: run `make curate`" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_checksum_mismatch(capsys, small_curated, tmp_path):
+    copy = tmp_path / "c"
+    copy.mkdir()
+    for f in small_curated.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    data = bytearray((copy / "train.npz").read_bytes())
+    data[-10] ^= 1
+    (copy / "train.npz").write_bytes(bytes(data))
+    code, _, err = run(capsys, "fit", "--curated-dir", copy, "--output-dir", tmp_path / "o")
+    assert code == 1
+    assert f"{copy / 'train.npz'} does not match the sha256 in {copy / 'manifest.json'}" in err
+    assert not (tmp_path / "o" / "best.ckpt").exists()
+
+
+def test_bad_checkpoints(capsys, trained, tmp_path):
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "epoch": 3}, foreign)
+    out = tmp_path / "m.onnx"
+    code, _, err = run(capsys, "export", "--checkpoint-path", foreign, "--output", out)
+    assert (code, err) == (
+        1,
+        f"digits-train: error: {foreign} is not a digits-train checkpoint: "
+        "it lacks the labels and normalization\n",
+    )
+    truncated = tmp_path / "cut.ckpt"
+    truncated.write_bytes((trained["dir"] / "best.ckpt").read_bytes()[:5000])
+    code, _, err = run(capsys, "export", "--checkpoint-path", truncated, "--output", out)
+    assert code == 1
+    assert err.startswith(
+        f"digits-train: error: {truncated} is not a readable checkpoint (truncated or corrupt?): "
+    )
+    assert err.count("\n") == 1
+    code, _, err = run(capsys, "export", "--checkpoint-path", tmp_path / "none.ckpt", "--output", out)
+    assert err == (
+        f"digits-train: error: checkpoint {tmp_path / 'none.ckpt'} does not exist: "
+        "run `make train` (or `digits-train fit`)\n"
+    )
+    assert not out.exists()
+    assert list(tmp_path.glob(".m.onnx*")) == []
+
+
+def test_help_and_usage_as_a_process(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "digits_train", "fit", "--epochs", "99"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == "digits-train: error: --epochs must be at most 20 (training is meant to take seconds), got 99\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "digits_train", "export", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert "Export a checkpoint to a single ONNX file" in done.stdout + done.stderr
