@@ -1,18 +1,15 @@
 """`digits-data`: download and verify MNIST, curate the subset, inspect it."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from digits_data import atomic, dataset, mnist
 from digits_data import curate as curation
 from digits_data.cli_support import check_int, main_for
+from digits_data.contact_sheet import write_contact_sheet
 from digits_data.contract import DEFAULT_EVAL_RATIO, DEFAULT_SEED, DEFAULT_VAL_RATIO, SPLITS
 from digits_data.errors import UsageError
-
-SHEET_SAMPLES = 12  # images per (split, digit) row of the contact sheet
-SHEET_SCALE = 2  # each 28x28 image drawn at 56x56
 
 
 def download(data_dir: str = "artifacts/mnist", source: str = "auto") -> None:
@@ -94,30 +91,6 @@ def sample(
     check_int("index", index, 0, len(data) - 1)
     _save_png(data.images[index], output)
     print(f"{output}: {split} image {index}, MNIST index {data.indices[index]}, digit {data.labels[index]}")
-
-
-def write_contact_sheet(curated_dir: str | os.PathLike, output: str | os.PathLike) -> Path:
-    """Draw SHEET_SAMPLES images per (split, digit) row, labelled, into a PNG at ``output``."""
-    from PIL import Image, ImageDraw
-
-    manifest = dataset.load_manifest(curated_dir, verify=False)
-    classes = manifest["classes"]
-    cell = 28 * SHEET_SCALE
-    margin = 110
-    rows = [(split, digit) for split in SPLITS for digit in classes]
-    sheet = Image.new("L", (margin + SHEET_SAMPLES * (cell + 2), len(rows) * (cell + 2)), 255)
-    draw = ImageDraw.Draw(sheet)
-    for r, (split_name, digit) in enumerate(rows):
-        split = dataset.load_split(curated_dir, split_name, verify=False)
-        picks = np.flatnonzero(split.labels == digit)[:SHEET_SAMPLES]
-        y = r * (cell + 2)
-        draw.text((6, y + cell // 2 - 6), f"{split_name}  digit {digit}", fill=0)
-        for c, i in enumerate(picks):
-            tile = Image.fromarray(split.images[i]).resize((cell, cell), Image.Resampling.NEAREST)
-            sheet.paste(tile, (margin + c * (cell + 2), y))
-    with atomic.atomic_path(output) as tmp:
-        sheet.save(tmp, format="PNG")
-    return Path(output)
 
 
 def _save_png(image: np.ndarray, output: str | os.PathLike) -> None:

@@ -15,6 +15,7 @@ def fit(
     batch_size: int = 32,
     num_workers: int = 0,
     augment: bool = True,
+    network: str = "compact",
 ) -> None:
     """Train the CNN on the curated splits; keep the checkpoint with the best validation macro-F1.
 
@@ -29,6 +30,7 @@ def fit(
         batch_size: Training batch size.
         num_workers: DataLoader worker processes (0 is fastest for in-memory 28x28 data).
         augment: Random small rotations, shifts and scalings of training batches.
+        network: compact (three conv blocks, the default) or reference (two conv blocks).
     """
     if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > MAX_EPOCHS:
         raise UsageError(
@@ -41,6 +43,7 @@ def fit(
         batch_size=batch_size,
         num_workers=num_workers,
         augment=augment,
+        network=network,
     )
     from digits_train.fit import fit as run_fit  # torch and Lightning load only when needed
 

@@ -4,8 +4,10 @@ from dataclasses import asdict, dataclass
 
 from digits_data.cli_support import check_bool, check_float, check_int
 from digits_data.contract import DEFAULT_SEED
+from digits_data.errors import UsageError
 
 MAX_EPOCHS = 20
+NETWORKS = ("compact", "reference")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class FitConfig:
     batch_size: int = 32
     num_workers: int = 0
     augment: bool = True
+    network: str = "compact"
     early_stopping_patience: int = 3
     lr_patience: int = 2
     lr_factor: float = 0.5
@@ -38,6 +41,8 @@ class FitConfig:
         check_int("batch_size", self.batch_size, 1, 4096)
         check_int("num_workers", self.num_workers, 0, 64)
         check_bool("augment", self.augment)
+        if self.network not in NETWORKS:
+            raise UsageError(f"--network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
         check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
         check_int("lr_patience", self.lr_patience, 0, MAX_EPOCHS)
         check_float("lr_factor", self.lr_factor, 0.0, 1.0)

@@ -99,11 +99,14 @@ def fit(
         trainer.fit(model, train_loader, val_loader)
         wall = time.perf_counter() - start
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        # EarlyStopping may ask to stop before min_epochs; training ends when both allow it.
+        epochs_run = trainer.current_epoch
+        stopped_early = epochs_run < config.epochs
         summary = {
-            "epochs_run": trainer.current_epoch,
+            "epochs_run": epochs_run,
             "best_epoch": best["epoch"],
-            "stopped_early": stopper.stopped_epoch > 0,
-            "stopped_epoch": stopper.stopped_epoch if stopper.stopped_epoch > 0 else None,
+            "stopped_early": stopped_early,
+            "stopped_epoch": epochs_run - 1 if stopped_early else None,
             "best_val_metrics": best["digits_val_metrics"],
             "wall_time_seconds": round(wall, 2),
             "config": config.to_dict(),

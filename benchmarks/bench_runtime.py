@@ -1,0 +1,119 @@
+"""Runtime numbers, each compared within this one run:
+
+- `digits predict` on one image and `digits evaluate` on the eval split, whole processes, against
+  the floor `python -c "import onnxruntime"` (medians of several runs);
+- Predictor throughput at batch 256 on 2 threads;
+- agreement of predictions on the eval split saved as PNG files with predictions on its arrays;
+- `digits evaluate --split val` against the validation metrics recorded in the model at export.
+
+    .venv/bin/python benchmarks/bench_runtime.py [--model MODEL] [--curated-dir CURATED]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from digits_data import contract, dataset
+from digits_runtime import Predictor
+
+BIN = Path(sys.executable).parent
+RUNS = 7
+
+
+def wall(command: list[str]) -> float:
+    """Median wall time of a command over RUNS runs (after one warm-up run)."""
+    subprocess.run(command, check=True, capture_output=True)
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="runtime benchmarks")
+    parser.add_argument("--model", default="artifacts/model.onnx")
+    parser.add_argument("--curated-dir", default="artifacts/curated")
+    args = parser.parse_args()
+    split = dataset.load_split(args.curated_dir, "eval")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = Path(tmp) / "sample.png"
+        Image.fromarray(split.images[0]).save(sample)
+        floor = wall([sys.executable, "-c", "import onnxruntime"])
+        predict = wall([str(BIN / "digits"), "predict", "--model", args.model, str(sample)])
+        evaluate = wall(
+            [str(BIN / "digits"), "evaluate", "--model", args.model, "--curated-dir", args.curated_dir]
+        )
+    print(f"floor: python -c 'import onnxruntime'       {floor * 1000:6.0f} ms")
+    for label, seconds, target in (
+        ("digits predict, one image", predict, 2),
+        ("digits evaluate, eval split", evaluate, 3),
+    ):
+        print(
+            f"{label + ' (whole process)':43}{seconds * 1000:6.0f} ms"
+            f"  ratio {seconds / floor:.2f} (<= {target})"
+        )
+
+    predictor = Predictor(args.model, threads=2)
+    batch = split.images[:256]
+    predictor.probabilities(batch)
+    rounds, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 3.0:
+        predictor.probabilities(batch)
+        rounds += 1
+    rate = rounds * len(batch) / (time.perf_counter() - start)
+    print(f"Predictor throughput, batch 256, 2 threads: {rate:,.0f} images/s (>= 30,000)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, image in enumerate(split.images):
+            paths.append(Path(tmp) / f"{i:04d}.png")
+            Image.fromarray(image).save(paths[-1])
+        from_files = [p.prediction for p in predictor.predict_many(paths)]
+    from_arrays = np.asarray(predictor.labels)[predictor.probabilities(split.images).argmax(1)]
+    agree = float(np.mean(np.asarray(from_files) == from_arrays))
+    print(f"eval split as PNG files vs arrays: {agree:.2%} of {len(split)} predictions agree (>= 99.8%)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "val.json"
+        subprocess.run(
+            [
+                str(BIN / "digits"),
+                "evaluate",
+                "--model",
+                args.model,
+                "--curated-dir",
+                args.curated_dir,
+                "--split",
+                "val",
+                "--json",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        measured = json.loads(out.read_text())
+    recorded = json.loads(predictor.metadata[contract.META_VAL_METRICS])
+    same = (
+        round(measured["macro_f1"], 6) == recorded["val_macro_f1"]
+        and round(measured["accuracy"], 6) == recorded["val_accuracy"]
+    )
+    print(
+        f"val split: evaluate macro-F1 {measured['macro_f1']:.6f}, accuracy {measured['accuracy']:.6f}; "
+        f"recorded at export {recorded['val_macro_f1']:.6f}, {recorded['val_accuracy']:.6f}: "
+        f"{'identical' if same else 'DIFFERENT'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

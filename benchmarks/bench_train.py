@@ -1,0 +1,89 @@
+"""Time `digits-train fit` against a bare PyTorch loop doing the same work, in one run.
+
+Both run as fresh processes on the same curated data, same network, epochs, batch size,
+augmentation, loss and optimizer, with a validation pass per epoch; the bare loop has no
+Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly
+as many epochs as the fit did (early stopping may end the fit before 20).
+
+    .venv/bin/python benchmarks/bench_train.py [--curated-dir artifacts/curated]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+BARE_LOOP = r"""
+import sys, time
+import torch, torch.nn.functional as F
+from digits_data import dataset
+from digits_train.augment import AffineJitter
+from digits_train.data import class_weights, tensors
+from digits_train.model import build_network
+torch.set_num_threads(2)
+torch.manual_seed(0)
+curated, epochs, batch = sys.argv[1], int(sys.argv[2]), 32
+manifest = dataset.load_manifest(curated)
+labels = manifest["classes"]
+x, y = tensors(dataset.load_split(curated, "train"), labels)
+xv, yv = tensors(dataset.load_split(curated, "val"), labels)
+mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
+weights = torch.tensor(class_weights(y, len(labels)), dtype=torch.float32)
+net = build_network(len(labels))
+opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+jitter, gen = AffineJitter(), torch.Generator().manual_seed(0)
+start = time.perf_counter()
+for epoch in range(epochs):
+    net.train()
+    order = torch.randperm(len(x), generator=gen)
+    for i in range(0, len(x), batch):
+        idx = order[i : i + batch]
+        loss = F.cross_entropy(net((jitter(x[idx], gen) - mean) / std), y[idx], weight=weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        val = (net((xv - mean) / std).argmax(1) == yv).float().mean()
+print(f"{time.perf_counter() - start:.2f}")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--curated-dir", default="artifacts/curated")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run(
+            [str(BIN / "digits-train"), "fit", "--curated-dir", args.curated_dir, "--output-dir", out],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        fit_process = time.perf_counter() - start
+        summary = json.loads((Path(out) / "summary.json").read_text())
+    epochs = summary["epochs_run"]
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", BARE_LOOP, args.curated_dir, str(epochs)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    bare_process = time.perf_counter() - start
+    bare_loop = float(done.stdout.strip())
+    print(f"epochs: {epochs} (batch 32, augmentation on, validation every epoch)")
+    fit_seconds = summary["wall_time_seconds"]
+    print(f"digits-train fit: {fit_process:6.1f} s whole process, {fit_seconds:6.1f} s in Trainer.fit")
+    print(f"bare PyTorch loop: {bare_process:6.1f} s whole process, {bare_loop:6.1f} s in the loop")
+    print(f"ratio (whole process): {fit_process / bare_process:.2f}  (target <= 1.5)")
+    print(f"ratio (training only): {fit_seconds / bare_loop:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The HTML report on a tiny run: every figure, only existing files linked, the same numbers everywhere."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digits_data.cli_support import run_fire
+from digits_data.errors import DigitsError
+from digits_runtime import cli
+
+pytest.importorskip("matplotlib")
+
+from digits_runtime.report import write_report
+
+METRICS_CSV = """\
+epoch,step,train_loss,val_accuracy,val_loss,val_macro_f1,val_recall_0,val_recall_5,val_recall_8,lr
+0,7,,0.81,0.52,0.78,0.9,0.5,0.85,0.001
+0,7,0.91,,,,,,,
+1,15,,0.9,0.31,0.88,0.95,0.7,0.9,0.001
+1,15,0.45,,,,,,,
+2,23,,0.88,0.35,0.86,0.9,0.7,0.92,0.0005
+2,23,0.33,,,,,,,
+"""
+
+
+@pytest.fixture(scope="module")
+def report_inputs(model_path, small_curated, tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    train = root / "train"
+    (train / "lightning_logs").mkdir(parents=True)
+    (train / "lightning_logs" / "metrics.csv").write_text(METRICS_CSV)
+    summary = {
+        "epochs_run": 3,
+        "best_epoch": 1,
+        "stopped_early": True,
+        "stopped_epoch": 2,
+        "best_val_metrics": {"val_macro_f1": 0.88, "val_accuracy": 0.9, "val_loss": 0.31},
+        "wall_time_seconds": 1.5,
+        "config": {"seed": 1},
+    }
+    (train / "summary.json").write_text(json.dumps(summary))
+    evaluations = root / "eval"
+    for split in ("eval", "test"):
+        argv = ["evaluate", "--model", str(model_path), "--curated-dir", str(small_curated), "--split", split]
+        assert run_fire(cli.COMMANDS, "digits", [*argv, "--json", str(evaluations / f"{split}.json")]) == 0
+    timings = root / "timings"
+    timings.mkdir()
+    (timings / "train.json").write_text(json.dumps({"step": "train", "command": [], "seconds": 12.5}))
+    return {
+        "curated": small_curated,
+        "train": train,
+        "model": model_path,
+        "eval": evaluations,
+        "timings": timings,
+    }
+
+
+@pytest.fixture(scope="module")
+def report(report_inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report"
+    i = report_inputs
+    index = write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out)
+    return {"index": index, "dir": out, "json": json.loads((out / "report.json").read_text())}
+
+
+def test_page_and_every_figure_exist_and_are_not_blank(report):
+    names = set(report["json"]["figures"].values())
+    assert {"counts.png", "samples.png", "training.png", "confusion_eval.png", "confusion_test.png"} <= names
+    assert "least_confident.png" in names
+    for name in names:
+        with Image.open(report["dir"] / name) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        assert pixels.std() > 10, name
+        assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, name
+
+
+def test_page_references_only_files_that_exist(report):
+    page = report["index"].read_text()
+    refs = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", page)
+    assert len(refs) >= 6
+    for ref in refs:
+        assert not ref.startswith(("http:", "https:", "//")), ref
+        assert (report["dir"] / ref).is_file(), ref
+
+
+def test_numbers_agree_between_page_json_and_evaluation(report, report_inputs):
+    page = report["index"].read_text()
+    for split in ("eval", "test"):
+        evaluation = json.loads((report_inputs["eval"] / f"{split}.json").read_text())
+        in_report = report["json"]["evaluation"][split]
+        for key in ("n", "accuracy", "macro_f1", "per_class", "confusion_matrix"):
+            assert in_report[key] == evaluation[key]
+        assert f"<td>{evaluation['accuracy']:.4f}</td>" in page
+        assert f"<td>{evaluation['macro_f1']:.4f}</td>" in page
+        for digit, c in evaluation["per_class"].items():
+            row = f"<td>digit {digit}</td><td>{c['precision']:.4f}</td><td>{c['recall']:.4f}</td>"
+            row += f"<td>{c['f1']:.4f}</td>"
+            assert row in page
+        wrong = [p for p in evaluation["predictions"] if p["label"] != p["prediction"]]
+        if split == "eval":
+            assert report["json"]["misclassified_eval"] == wrong
+    assert report["json"]["timings_seconds"] == {
+        "download": None,
+        "curate": None,
+        "train": 12.5,
+        "export": None,
+        "evaluate": None,
+    }
+    assert "<th>train</th><td>12.5 s</td>" in page
+    assert "<th>download</th><td>not recorded</td>" in page
+    assert report["json"]["training"]["best_epoch"] == 1
+
+
+def test_missing_inputs_name_the_file_and_the_target(report_inputs, tmp_path):
+    i = report_inputs
+    with pytest.raises(
+        DigitsError, match=f"^{tmp_path / 'summary.json'} is missing: run `make train` first$"
+    ):
+        write_report(i["curated"], tmp_path, i["model"], i["eval"], i["timings"], tmp_path / "r")
+    with pytest.raises(
+        DigitsError, match=f"^{tmp_path / 'eval.json'} is missing: run `make evaluate` first$"
+    ):
+        write_report(i["curated"], i["train"], i["model"], tmp_path, i["timings"], tmp_path / "r")
+    assert not (tmp_path / "r").exists()
