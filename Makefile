@@ -16,7 +16,7 @@ TIMED  := $(BIN)/python -m digits_data.timing $(ART)/timings
 SOURCE ?= auto
 IMAGE  ?=
 SAMPLE := $(ART)/sample.png
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
 INSTALLED := $(VENV)/.installed

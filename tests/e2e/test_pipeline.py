@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from digits_data import dataset
+from digits_data import contract, dataset
+from digits_runtime import Predictor
 
 BIN = Path(sys.executable).parent
 
@@ -58,6 +59,25 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
     assert f"{result['accuracy']:.4f}" in report.stdout
     # With two epochs on 245 images the model is already far better than chance.
     assert result["accuracy"] > 0.8
+
+    # Evaluating the validation split reproduces exactly the metrics recorded in the model at export.
+    run(
+        "digits",
+        "evaluate",
+        "--model",
+        str(model),
+        "--curated-dir",
+        str(curated),
+        "--split",
+        "val",
+        "--json",
+        str(tmp_path / "val.json"),
+    )
+    val = json.loads((tmp_path / "val.json").read_text())
+    recorded = json.loads(Predictor(model).metadata[contract.META_VAL_METRICS])
+    assert recorded["val_macro_f1"] == round(val["macro_f1"], 6)
+    assert recorded["val_accuracy"] == round(val["accuracy"], 6)
+    assert recorded == summary["best_val_metrics"]
 
     sample = tmp_path / "sample.png"
     run(
