@@ -161,6 +161,11 @@ def export(
         contract.META_VERSIONS: json.dumps(producer_versions(), sort_keys=True),
         contract.META_PARITY: json.dumps(checked, sort_keys=True),
     }
+    # Stack traces name absolute source paths: without them the bytes do not depend on the checkout.
+    for node in proto.graph.node:
+        kept = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
     onnx.helper.set_model_props(proto, meta)
     proto.producer_name, proto.doc_string = "digits-train", "Digits 0/5/8 classifier, MNIST-style input."
     try:
