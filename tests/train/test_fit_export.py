@@ -115,3 +115,14 @@ def test_same_seed_same_weights_and_same_onnx_bytes(trained, small_curated, tmp_
     assert all(torch.equal(first[k], second[k]) for k in first)
     export(tmp_path / "best.ckpt", tmp_path / "model.onnx")
     assert (tmp_path / "model.onnx").read_bytes() == (trained["dir"] / "model.onnx").read_bytes()
+
+
+def test_failed_parity_check_leaves_no_model_file(trained, tmp_path, monkeypatch):
+    from digits_data.errors import DigitsError
+    from digits_train import export as export_module
+
+    monkeypatch.setattr(export_module, "PARITY_ATOL", -1.0)  # no difference can pass
+    out = tmp_path / "model.onnx"
+    with pytest.raises(DigitsError, match="ONNX and torch probabilities differ by .* at batch size 1"):
+        export(trained["dir"] / "best.ckpt", out)
+    assert list(tmp_path.iterdir()) == []

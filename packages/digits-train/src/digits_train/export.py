@@ -20,6 +20,7 @@ from torch import nn
 
 from digits_data import atomic, contract, dataset
 from digits_data.errors import DigitsError
+from digits_data.images import pixels_from_uint8
 from digits_train.fit import configure_torch
 from digits_train.model import DigitsClassifier
 
@@ -146,8 +147,6 @@ def export(
             f"but {curated} has {manifest_fingerprint and manifest_fingerprint[:12] + '…'}: "
             "pass the right --curated-dir"
         )
-    from digits_data.images import pixels_from_uint8
-
     pixels = pixels_from_uint8(dataset.load_split(curated, "eval").images)[:, None]
     proto = to_onnx(model)
     checked = parity(model, proto.SerializeToString(), pixels)
