@@ -39,41 +39,23 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
     assert (train / "best.ckpt").is_file()
     run("digits-train", "export", "--checkpoint-path", str(train / "best.ckpt"), "--output", str(model))
 
-    report = run(
-        "digits",
-        "evaluate",
-        "--model",
-        str(model),
-        "--curated-dir",
-        str(curated),
-        "--split",
-        "eval",
-        "--json",
-        str(tmp_path / "eval.json"),
-    )
-    result = json.loads((tmp_path / "eval.json").read_text())
+    def evaluate(split: str) -> tuple[dict, str]:
+        out = tmp_path / f"{split}.json"
+        args = ["--model", str(model), "--curated-dir", str(curated), "--split", split, "--json", str(out)]
+        printed = run("digits", "evaluate", *args).stdout
+        return json.loads(out.read_text()), printed
+
+    result, printed = evaluate("eval")
     assert result["split"] == "eval"
     assert result["n"] == len(dataset.load_split(curated, "eval")) == 72
     assert result["labels"] == [0, 5, 8]
     assert sum(map(sum, result["confusion_matrix"])) == 72
-    assert f"{result['accuracy']:.4f}" in report.stdout
+    assert f"{result['accuracy']:.4f}" in printed
     # With two epochs on 245 images the model is already far better than chance.
     assert result["accuracy"] > 0.8
 
     # Evaluating the validation split reproduces exactly the metrics recorded in the model at export.
-    run(
-        "digits",
-        "evaluate",
-        "--model",
-        str(model),
-        "--curated-dir",
-        str(curated),
-        "--split",
-        "val",
-        "--json",
-        str(tmp_path / "val.json"),
-    )
-    val = json.loads((tmp_path / "val.json").read_text())
+    val, _ = evaluate("val")
     recorded = json.loads(Predictor(model).metadata[contract.META_VAL_METRICS])
     assert recorded["val_macro_f1"] == round(val["macro_f1"], 6)
     assert recorded["val_accuracy"] == round(val["accuracy"], 6)
