@@ -158,12 +158,12 @@ def test_wheel_with_a_wrong_member_is_refused(capsys, tmp_path):
             ["--class-counts", "{0: 6000, 5: 10}"],
             "digit 0: asked for 6000 images but MNIST training holds 5923",
         ),
-        (["--eval-ratio", "1.2"], r"--eval-ratio must be a number in (0, 1), got 1.2"),
+        (["--eval-ratio", "1.2"], "--eval-ratio must be in (0.0, 1.0), got 1.2"),
         (
             ["--eval-ratio", "0.5", "--val-ratio", "0.5"],
             "--eval-ratio + --val-ratio must be below 1 to leave training data, got 0.5 + 0.5",
         ),
-        (["--val-ratio", "abc"], "--val-ratio must be a number in (0, 1), got 'abc'"),
+        (["--val-ratio", "abc"], "--val-ratio must be a number, got 'abc'"),
     ],
 )
 def test_bad_curation_arguments_exit_2(capsys, mnist_dir, tmp_path, args, message):

@@ -110,10 +110,10 @@ def test_test_split_is_the_mnist_test_set_digits(full):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"eval_ratio": 0.0}, r"--eval-ratio must be a number in \(0, 1\), got 0.0"),
-        ({"val_ratio": 1.5}, r"--val-ratio must be a number in \(0, 1\), got 1.5"),
+        ({"eval_ratio": 0.0}, r"--eval-ratio must be in \(0.0, 1.0\), got 0.0"),
+        ({"val_ratio": 1.5}, r"--val-ratio must be in \(0.0, 1.0\), got 1.5"),
         ({"eval_ratio": 0.6, "val_ratio": 0.4}, "must be below 1 to leave training data"),
-        ({"seed": -1}, "--seed must be a non-negative whole number"),
+        ({"seed": -1}, "--seed must be between 0 and 4294967295, got -1"),
         ({"class_counts": {0: 10}}, "needs at least two digits"),
         ({"class_counts": {0: 10, 12: 5}}, "keys must be digits 0-9, got 12"),
         ({"class_counts": {0: 10, 5: 0}}, "for digit 5 must be a positive whole number, got 0"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from digits_data import atomic, mnist
+from digits_data.cli_support import check_float, check_int
 from digits_data.contract import (
     DEFAULT_CLASS_COUNTS,
     DEFAULT_EVAL_RATIO,
@@ -49,12 +50,9 @@ class CurationConfig:
                 raise UsageError(
                     f"--class-counts for digit {digit} must be a positive whole number, got {count!r}"
                 )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise UsageError(f"--seed must be a non-negative whole number, got {self.seed!r}")
-        for name in ("eval_ratio", "val_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be a number in (0, 1), got {value!r}")
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_float("eval_ratio", self.eval_ratio, 0.0, 1.0)
+        check_float("val_ratio", self.val_ratio, 0.0, 1.0)
         if self.eval_ratio + self.val_ratio >= 1:
             raise UsageError(
                 f"--eval-ratio + --val-ratio must be below 1 to leave training data, "
