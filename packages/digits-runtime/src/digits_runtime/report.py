@@ -80,6 +80,15 @@ def plot_counts(manifest: dict, out: Path) -> str:
     return _save(fig, out / "counts.png")
 
 
+def contact_sheet(curated_dir: Path, out: Path) -> str:
+    """The contact sheet `make inspect` drew, copied; drawn here if it is missing or older than the data."""
+    existing = curated_dir / "samples.png"
+    if existing.is_file() and existing.stat().st_mtime >= dataset.manifest_path(curated_dir).stat().st_mtime:
+        shutil.copyfile(existing, out / "samples.png")
+        return "samples.png"
+    return write_contact_sheet(curated_dir, out / "samples.png").name
+
+
 def plot_training(epochs: list[dict], summary: dict, labels: list[int], out: Path) -> str:
     """Loss, validation macro-F1, per-digit recall and learning rate per epoch, best epoch marked."""
     x = [e["epoch"] for e in epochs]
@@ -233,7 +242,7 @@ def write_report(
     try:
         figures = {
             "counts": plot_counts(manifest, scratch),
-            "samples": write_contact_sheet(curated_dir, scratch / "samples.png").name,
+            "samples": contact_sheet(curated_dir, scratch),
             "training": plot_training(epochs, summary, labels, scratch),
             "confusion_eval": plot_confusion(results["eval"], scratch, "eval split"),
             "confusion_test": plot_confusion(results["test"], scratch, "MNIST test digits"),
