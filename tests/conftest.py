@@ -20,7 +20,8 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def small_curated(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real curation of MNIST with small counts: train 245, val 43, eval 72 images."""
+    """A real curation of MNIST with small counts: train 245, val 43, eval 72 images;
+    other_train 140 and other_val 70 (20 and 10 of each other digit)."""
     out = tmp_path_factory.mktemp("curated")
-    curate.curate(mnist_dir, out, class_counts=SMALL_COUNTS)
+    curate.curate(mnist_dir, out, class_counts=SMALL_COUNTS, other_train_per_digit=20, other_val_per_digit=10)
     return out

@@ -66,6 +66,9 @@ def test_curate_prints_the_counts(capsys, curated):
     assert rows["train"] == ["27", "14", "41", "82"]
     assert rows["val"] == ["5", "2", "7", "14"]
     assert rows["eval"] == ["8", "4", "12", "24"]
+    assert rows["outliers"] == [*(w for d in (1, 2, 3, 4, 6, 7, 9) for w in ("digit", str(d))), "total"]
+    assert rows["other_train"] == ["300"] * 7 + ["2100"]
+    assert rows["other_val"] == ["100"] * 7 + ["700"]
 
 
 def test_inspect_writes_a_contact_sheet(capsys, curated, tmp_path):
@@ -164,6 +167,7 @@ def test_wheel_with_a_wrong_member_is_refused(capsys, tmp_path):
             "--eval-ratio + --val-ratio must be below 1 to leave training data, got 0.5 + 0.5",
         ),
         (["--val-ratio", "abc"], "--val-ratio must be a number, got 'abc'"),
+        (["--other-val-per-digit", "0"], "--other-val-per-digit must be at least 1, got 0"),
     ],
 )
 def test_bad_curation_arguments_exit_2(capsys, mnist_dir, tmp_path, args, message):
@@ -230,7 +234,7 @@ def test_subprocess_curate_then_inspect(mnist_dir, tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"curated 20 images into {out}\n")
+    assert done.stdout.startswith(f"curated 20 images and 3200 outliers into {out}\n")
     done = subprocess.run(
         [sys.executable, "-m", "digits_data", "inspect", "--curated-dir", str(out)],
         capture_output=True,

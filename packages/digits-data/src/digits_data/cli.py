@@ -8,7 +8,15 @@ from digits_data import atomic, dataset, mnist
 from digits_data import curate as curation
 from digits_data.cli_support import check_int, main_for
 from digits_data.contact_sheet import write_contact_sheet
-from digits_data.contract import DEFAULT_EVAL_RATIO, DEFAULT_SEED, DEFAULT_VAL_RATIO, SPLITS
+from digits_data.contract import (
+    DEFAULT_EVAL_RATIO,
+    DEFAULT_OTHER_TRAIN_PER_DIGIT,
+    DEFAULT_OTHER_VAL_PER_DIGIT,
+    DEFAULT_SEED,
+    DEFAULT_VAL_RATIO,
+    OUTLIER_SPLITS,
+    SPLITS,
+)
 from digits_data.errors import UsageError
 
 
@@ -30,10 +38,14 @@ def curate(
     eval_ratio: float = DEFAULT_EVAL_RATIO,
     val_ratio: float = DEFAULT_VAL_RATIO,
     class_counts: dict | None = None,
+    other_train_per_digit: int = DEFAULT_OTHER_TRAIN_PER_DIGIT,
+    other_val_per_digit: int = DEFAULT_OTHER_VAL_PER_DIGIT,
 ) -> None:
     """Draw the imbalanced 0/5/8 subset from MNIST training and split it into train/val/eval.
 
-    Writes OUTPUT_DIR/{train,val,eval}.npz and OUTPUT_DIR/manifest.json (written last).
+    Also draws the other digits (1, 2, 3, 4, 6, 7, 9) into the outlier splits other_train and
+    other_val. Writes OUTPUT_DIR/{train,val,eval,other_train,other_val}.npz and
+    OUTPUT_DIR/manifest.json (written last).
 
     Args:
         data_dir: Folder holding MNIST/raw/ (created by `digits-data download`).
@@ -42,11 +54,24 @@ def curate(
         eval_ratio: Share of each class held out for evaluation.
         val_ratio: Share of the remainder of each class used for validation.
         class_counts: Images per digit, e.g. '{8: 3500, 0: 1200, 5: 300}' (the default).
+        other_train_per_digit: Images of each other digit in other_train (learning to refuse).
+        other_val_per_digit: Images of each other digit in other_val (choosing the threshold).
     """
     overrides = {} if class_counts is None else {"class_counts": class_counts}
-    config = curation.CurationConfig(seed=seed, eval_ratio=eval_ratio, val_ratio=val_ratio, **overrides)
+    config = curation.CurationConfig(
+        seed=seed,
+        eval_ratio=eval_ratio,
+        val_ratio=val_ratio,
+        other_train_per_digit=other_train_per_digit,
+        other_val_per_digit=other_val_per_digit,
+        **overrides,
+    )
     manifest = curation.curate(data_dir, output_dir, config)
-    print(f"curated {sum(s['n'] for s in manifest['splits'].values())} images into {output_dir}")
+    n_outliers = sum(s["n"] for s in manifest["outliers"]["splits"].values())
+    print(
+        f"curated {sum(s['n'] for s in manifest['splits'].values())} images "
+        f"and {n_outliers} outliers into {output_dir}"
+    )
     print(_counts_table(manifest))
 
 
@@ -101,12 +126,20 @@ def _save_png(image: np.ndarray, output: str | os.PathLike) -> None:
 
 
 def _counts_table(manifest: dict) -> str:
-    classes = [str(d) for d in manifest["classes"]]
-    lines = [f"  {'split':<6}" + "".join(f"{'digit ' + d:>10}" for d in classes) + f"{'total':>10}"]
-    for name in SPLITS:
-        split = manifest["splits"][name]
+    """Images per split and digit: the curated splits, then the outlier splits."""
+    outliers = manifest["outliers"]
+    width = max(map(len, OUTLIER_SPLITS))
+    curated = _table("split", width, manifest["classes"], {s: manifest["splits"][s] for s in SPLITS})
+    other = _table("outliers", width, outliers["digits"], {s: outliers["splits"][s] for s in OUTLIER_SPLITS})
+    return curated + "\n" + other
+
+
+def _table(title: str, width: int, digits: list[int], splits: dict[str, dict]) -> str:
+    labels = [str(d) for d in digits]
+    lines = [f"  {title:<{width}}" + "".join(f"{'digit ' + d:>10}" for d in labels) + f"{'total':>10}"]
+    for name, split in splits.items():
         lines.append(
-            f"  {name:<6}" + "".join(f"{split['counts'][d]:>10}" for d in classes) + f"{split['n']:>10}"
+            f"  {name:<{width}}" + "".join(f"{split['counts'][d]:>10}" for d in labels) + f"{split['n']:>10}"
         )
     return "\n".join(lines)
 

@@ -4,6 +4,10 @@ From the 60,000-image MNIST training file, draw ``class_counts[d]`` images of ea
 with a seeded generator, then split every class in two stages: ``eval_ratio`` of it for
 evaluation, then ``val_ratio`` of the rest for validation, the remainder for training. Each
 split is stored sorted by MNIST index, so the same inputs and seed give the same bytes.
+
+The other digits of the MNIST training set (1, 2, 3, 4, 6, 7 and 9 by default) give the outlier
+splits ``other_train`` and ``other_val``: a fixed number of images per digit each, drawn from a
+stream of their own so that adding them changes no byte of the curated splits.
 """
 
 import json
@@ -19,9 +23,12 @@ from digits_data.cli_support import check_float, check_int
 from digits_data.contract import (
     DEFAULT_CLASS_COUNTS,
     DEFAULT_EVAL_RATIO,
+    DEFAULT_OTHER_TRAIN_PER_DIGIT,
+    DEFAULT_OTHER_VAL_PER_DIGIT,
     DEFAULT_SEED,
     DEFAULT_VAL_RATIO,
     MANIFEST_NAME,
+    OUTLIER_SPLITS,
     SPLITS,
 )
 from digits_data.dataset import Split, write_split
@@ -38,6 +45,8 @@ class CurationConfig:
     seed: int = DEFAULT_SEED
     eval_ratio: float = DEFAULT_EVAL_RATIO
     val_ratio: float = DEFAULT_VAL_RATIO
+    other_train_per_digit: int = DEFAULT_OTHER_TRAIN_PER_DIGIT
+    other_val_per_digit: int = DEFAULT_OTHER_VAL_PER_DIGIT
 
     def __post_init__(self) -> None:
         counts = self.class_counts
@@ -53,6 +62,8 @@ class CurationConfig:
         check_int("seed", self.seed, 0, 2**32 - 1)
         check_float("eval_ratio", self.eval_ratio, 0.0, 1.0)
         check_float("val_ratio", self.val_ratio, 0.0, 1.0)
+        check_int("other_train_per_digit", self.other_train_per_digit, 1)
+        check_int("other_val_per_digit", self.other_val_per_digit, 1)
         if self.eval_ratio + self.val_ratio >= 1:
             raise UsageError(
                 f"--eval-ratio + --val-ratio must be below 1 to leave training data, "
@@ -65,6 +76,16 @@ class CurationConfig:
     def classes(self) -> tuple[int, ...]:
         """The curated digits in ascending order (the model's output order)."""
         return tuple(sorted(self.class_counts))
+
+    @property
+    def outlier_digits(self) -> tuple[int, ...]:
+        """The digits that are not curated classes: the source of the outlier splits."""
+        return tuple(d for d in range(10) if d not in self.class_counts)
+
+    @property
+    def outliers_per_digit(self) -> dict[str, int]:
+        """Images of each outlier digit per outlier split."""
+        return {"other_train": self.other_train_per_digit, "other_val": self.other_val_per_digit}
 
 
 def split_sizes(count: int, eval_ratio: float, val_ratio: float) -> dict[str, int]:
@@ -107,6 +128,49 @@ def select(labels: np.ndarray, config: CurationConfig) -> dict[str, np.ndarray]:
     return {name: np.sort(np.concatenate(arrays)) for name, arrays in parts.items()}
 
 
+def select_outliers(labels: np.ndarray, config: CurationConfig) -> dict[str, np.ndarray]:
+    """Pick MNIST indices of the other digits per outlier split; return sorted index arrays.
+
+    Raises :class:`UsageError` when a digit has fewer images than the two splits ask for.
+    """
+    # A stream of its own: the curated splits stay byte-identical to a curation without outliers.
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(1)[0])
+    sizes = config.outliers_per_digit
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in OUTLIER_SPLITS}
+    for digit in config.outlier_digits:
+        available = np.flatnonzero(labels == digit)
+        count = sum(sizes.values())
+        if count > len(available):
+            raise UsageError(
+                f"other digit {digit}: asked for {count} images but MNIST training holds {len(available)}"
+            )
+        chosen = rng.permutation(available)
+        start = 0
+        for name in ("other_val", "other_train"):
+            parts[name].append(chosen[start : start + sizes[name]])
+            start += sizes[name]
+    return {name: np.sort(np.concatenate(arrays)) for name, arrays in parts.items()}
+
+
+def _write(
+    output_dir: Path,
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    index: np.ndarray,
+    digits: tuple[int, ...],
+) -> dict:
+    """Write the images at ``index`` as split ``name``; return its manifest entry."""
+    split = Split(name, images[index], labels[index], index.astype(np.int64))
+    return {
+        "file": f"{name}.npz",
+        "sha256": write_split(output_dir / f"{name}.npz", split),
+        "n": len(index),
+        "counts": {str(d): int(np.sum(split.labels == d)) for d in digits},
+        "mnist_indices": index.tolist(),
+    }
+
+
 def curate(
     data_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -126,20 +190,14 @@ def curate(
     images = mnist.read_images(folder / mnist.TRAIN_IMAGES)
     labels = mnist.read_labels(folder / mnist.TRAIN_LABELS)
     chosen = select(labels, config)
+    others = select_outliers(labels, config)
     atomic.ensure_dir(output_dir)
 
-    splits = {}
-    for name in SPLITS:
-        index = chosen[name]
-        split = Split(name, images[index], labels[index], index.astype(np.int64))
-        sha = write_split(output_dir / f"{name}.npz", split)
-        splits[name] = {
-            "file": f"{name}.npz",
-            "sha256": sha,
-            "n": len(index),
-            "counts": {str(d): int(np.sum(split.labels == d)) for d in config.classes},
-            "mnist_indices": index.tolist(),
-        }
+    splits = {name: _write(output_dir, name, images, labels, chosen[name], config.classes) for name in SPLITS}
+    outlier_splits = {
+        name: _write(output_dir, name, images, labels, others[name], config.outlier_digits)
+        for name in OUTLIER_SPLITS
+    }
     train = images[chosen["train"]].astype(np.float64) / 255.0
     manifest = {
         "format": FORMAT_VERSION,
@@ -154,17 +212,24 @@ def curate(
             "files": {name: {"md5": mnist.MD5[name], "sha256": sources[name]} for name in mnist.FILES},
         },
         "splits": splits,
+        "outliers": {
+            "digits": list(config.outlier_digits),
+            "per_digit": config.outliers_per_digit,
+            "splits": outlier_splits,
+        },
     }
     atomic.write_text(output_dir / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
 def check_overlap(manifest: dict) -> list[str]:
-    """Return a message per pair of splits that share an MNIST index (empty when disjoint)."""
+    """Return a message per pair of splits (outlier splits too) that share an MNIST index."""
+    entries = {**manifest["splits"], **manifest.get("outliers", {}).get("splits", {})}
+    names = list(entries)
     problems = []
-    for i, a in enumerate(SPLITS):
-        for b in SPLITS[i + 1 :]:
-            shared = set(manifest["splits"][a]["mnist_indices"]) & set(manifest["splits"][b]["mnist_indices"])
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = set(entries[a]["mnist_indices"]) & set(entries[b]["mnist_indices"])
             if shared:
                 problems.append(f"{a} and {b} share {len(shared)} images")
     return problems

@@ -1,5 +1,8 @@
 """The on-disk format of curated data: ``<split>.npz`` files and ``manifest.json``.
 
+The outlier splits (``other_train``, ``other_val``: digits outside the curated classes) use
+the same format; the manifest lists them under ``"outliers"``.
+
 Each split file is an uncompressed npz with ``images`` (uint8, N x 28 x 28, white ink on
 black), ``labels`` (int64 digits, e.g. 0, 5, 8) and ``indices`` (int64 position of each image
 in the MNIST training file). The zip entries carry a fixed timestamp so that the same arrays
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from digits_data import atomic
-from digits_data.contract import MANIFEST_NAME, SPLITS
+from digits_data.contract import MANIFEST_NAME, OUTLIER_SPLITS, SPLITS
 from digits_data.errors import DigitsError, UsageError
 
 _ARRAYS = ("images", "labels", "indices")
@@ -108,8 +111,8 @@ def load_manifest(curated_dir: str | os.PathLike, *, verify: bool = True) -> dic
     if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
         raise DigitsError(f"{path} is not a curation manifest: {CURATE_HINT}")
     if verify:
-        for split in SPLITS:
-            entry = manifest["splits"].get(split)
+        for split in (*SPLITS, *OUTLIER_SPLITS):
+            entry = split_entry(manifest, split)
             file = curated_dir / f"{split}.npz"
             if not isinstance(entry, dict) or "sha256" not in entry:
                 raise DigitsError(f"{path} has no entry for split {split!r}: {CURATE_HINT}")
@@ -122,19 +125,36 @@ def load_manifest(curated_dir: str | os.PathLike, *, verify: bool = True) -> dic
     return manifest
 
 
+def split_entry(manifest: dict, split: str) -> dict | None:
+    """Return the manifest's entry for a curated or outlier split, or None if it has none."""
+    if split in OUTLIER_SPLITS:
+        outliers = manifest.get("outliers")
+        splits = outliers.get("splits") if isinstance(outliers, dict) else None
+        return splits.get(split) if isinstance(splits, dict) else None
+    return manifest["splits"].get(split)
+
+
 def fingerprint(curated_dir: str | os.PathLike) -> str:
     """Return the curation fingerprint: the sha256 of ``manifest.json``."""
     return sha256_file(manifest_path(curated_dir))
 
 
 def load_split(curated_dir: str | os.PathLike, split: str, *, verify: bool = True) -> Split:
-    """Load one curated split (``train``, ``val`` or ``eval``), checked against the manifest."""
-    if split not in SPLITS:
-        raise UsageError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    """Load one split, checked against the manifest.
+
+    ``split`` is a curated split (``train``, ``val``, ``eval``) or an outlier split
+    (``other_train``, ``other_val``), whose labels are the other digits themselves.
+    """
+    names = (*SPLITS, *OUTLIER_SPLITS)
+    if split not in names:
+        raise UsageError(f"unknown split {split!r}: choose one of {', '.join(names)}")
     manifest = load_manifest(curated_dir, verify=False)
     path = Path(curated_dir) / f"{split}.npz"
     if verify:
-        expected = manifest["splits"].get(split, {}).get("sha256")
+        entry = split_entry(manifest, split)
+        if not isinstance(entry, dict):
+            raise DigitsError(f"{manifest_path(curated_dir)} has no entry for split {split!r}: {CURATE_HINT}")
+        expected = entry.get("sha256")
         if not path.is_file():
             raise DigitsError(f"missing split file {path}: {CURATE_HINT}")
         if sha256_file(path) != expected:
@@ -142,12 +162,13 @@ def load_split(curated_dir: str | os.PathLike, split: str, *, verify: bool = Tru
     return read_split_file(path, split)
 
 
-def load_test_split(curated_dir: str | os.PathLike) -> Split:
+def load_test_split(curated_dir: str | os.PathLike, *, other: bool = False) -> Split:
     """Load the MNIST test-set (t10k) images of the manifest's classes as a split named ``test``.
 
-    These images are never used for curation, training or model selection: they are the
-    held-out check of generalization. They are read from the raw MNIST folder that the
-    manifest points to, verified against the canonical md5 first.
+    With ``other``, load the t10k images of every other digit instead, as a split named
+    ``other``: the held-out check of refusal. These images are never used for curation,
+    training or model selection: they are the held-out check of generalization. They are read
+    from the raw MNIST folder that the manifest points to, verified against the canonical md5 first.
     """
     from digits_data import mnist  # only this function needs the raw files
 
@@ -156,5 +177,5 @@ def load_test_split(curated_dir: str | os.PathLike) -> Split:
     mnist.verify(folder.parent.parent)
     images = mnist.read_images(folder / mnist.TEST_IMAGES)
     labels = mnist.read_labels(folder / mnist.TEST_LABELS)
-    index = np.flatnonzero(np.isin(labels, manifest["classes"]))
-    return Split("test", images[index], labels[index], index.astype(np.int64))
+    index = np.flatnonzero(np.isin(labels, manifest["classes"], invert=other))
+    return Split("other" if other else "test", images[index], labels[index], index.astype(np.int64))
