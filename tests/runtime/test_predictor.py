@@ -13,6 +13,7 @@ from digits_data import contract, dataset
 from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
 from digits_runtime import Prediction, Predictor
+from digits_runtime.predictor import MAX_THREADS
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +96,10 @@ def test_models_off_contract_are_refused(tmp_path, make_model):
         Predictor(path)
 
 
-def test_threads_must_be_positive(model_path):
-    with pytest.raises(DigitsError, match="threads must be a positive whole number, got 0"):
-        Predictor(model_path, threads=0)
+@pytest.mark.parametrize("threads", [0, -1, MAX_THREADS + 1, 1.5, True])
+def test_threads_must_be_a_bounded_whole_number(model_path, threads):
+    with pytest.raises(DigitsError, match=f"threads must be a whole number from 1 to {MAX_THREADS}, got "):
+        Predictor(model_path, threads=threads)
 
 
 def test_runtime_never_imports_torch(model_path, small_curated, tmp_path):

@@ -105,3 +105,20 @@ def test_help_and_usage_as_a_process(tmp_path):
     )
     assert done.returncode == 0
     assert "Export a checkpoint to a single ONNX file" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["export", "--output"], "--output"),
+        (["export", "--checkpoint-path", "--output", "m.onnx"], "--checkpoint-path"),
+        (["fit", "--curated-dir"], "--curated-dir"),
+        (["fit", "--augment", "--output-dir"], "--output-dir"),
+    ],
+)
+def test_option_without_value_is_refused_before_any_work(capsys, tmp_path, monkeypatch, argv, flag):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert err == f"digits-train: error: {flag} needs a value: see `digits-train {argv[0]} --help`\n"
+    assert list(tmp_path.iterdir()) == []

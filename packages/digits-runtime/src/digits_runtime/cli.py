@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from digits_data import atomic, dataset
-from digits_data.cli_support import main_for
+from digits_data.cli_support import check_int, main_for
 from digits_data.contract import META_FINGERPRINT, SPLITS
 from digits_data.errors import DigitsError, UsageError
 from digits_data.images import IMAGE_SUFFIXES, load_image
@@ -37,6 +37,7 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
         )
     from digits_runtime.predictor import BATCH_SIZE, Predictor
 
+    check_threads(threads)
     files = expand(images)
     predictor = Predictor(model, threads=threads)
     if len(images) == 1 and len(files) == 1 and not Path(images[0]).is_dir():
@@ -65,6 +66,14 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
         raise DigitsError(
             f'{failed} of {len(files)} images could not be classified (see their "error" lines)'
         )
+
+
+def check_threads(threads: object) -> None:
+    """Refuse a --threads value that is not a whole number of threads onnxruntime can start."""
+    from digits_runtime.predictor import MAX_THREADS
+
+    if threads is not None:
+        check_int("threads", threads, 1, MAX_THREADS)
 
 
 def expand(inputs: Sequence[str]) -> list[Path]:
@@ -101,6 +110,11 @@ def evaluate(
     """
     if split not in EVAL_SPLITS:
         raise UsageError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    check_threads(threads)
+    if json is not None and (not isinstance(json, str) or not json):
+        raise UsageError(f"--json must name a JSON file to write, got {json!r}")
+    if json is not None and Path(json).is_dir():
+        raise UsageError(f"--json {json} is a folder: give the path of a JSON file to write")
     from digits_runtime.metrics import format_report, report
     from digits_runtime.predictor import Predictor
 

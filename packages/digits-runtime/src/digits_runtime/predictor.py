@@ -14,6 +14,10 @@ from digits_data.errors import DigitsError
 from digits_data.images import load_image, pixels_from_uint8
 
 BATCH_SIZE = 256  # images per onnxruntime call when predicting many
+# More threads than this only add contention; far more (say 100000) never finish starting.
+MAX_THREADS = (
+    4 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 4 * (os.cpu_count() or 1)
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,8 @@ class Predictor:
         options.log_severity_level = 3
         options.inter_op_num_threads = 1
         if threads is not None:
-            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-                raise DigitsError(f"threads must be a positive whole number, got {threads!r}")
+            if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+                raise DigitsError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
             options.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
