@@ -248,7 +248,7 @@ def test_misuse_is_one_line_before_any_work(capsys, tmp_path):
     code, out, err = run(capsys, "curate", "--output-dir", str(tmp_path / "o"), "--data-dir")
     assert (code, out) == (2, "")
     assert err == "digits-data: error: --data-dir needs a value: see `digits-data curate --help`\n"
-    code, out, err = run(capsys, "curate", "-o", str(tmp_path / "o"), "-q")
+    code, out, err = run(capsys, "curate", "--output-dir", str(tmp_path / "o"), "-q")
     assert (code, out) == (2, "")
     assert err == "digits-data: error: digits-data curate has no option -q: see `digits-data curate --help`\n"
     assert not (tmp_path / "o").exists()
