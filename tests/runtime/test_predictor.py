@@ -13,7 +13,7 @@ from digits_data import contract, dataset
 from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
 from digits_runtime import Prediction, Predictor
-from digits_runtime.predictor import MAX_THREADS
+from digits_runtime.predictor import BATCH_SIZE, MAX_THREADS
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +114,32 @@ def test_runtime_never_imports_torch(model_path, small_curated, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) == {"probs", "prediction"}
+
+
+def test_predict_each_answers_every_source_in_order(predictor, small_curated, tmp_path):
+    pixels = pixels_from_uint8(dataset.load_split(small_curated, "eval").images)
+    good = tmp_path / "digit.png"
+    Image.fromarray(np.round(pixels[0] * 255).astype(np.uint8)).save(good)
+    missing, text = tmp_path / "missing.png", tmp_path / "notes.png"
+    text.write_text("not an image")
+    many = [*pixels] * 4  # more sources than one onnxruntime batch, failures in both batches
+    sources = [good, missing, *many, text, np.zeros((3, 3), np.float32), pixels[1] * 2]
+    results = predictor.predict_each(sources)
+    assert len(results) == len(sources) > BATCH_SIZE
+    failures = {i: str(r) for i, r in enumerate(results) if isinstance(r, DigitsError)}
+    n = len(sources)
+    assert failures == {
+        1: f"{missing}: no such file",
+        n - 3: f"{text} is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)",
+        n - 2: "an image array must be (28, 28), got (3, 3)",
+        n - 1: "float pixels must lie in [0, 1] (white ink on black)",
+    }
+    expected = predictor.predict_many([pixels[0], *many])
+    predicted = [r for r in results if isinstance(r, Prediction)]
+    assert predicted == expected
+    assert predictor.predict_each([]) == []
+
+
+def test_predict_many_raises_the_first_failure(predictor, tmp_path):
+    with pytest.raises(DigitsError, match=f"^{tmp_path / 'gone.png'}: no such file$"):
+        predictor.predict_many([np.zeros((28, 28), np.uint8), tmp_path / "gone.png"])

@@ -11,7 +11,7 @@ from digits_data import atomic, dataset
 from digits_data.cli_support import check_int, main_for
 from digits_data.contract import META_FINGERPRINT, SPLITS
 from digits_data.errors import DigitsError, UsageError
-from digits_data.images import IMAGE_SUFFIXES, load_image
+from digits_data.images import IMAGE_SUFFIXES
 from digits_data.progress import Progress
 
 DEFAULT_MODEL = "artifacts/model.onnx"
@@ -45,23 +45,17 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
         return
     failed = 0
     with Progress(len(files), "predict", " images") as bar:
+        # Chunks of one onnxruntime batch, so lines appear as they are ready.
         for start in range(0, len(files), BATCH_SIZE):
-            batch = files[start : start + BATCH_SIZE]
-            loaded: dict[int, np.ndarray] = {}
-            errors: dict[int, str] = {}
-            for i, path in enumerate(batch):
-                try:
-                    loaded[i] = load_image(path)
-                except DigitsError as exc:
-                    errors[i] = str(exc)
-            stacked = np.stack(list(loaded.values())) if loaded else np.zeros((0, 28, 28), np.float32)
-            predictions = iter(predictor.to_predictions(predictor.probabilities(stacked)))
-            for i, path in enumerate(batch):
-                line = {"path": str(path)}
-                line |= {"error": errors[i]} if i in errors else next(predictions).to_json()
+            chunk = files[start : start + BATCH_SIZE]
+            for path, result in zip(chunk, predictor.predict_each(chunk), strict=True):
+                if isinstance(result, DigitsError):
+                    failed += 1
+                    line = {"path": str(path), "error": str(result)}
+                else:
+                    line = {"path": str(path), **result.to_json()}
                 print(jsonlib.dumps(line))
-            failed += len(errors)
-            bar.update(len(batch))
+            bar.update(len(chunk))
     if failed:
         raise DigitsError(
             f'{failed} of {len(files)} images could not be classified (see their "error" lines)'

@@ -118,11 +118,37 @@ class Predictor:
         return self.predict_many([source])[0]
 
     def predict_many(self, sources: Iterable[str | os.PathLike | Any]) -> list[Prediction]:
-        """Classify several images (paths, PIL images or (28, 28) arrays) in batches."""
-        pixels = [s if isinstance(s, np.ndarray) else load_image(s) for s in sources]
-        if not pixels:
-            return []
-        return self.to_predictions(self.probabilities(np.stack(pixels)))
+        """Classify several images (paths, PIL images or (28, 28) arrays) in batches.
+
+        Raises the first source's :class:`DigitsError` if any cannot be read; use
+        :meth:`predict_each` to get the others' predictions anyway.
+        """
+        results = self.predict_each(sources)
+        for result in results:
+            if isinstance(result, DigitsError):
+                raise result
+        return results
+
+    def predict_each(self, sources: Iterable[str | os.PathLike | Any]) -> list[Prediction | DigitsError]:
+        """Classify each source (path, PIL image or (28, 28) array), one answer per source, in order.
+
+        A source that cannot be read or decoded gives its :class:`DigitsError` in its place; the
+        others are still classified, ``BATCH_SIZE`` images per onnxruntime call.
+        """
+        sources = list(sources)
+        results: dict[int, Prediction | DigitsError] = {}
+        for start in range(0, len(sources), BATCH_SIZE):
+            loaded: dict[int, np.ndarray] = {}
+            for i in range(start, min(start + BATCH_SIZE, len(sources))):
+                try:
+                    loaded[i] = _pixels(sources[i])
+                except DigitsError as exc:
+                    results[i] = exc
+            if loaded:
+                predictions = self.to_predictions(self.probabilities(np.stack(list(loaded.values()))))
+                for i, prediction in zip(loaded, predictions, strict=True):
+                    results[i] = prediction
+        return [results[i] for i in range(len(sources))]
 
     def to_predictions(self, probabilities: np.ndarray) -> list[Prediction]:
         """Turn rows of probabilities into :class:`Prediction` objects."""
@@ -131,3 +157,16 @@ class Predictor:
             Prediction({d: float(p) for d, p in zip(self.labels, row, strict=True)}, self.labels[i])
             for row, i in zip(probabilities, best, strict=True)
         ]
+
+
+def _pixels(source: str | os.PathLike | Any) -> np.ndarray:
+    """One image as float32 MNIST-style pixels (28, 28), or a :class:`DigitsError` saying why not."""
+    if not isinstance(source, np.ndarray):
+        return load_image(source)
+    size = contract.IMAGE_SIZE
+    pixels = pixels_from_uint8(source) if source.dtype == np.uint8 else source.astype(np.float32)
+    if pixels.shape != (size, size):
+        raise DigitsError(f"an image array must be ({size}, {size}), got {source.shape}")
+    if pixels.min() < 0.0 or pixels.max() > 1.0:
+        raise DigitsError("float pixels must lie in [0, 1] (white ink on black)")
+    return pixels
