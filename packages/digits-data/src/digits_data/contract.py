@@ -44,3 +44,4 @@ META_VAL_METRICS = "validation_metrics"  # JSON object of the exported checkpoin
 META_VERSIONS = "producer_versions"  # JSON object: package name -> version
 META_TRAINING_CONFIG = "training_config"  # JSON object: the resolved training config
 META_PARITY = "export_parity"  # JSON object: the onnxruntime-vs-torch check that passed
+META_REFUSAL = "refusal"  # JSON object: the refusal rule (see digits_data.refusal); absent: accept all

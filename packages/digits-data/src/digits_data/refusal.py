@@ -1,0 +1,111 @@
+"""The refusal rule: when an image does not look like any of the classes, say so.
+
+A model may carry a rule in its ``refusal`` metadata (``contract.META_REFUSAL``): which score to
+compute from the logits, and the threshold at or above which an image is accepted as one of the
+classes. Training chooses the rule; every consumer applies it with :func:`scores` and
+:meth:`RefusalRule.accepts`, so all decide the same way. Scores, higher meaning "more like a
+known digit":
+
+- ``max_probability``: the largest softmax probability;
+- ``max_logit``: the largest logit;
+- ``energy``: logsumexp of the logits (the negated free energy).
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+SCORES: tuple[str, ...] = ("max_probability", "max_logit", "energy")
+BASELINE_SCORE = "max_probability"
+"""The score shown for a model without a rule: its confidence, which accepts everything."""
+
+
+def scores(logits: np.ndarray, kind: str) -> np.ndarray:
+    """Return the ``kind`` score of each row of ``logits`` (N, C) as float64 (N,)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    top = logits.max(axis=1)
+    if kind == "max_logit":
+        return top
+    total = np.exp(logits - top[:, None]).sum(axis=1)  # shifted by the max: no overflow
+    if kind == "max_probability":
+        return 1.0 / total
+    if kind == "energy":
+        return top + np.log(total)
+    raise ValueError(f"unknown score {kind!r}: choose one of {', '.join(SCORES)}")
+
+
+@dataclass(frozen=True)
+class RefusalRule:
+    """Accept an image when its ``score`` is at least ``threshold``.
+
+    ``known_accept_rate`` is the share of known digits the threshold was chosen to accept, on
+    the split named by ``chosen_on``. Raises ``ValueError`` saying what is wrong when a field is.
+    """
+
+    score: str
+    threshold: float
+    known_accept_rate: float
+    chosen_on: str = "val"
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {', '.join(SCORES)}, got {self.score!r}")
+        if not _is_number(self.threshold) or not math.isfinite(self.threshold):
+            raise ValueError(f"threshold must be a finite number, got {self.threshold!r}")
+        if not _is_number(self.known_accept_rate) or not 0 < self.known_accept_rate <= 1:
+            raise ValueError(f"known_accept_rate must be a number in (0, 1], got {self.known_accept_rate!r}")
+        if not isinstance(self.chosen_on, str) or not self.chosen_on:
+            raise ValueError(f"chosen_on must name a split, got {self.chosen_on!r}")
+
+    def accepts(self, values: np.ndarray) -> np.ndarray:
+        """Return a bool array: which ``values`` (scores of this rule's kind) are accepted."""
+        return np.asarray(values) >= self.threshold
+
+    def to_json(self) -> str:
+        """The metadata value: a JSON object with the four fields."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RefusalRule":
+        """Parse a metadata value; raise ``ValueError`` saying what is wrong with it."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {text!r}")
+        missing = [key for key in ("score", "threshold", "known_accept_rate", "chosen_on") if key not in data]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        return cls(data["score"], data["threshold"], data["known_accept_rate"], data["chosen_on"])
+
+
+def choose_threshold(known_scores: np.ndarray, accept_rate: float) -> float:
+    """Return the highest threshold that accepts at least ``accept_rate`` of ``known_scores``."""
+    ordered = np.sort(np.asarray(known_scores, dtype=np.float64))[::-1]
+    if not len(ordered) or not 0 < accept_rate <= 1:
+        raise ValueError("need known scores and an accept rate in (0, 1]")
+    keep = math.ceil(accept_rate * len(ordered) - 1e-9)  # tolerance: 0.99 * 100 is 99.00000000000001
+    return float(ordered[keep - 1])
+
+
+def tradeoff(known_scores: np.ndarray, other_scores: np.ndarray) -> dict[str, np.ndarray]:
+    """The trade-off over every threshold: share of known digits accepted vs others refused.
+
+    Returns ``threshold`` (ascending, every distinct score, then +inf), ``known_accepted`` and
+    ``other_refused`` at each, as arrays of equal length.
+    """
+    known = np.sort(np.asarray(known_scores, dtype=np.float64))
+    other = np.sort(np.asarray(other_scores, dtype=np.float64))
+    thresholds = np.append(np.unique(np.concatenate([known, other])), np.inf)
+    return {
+        "threshold": thresholds,
+        "known_accepted": 1.0 - np.searchsorted(known, thresholds, side="left") / len(known),
+        "other_refused": np.searchsorted(other, thresholds, side="left") / len(other),
+    }
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
