@@ -1,5 +1,6 @@
 """Fixtures shared by every package's tests: real MNIST (cached) and a small real curation."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,29 @@ def small_curated(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("curated")
     curate.curate(mnist_dir, out, class_counts=SMALL_COUNTS, other_train_per_digit=20, other_val_per_digit=10)
     return out
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """Mount real file systems that fill up or refuse writes: ``small_disk(kib, read_only=False)``.
+
+    tmpfs of the given size; needs the right to mount (root), so tests using it are skipped
+    with the reason where it is missing. Unmounted at the end of the test.
+    """
+    mounted: list[Path] = []
+
+    def mount(kib: int, read_only: bool = False) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        options = f"size={kib}k" + (",ro" if read_only else "")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small file system here: {done.stderr.strip() or 'mount failed'}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=True)

@@ -184,8 +184,8 @@ def test_unwritable_output_folder(capsys, mnist_dir, tmp_path):
     blocker.write_text("x")
     code, _, err = run(capsys, "curate", "--data-dir", str(mnist_dir), "--output-dir", str(blocker / "out"))
     assert code == 1
-    assert (
-        err.strip() == f"digits-data: error: cannot create output folder {blocker / 'out'}: Not a directory"
+    assert err.strip() == (
+        f"digits-data: error: cannot create output folder {blocker}: {blocker} is a file, not a folder"
     )
 
 

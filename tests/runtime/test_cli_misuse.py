@@ -148,3 +148,36 @@ def test_full_output_device_is_one_line(model_path, image):
         )
     assert done.returncode == 1
     assert done.stderr == "digits: error: cannot write to standard output: No space left on device\n"
+
+
+def test_evaluate_json_on_a_full_disk_is_one_line(capsys, model_path, small_curated, small_disk):
+    disk = small_disk(4)
+    target = disk / "eval.json"
+    code, out, err = run(
+        capsys, "evaluate", "--model", model_path, "--curated-dir", small_curated, "--json", target
+    )
+    assert code == 1
+    assert "confusion matrix" in out  # the report was printed before the file was written
+    assert (
+        err
+        == f"digits: error: cannot write {target}: No space left on device; free some space and run again\n"
+    )
+    assert list(disk.iterdir()) == []
+
+
+def test_evaluate_test_split_of_a_moved_curated_folder_takes_data_dir(
+    capsys, model_path, small_curated, mnist_dir, tmp_path, monkeypatch
+):
+    moved = tmp_path / "elsewhere" / "curated"
+    moved.parent.mkdir()
+    moved.symlink_to(small_curated)
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", "--model", model_path, "--curated-dir", moved, "--split", "test"]
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        f"digits: error: MNIST is neither in {moved.parent / 'mnist'} nor in artifacts/mnist: "
+    )
+    code, out, _ = run(capsys, *argv, "--data-dir", mnist_dir)
+    assert code == 0
+    assert f"on the test split of {moved} (2846 images)" in out

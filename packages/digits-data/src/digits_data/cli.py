@@ -83,6 +83,7 @@ def inspect(curated_dir: str = "artifacts/curated", samples: str | None = None) 
         samples: If given, also write a PNG contact sheet of samples per digit and split there.
     """
     manifest = dataset.load_manifest(curated_dir)  # verifies every split's sha256
+    dataset.check_contents(curated_dir, manifest)
     overlap = curation.check_overlap(manifest)
     norm = manifest["normalization"]
     print(f"curated data in {curated_dir}")
@@ -91,7 +92,10 @@ def inspect(curated_dir: str = "artifacts/curated", samples: str | None = None) 
         f"  seed {manifest['seed']}, eval ratio {manifest['eval_ratio']}, val ratio {manifest['val_ratio']}"
     )
     print(f"  train pixel mean {norm['mean']:.4f}, std {norm['std']:.4f}")
-    print("  split files match their sha256; raw sources: " + ", ".join(manifest["source"]["files"]))
+    print(
+        "  split files match their sha256 and their counts; raw sources: "
+        + ", ".join(manifest["source"]["files"])
+    )
     print("  overlap check: " + ("; ".join(overlap) if overlap else "no image is in two splits"))
     print(_counts_table(manifest))
     if samples is not None:

@@ -35,6 +35,8 @@ from digits_data.dataset import Split, write_split
 from digits_data.errors import UsageError
 
 FORMAT_VERSION = 1
+OWNED = ("*.npz", MANIFEST_NAME, "samples.png")
+"""What a curated folder may hold; `digits-data curate` refuses to replace a folder with anything else."""
 
 
 @dataclass(frozen=True)
@@ -179,9 +181,10 @@ def curate(
 ) -> dict:
     """Curate and split MNIST from ``data_dir`` into ``output_dir``; return the manifest.
 
-    ``overrides`` are :class:`CurationConfig` fields (``seed``, ``class_counts``, ...). The split
-    files are written first and ``manifest.json`` last, each atomically, so a folder with a
-    manifest is complete.
+    ``overrides`` are :class:`CurationConfig` fields (``seed``, ``class_counts``, ...). Everything
+    is written into a scratch folder that then replaces ``output_dir`` whole, so an interrupted
+    run leaves the previous curation as it was. The manifest holds content facts only (no
+    paths), so the fingerprint is the same wherever the folder is.
     """
     config = config or CurationConfig(**overrides)  # type: ignore[arg-type]
     data_dir, output_dir = Path(data_dir), Path(output_dir)
@@ -191,34 +194,34 @@ def curate(
     labels = mnist.read_labels(folder / mnist.TRAIN_LABELS)
     chosen = select(labels, config)
     others = select_outliers(labels, config)
-    atomic.ensure_dir(output_dir)
-
-    splits = {name: _write(output_dir, name, images, labels, chosen[name], config.classes) for name in SPLITS}
-    outlier_splits = {
-        name: _write(output_dir, name, images, labels, others[name], config.outlier_digits)
-        for name in OUTLIER_SPLITS
-    }
-    train = images[chosen["train"]].astype(np.float64) / 255.0
-    manifest = {
-        "format": FORMAT_VERSION,
-        "classes": list(config.classes),
-        "seed": config.seed,
-        "eval_ratio": config.eval_ratio,
-        "val_ratio": config.val_ratio,
-        "class_counts": {str(d): c for d, c in config.class_counts.items()},
-        "normalization": {"mean": round(float(train.mean()), 8), "std": round(float(train.std()), 8)},
-        "source": {
-            "raw_dir": os.path.relpath(folder.resolve(), output_dir.resolve()),
-            "files": {name: {"md5": mnist.MD5[name], "sha256": sources[name]} for name in mnist.FILES},
-        },
-        "splits": splits,
-        "outliers": {
-            "digits": list(config.outlier_digits),
-            "per_digit": config.outliers_per_digit,
-            "splits": outlier_splits,
-        },
-    }
-    atomic.write_text(output_dir / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
+    with atomic.atomic_dir(output_dir, OWNED) as scratch:
+        splits = {
+            name: _write(scratch, name, images, labels, chosen[name], config.classes) for name in SPLITS
+        }
+        outlier_splits = {
+            name: _write(scratch, name, images, labels, others[name], config.outlier_digits)
+            for name in OUTLIER_SPLITS
+        }
+        train = images[chosen["train"]].astype(np.float64) / 255.0
+        manifest = {
+            "format": FORMAT_VERSION,
+            "classes": list(config.classes),
+            "seed": config.seed,
+            "eval_ratio": config.eval_ratio,
+            "val_ratio": config.val_ratio,
+            "class_counts": {str(d): c for d, c in config.class_counts.items()},
+            "normalization": {"mean": round(float(train.mean()), 8), "std": round(float(train.std()), 8)},
+            "source": {
+                "files": {name: {"md5": mnist.MD5[name], "sha256": sources[name]} for name in mnist.FILES},
+            },
+            "splits": splits,
+            "outliers": {
+                "digits": list(config.outlier_digits),
+                "per_digit": config.outliers_per_digit,
+                "splits": outlier_splits,
+            },
+        }
+        atomic.write_text(scratch / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 

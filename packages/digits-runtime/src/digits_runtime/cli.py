@@ -92,6 +92,7 @@ def evaluate(
     split: str = "eval",
     json: str | None = None,
     threads: int | None = None,
+    data_dir: str | None = None,
 ) -> None:
     """Report precision, recall, F1, accuracy and the confusion matrix of the model on a split.
 
@@ -101,6 +102,8 @@ def evaluate(
         split: eval, val or train (curated splits), or test (the MNIST test set's digits 0/5/8).
         json: Also write the results, with every prediction, to this JSON file.
         threads: onnxruntime threads (default: one per core).
+        data_dir: The MNIST folder, for --split test (default: beside the curated folder, or
+            artifacts/mnist).
     """
     if split not in EVAL_SPLITS:
         raise UsageError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
@@ -113,7 +116,10 @@ def evaluate(
     from digits_runtime.predictor import Predictor
 
     predictor = Predictor(model, threads=threads)
-    data = dataset.load_test_split(curated_dir) if split == "test" else dataset.load_split(curated_dir, split)
+    if split == "test":
+        data = dataset.load_test_split(curated_dir, data_dir=data_dir)
+    else:
+        data = dataset.load_split(curated_dir, split)
     fingerprint = dataset.fingerprint(curated_dir)
     if predictor.metadata.get(META_FINGERPRINT) != fingerprint:
         print(

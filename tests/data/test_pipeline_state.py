@@ -1,0 +1,217 @@
+"""Pipeline state under faults: interrupted, killed and concurrent runs, full and read-only disks,
+moved folders and edited manifests. Outputs change together or not at all, leftovers of killed
+runs go away with the next run, and every failure is one line naming the file."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from digits_data import atomic, cli, curate, dataset, mnist
+from digits_data.cli_support import run_fire
+from digits_data.errors import DigitsError
+
+TINY = {"class_counts": {0: 30, 5: 20, 8: 30}, "other_train_per_digit": 2, "other_val_per_digit": 1}
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def scratch_of(folder):
+    return sorted(folder.parent.glob(f".{folder.name}.*.tmp"))
+
+
+@pytest.fixture
+def curated(small_curated, tmp_path):
+    """A private copy of the small curation, free to be damaged."""
+    return shutil.copytree(small_curated, tmp_path / "curated")
+
+
+def test_fingerprint_does_not_depend_on_where_the_folder_is(mnist_dir, tmp_path):
+    near, far = tmp_path / "c1", tmp_path / "x" / "y" / "z" / "c2"
+    curate.curate(mnist_dir, near, **TINY)
+    curate.curate(mnist_dir, far, **TINY)
+    assert snapshot(near) == snapshot(far)
+    assert dataset.fingerprint(near) == dataset.fingerprint(far)
+
+
+def test_a_moved_curated_folder_finds_mnist_beside_it_or_is_told_where(
+    curated, mnist_dir, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # no artifacts/mnist here
+    with pytest.raises(DigitsError) as raised:
+        dataset.load_test_split(curated)
+    assert str(raised.value) == (
+        f"MNIST is neither in {tmp_path / 'mnist'} nor in artifacts/mnist: pass --data-dir, "
+        "the folder `digits-data download` wrote (it holds MNIST/raw/)"
+    )
+    assert len(dataset.load_test_split(curated, data_dir=mnist_dir)) == 2846
+    (tmp_path / "mnist").symlink_to(mnist_dir)  # where `make` puts it, beside the curated folder
+    assert len(dataset.load_test_split(curated)) == 2846
+
+
+def test_an_interrupted_curate_leaves_the_previous_curation(curated, mnist_dir, monkeypatch):
+    before = snapshot(curated)
+    written = []
+
+    def interrupted(path, split):
+        if written:
+            raise KeyboardInterrupt  # Ctrl-C after the first split file
+        written.append(path)
+        return dataset.write_split(path, split)
+
+    monkeypatch.setattr(curate, "write_split", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        curate.curate(mnist_dir, curated, **TINY)
+    assert len(written) == 1
+    assert snapshot(curated) == before
+    assert scratch_of(curated) == []
+
+
+def test_a_killed_curate_leaves_scratch_that_the_next_run_removes(curated, mnist_dir):
+    before = snapshot(curated)
+    killer = textwrap.dedent(
+        f"""
+        import os, signal
+        from digits_data import curate, dataset
+
+        def write_then_die(path, split):
+            dataset.write_split(path, split)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        curate.write_split = write_then_die
+        curate.curate({str(mnist_dir)!r}, {str(curated)!r}, **{TINY!r})
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True)
+    assert done.returncode == -9
+    assert snapshot(curated) == before
+    (leftover,) = scratch_of(curated)
+    assert [p.name for p in leftover.iterdir()] == ["train.npz"]
+    curate.curate(mnist_dir, curated, **TINY)
+    assert scratch_of(curated) == []
+    assert dataset.load_manifest(curated)["splits"]["eval"]["n"] == 16
+
+
+def test_a_second_curate_waits_for_the_first(curated, mnist_dir):
+    command = [sys.executable, "-m", "digits_data", "curate", "--data-dir", str(mnist_dir)]
+    command += ["--output-dir", str(curated), "--class-counts", "{0: 30, 5: 20, 8: 30}"]
+    command += ["--other-train-per-digit", "2", "--other-val-per-digit", "1"]
+    with atomic.exclusive(curated):  # as the first run holds it
+        second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first_line = second.stderr.readline()
+        assert first_line == f"waiting for another run that is writing {curated} ...\n"
+        assert second.poll() is None
+    out, err = second.communicate()
+    assert (second.returncode, err) == (0, "")
+    assert out.startswith(f"curated 80 images and 21 outliers into {curated}\n")
+    assert dataset.load_manifest(curated)["class_counts"] == {"0": 30, "5": 20, "8": 30}
+
+
+def test_curate_never_replaces_a_folder_holding_other_files(mnist_dir, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    (folder / "eval.npz").write_bytes(b"old")
+    with pytest.raises(DigitsError) as raised:
+        curate.curate(mnist_dir, folder, **TINY)
+    assert str(raised.value) == (
+        f"{folder} holds files this step did not write (thesis.tex), so it will not replace it: "
+        "choose a new or empty output folder"
+    )
+    assert snapshot(folder) == {"eval.npz": b"old", "thesis.tex": b"years of work"}
+
+
+def test_curate_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, mnist_dir, small_disk):
+    disk = small_disk(64)
+    out = disk / "curated"
+    argv = [
+        "curate",
+        "--data-dir",
+        str(mnist_dir),
+        "--output-dir",
+        str(out),
+        "--class-counts",
+        "{0: 30, 8: 30}",
+    ]
+    code = run_fire(cli.COMMANDS, "digits-data", argv)
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err.startswith(f"digits-data: error: cannot write {out}/")
+    assert captured.err.endswith(": No space left on device; free some space and run again\n")
+    assert captured.err.count("\n") == 1
+    assert sorted(p.name for p in disk.iterdir()) == [".curated.lock"]
+
+
+def test_curate_into_a_read_only_place_is_one_line(capsys, mnist_dir, small_disk):
+    disk = small_disk(64, read_only=True)
+    code = run_fire(
+        cli.COMMANDS, "digits-data", ["curate", "--data-dir", str(mnist_dir), "--output-dir", str(disk / "c")]
+    )
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-data: error: output folder {disk} is not writable: choose another or fix its permissions\n"
+    )
+
+
+def test_inspect_compares_the_manifest_with_the_arrays(capsys, curated):
+    manifest = json.loads((curated / "manifest.json").read_text())
+    manifest["splits"]["eval"]["counts"]["5"] = 999
+    (curated / "manifest.json").write_text(json.dumps(manifest))
+    code = run_fire(cli.COMMANDS, "digits-data", ["inspect", "--curated-dir", str(curated)])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-data: error: {curated / 'manifest.json'} says split eval has digit counts "
+        "{'0': 24, '5': 999, '8': 36} where the file holds {'0': 24, '5': 12, '8': 36}: it was edited "
+        f"after curation; delete {curated} and run `make curate` (or `digits-data curate`)\n"
+    )
+
+
+def test_a_killed_download_leaves_nothing_the_next_run_keeps(mnist_dir, tmp_path):
+    data = tmp_path / "data"
+    raw = mnist.raw_dir(data)
+    raw.mkdir(parents=True)
+    for name in mnist.FILES[1:]:
+        (raw / name).symlink_to(mnist.raw_dir(mnist_dir) / name)
+    half = raw / f".{mnist.TRAIN_IMAGES}.k3j2.tmp"  # what a download killed while writing leaves
+    half.write_bytes(b"\0" * 1000)
+    pip_scratch = data / "downloads" / ".pip.x81.tmp"
+    pip_scratch.mkdir(parents=True)
+    shutil.copyfile(mnist.raw_dir(mnist_dir) / mnist.TRAIN_IMAGES, tmp_path / "images")
+    (tmp_path / "local").mkdir()
+    for name in mnist.FILES:
+        (tmp_path / "local" / name).symlink_to(mnist.raw_dir(mnist_dir) / name)
+    mnist.download(data, str(tmp_path / "local"), log=lambda message: None)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(mnist.FILES)
+    assert not pip_scratch.exists()
+    assert mnist.verify(data)
+
+
+def test_an_unwritable_timings_folder_does_not_fail_a_step_that_succeeded(small_disk):
+    timings = small_disk(64, read_only=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "digits_data.timing",
+            str(timings),
+            "curate",
+            "--",
+            sys.executable,
+            "-c",
+            "print(42)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stdout) == (0, "42\n")
+    assert done.stderr == (
+        f"timing: warning: the curate time was not recorded: output folder {timings} is not writable: "
+        "choose another or fix its permissions\n"
+    )
