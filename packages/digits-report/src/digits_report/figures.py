@@ -1,0 +1,102 @@
+"""The report's figures, drawn with matplotlib's object-oriented API (no pyplot global state)."""
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from digits_data import contract
+
+COLORS = {"train": "#4C72B0", "val": "#DD8452", "eval": "#55A868", "test": "#8172B3"}
+
+
+def save(fig: Figure, path: Path) -> str:
+    """Write ``fig`` as PNG to ``path`` and return the file name the page links to."""
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path.name
+
+
+def plot_counts(manifest: dict, out: Path) -> str:
+    """Grouped bars: images per digit in each split."""
+    classes = [str(d) for d in manifest["classes"]]
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.subplots()
+    width = 0.8 / len(contract.SPLITS)
+    for i, split in enumerate(contract.SPLITS):
+        counts = [manifest["splits"][split]["counts"][d] for d in classes]
+        bars = ax.bar(np.arange(len(classes)) + i * width, counts, width, label=split, color=COLORS[split])
+        ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(np.arange(len(classes)) + width, [f"digit {d}" for d in classes])
+    ax.set_ylabel("images")
+    ax.set_title("Curated images per digit and split")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return save(fig, out / "counts.png")
+
+
+def plot_training(epochs: list[dict], summary: dict, labels: list[int], out: Path) -> str:
+    """Loss, validation macro-F1, per-digit recall and learning rate per epoch, best epoch marked."""
+    x = [e["epoch"] for e in epochs]
+    fig = Figure(figsize=(10, 6.5))
+    axes = fig.subplots(2, 2, sharex=True)
+    series = {
+        (0, 0): ("loss (class-weighted cross-entropy)", {"train": "train_loss", "validation": "val_loss"}),
+        (0, 1): ("validation macro-F1", {"macro-F1": "val_macro_f1"}),
+        (1, 0): ("validation recall per digit", {f"digit {d}": f"val_recall_{d}" for d in labels}),
+        (1, 1): ("learning rate", {"lr": "lr"}),
+    }
+    for (r, c), (title, keys) in series.items():
+        ax = axes[r][c]
+        for name, key in keys.items():
+            ax.plot(x, [e.get(key, np.nan) for e in epochs], marker="o", markersize=3, label=name)
+        ax.axvline(summary["best_epoch"], color="#2ca02c", linestyle="--", linewidth=1, label="best epoch")
+        if summary.get("stopped_epoch") is not None:
+            ax.axvline(
+                summary["stopped_epoch"], color="#d62728", linestyle=":", linewidth=1, label="early stop"
+            )
+        ax.set_title(title, fontsize=10)
+        ax.spines[["top", "right"]].set_visible(False)
+        if r == 1:
+            ax.set_xlabel("epoch")
+        ax.legend(fontsize=7, frameon=False)
+    axes[0][0].set_yscale("log")
+    axes[1][1].set_yscale("log")
+    fig.tight_layout()
+    return save(fig, out / "training.png")
+
+
+def plot_confusion(result: dict, out: Path, title: str) -> str:
+    """The confusion matrix as a labelled heat map with counts."""
+    matrix = np.asarray(result["confusion_matrix"])
+    labels = [str(d) for d in result["labels"]]
+    fig = Figure(figsize=(3.8, 3.4))
+    ax = fig.subplots()
+    shown = np.log1p(matrix)
+    ax.imshow(shown, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        color = "white" if shown[i, j] > shown.max() * 0.6 else "black"
+        ax.text(j, i, str(value), ha="center", va="center", color=color, fontsize=11)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(title, fontsize=10)
+    return save(fig, out / f"confusion_{result['split']}.png")
+
+
+def plot_gallery(images: np.ndarray, captions: list[str], out: Path, name: str, title: str) -> str | None:
+    """A grid of uint8 digits with captions; None when there is nothing to show."""
+    if len(images) == 0:
+        return None
+    cols = min(8, len(images))
+    rows = -(-len(images) // cols)
+    fig = Figure(figsize=(1.35 * cols, 1.6 * rows + 0.4))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, caption in zip(axes.ravel(), images, captions, strict=False):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(caption, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, out / name)

@@ -1,0 +1,176 @@
+"""One HTML page on the data, the training and the model's errors, built from what the pipeline wrote.
+
+Reads the curated manifest and splits, the training logs and summary, the ONNX model's
+metadata, the evaluation JSON files and the step timings; recomputes nothing that exists.
+Writes ``index.html``, its PNG figures and ``report.json`` into a temporary folder that then
+replaces the output folder, so a crash never leaves a half-written report.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from digits_data import atomic, contract, dataset
+from digits_data.contact_sheet import write_contact_sheet
+from digits_report import figures
+from digits_report.inputs import read_epochs, read_json, read_model_metadata, read_timings
+
+LEAST_CONFIDENT = 24  # correct eval predictions shown, least confident first
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("digits_report"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,  # a missing number is a bug, not an empty cell
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def write_report(
+    curated_dir: str | os.PathLike,
+    train_dir: str | os.PathLike,
+    model: str | os.PathLike,
+    eval_dir: str | os.PathLike,
+    timings_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+) -> Path:
+    """Build the report in ``output_dir``; return the path of its ``index.html``.
+
+    Raises:
+        DigitsError: An input is missing or unreadable; the message names it and the make target.
+    """
+    curated_dir, train_dir, model = Path(curated_dir), Path(train_dir), Path(model)
+    eval_dir, output_dir = Path(eval_dir), Path(output_dir)
+    manifest = dataset.load_manifest(curated_dir)
+    summary = read_json(train_dir / "summary.json", "train")
+    epochs = read_epochs(train_dir / "lightning_logs" / "metrics.csv")
+    meta = read_model_metadata(model)
+    results = {name: read_json(eval_dir / f"{name}.json", "evaluate") for name in ("eval", "test")}
+    timings = read_timings(Path(timings_dir))
+    labels = list(manifest["classes"])
+
+    atomic.ensure_dir(output_dir.parent)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    scratch.chmod(0o755)
+    try:
+        drawn = {
+            "counts": figures.plot_counts(manifest, scratch),
+            "samples": contact_sheet(curated_dir, scratch),
+            "training": figures.plot_training(epochs, summary, labels, scratch),
+            "confusion_eval": figures.plot_confusion(results["eval"], scratch, "eval split"),
+            "confusion_test": figures.plot_confusion(results["test"], scratch, "MNIST test digits"),
+        }
+        eval_split = dataset.load_split(curated_dir, "eval", verify=False)
+        predictions = results["eval"]["predictions"]
+        wrong = [p for p in predictions if p["label"] != p["prediction"]]
+        right = [p for p in predictions if p["label"] == p["prediction"]]
+        unsure = sorted(right, key=lambda p: p["probs"][labels.index(p["label"])])[:LEAST_CONFIDENT]
+        drawn["errors"] = figures.plot_gallery(
+            *_gallery_items(labels, eval_split, wrong),
+            scratch,
+            "errors.png",
+            f"Every misclassified eval image ({len(wrong)})",
+        )
+        drawn["least_confident"] = figures.plot_gallery(
+            *_gallery_items(labels, eval_split, unsure),
+            scratch,
+            "least_confident.png",
+            f"The {len(unsure)} least confident correct eval predictions",
+        )
+        numbers = {
+            "fingerprint": dataset.fingerprint(curated_dir),
+            "counts": {s: manifest["splits"][s]["counts"] for s in contract.SPLITS},
+            "training": {
+                k: summary[k] for k in ("epochs_run", "best_epoch", "stopped_early", "stopped_epoch")
+            }
+            | {
+                "best_val_metrics": summary["best_val_metrics"],
+                "wall_time_seconds": summary["wall_time_seconds"],
+            },
+            "evaluation": {
+                name: {
+                    k: r[k] for k in ("split", "n", "accuracy", "macro_f1", "per_class", "confusion_matrix")
+                }
+                for name, r in results.items()
+            },
+            "misclassified_eval": [
+                {k: p[k] for k in ("index", "label", "prediction", "probs")} for p in wrong
+            ],
+            "parity": json.loads(meta.get(contract.META_PARITY, "{}")),
+            "versions": json.loads(meta.get(contract.META_VERSIONS, "{}")),
+            "hyperparameters": json.loads(meta.get(contract.META_TRAINING_CONFIG, "{}")),
+            "timings_seconds": timings,
+            "figures": {k: v for k, v in drawn.items() if v},
+        }
+        atomic.write_text(scratch / "report.json", json.dumps(numbers, indent=2) + "\n")
+        atomic.write_text(scratch / "index.html", render(numbers, drawn, model, labels))
+        if output_dir.exists():
+            old = output_dir.with_name(f".{output_dir.name}-old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(output_dir, old)
+            shutil.rmtree(old)
+        os.replace(scratch, output_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return output_dir / "index.html"
+
+
+def contact_sheet(curated_dir: Path, out: Path) -> str:
+    """The contact sheet `make inspect` drew, copied; drawn here if it is missing or older than the data."""
+    existing = curated_dir / "samples.png"
+    if existing.is_file() and existing.stat().st_mtime >= dataset.manifest_path(curated_dir).stat().st_mtime:
+        shutil.copyfile(existing, out / "samples.png")
+        return "samples.png"
+    return write_contact_sheet(curated_dir, out / "samples.png").name
+
+
+def _gallery_items(
+    labels: list[int], split: dataset.Split, picks: list[dict]
+) -> tuple[np.ndarray, list[str]]:
+    """The images of ``picks`` (evaluation predictions) from ``split``, with their captions."""
+    position = {int(i): k for k, i in enumerate(split.indices)}
+    size = contract.IMAGE_SIZE
+    images = (
+        np.stack([split.images[position[p["index"]]] for p in picks]) if picks else np.zeros((0, size, size))
+    )
+    captions = [
+        f"true {p['label']} → {p['prediction']}\np={max(p['probs']):.3f} (#{p['index']})"
+        if p["label"] != p["prediction"]
+        else f"{p['label']}, p={p['probs'][labels.index(p['label'])]:.3f}\n(#{p['index']})"
+        for p in picks
+    ]
+    return images, captions
+
+
+def render(numbers: dict, drawn: dict[str, str | None], model: Path, labels: list[int]) -> str:
+    """The page itself, from ``templates/index.html``: sections with captions, tables from ``numbers``."""
+    digits = ", ".join(map(str, labels))
+    parity = numbers["parity"]
+    card = {
+        "intended use": f"classify a single handwritten digit image as one of {digits}",
+        "not for": f"other digits or symbols: any image still gets one of {digits}; multi-digit images; "
+        "tasks where a wrong answer is costly without human review",
+        "model file": str(model),
+        "data fingerprint": numbers["fingerprint"],
+        "ONNX parity": f"onnxruntime vs torch on {parity.get('images')} eval images, batch sizes "
+        f"{parity.get('batch_sizes')}: argmax identical, max |Δp| {parity.get('max_abs_diff', 0.0):.1e}",
+    }
+    recorded = numbers["timings_seconds"].items()
+    timings = {step: "not recorded" if s is None else f"{s:.1f} s" for step, s in recorded}
+    hyperparameters = {k: v for k, v in numbers["hyperparameters"].items() if k != "limit_train_batches"}
+    return _TEMPLATES.get_template("index.html").render(
+        digits=digits,
+        figures=drawn,
+        training=numbers["training"],
+        ev=numbers["evaluation"]["eval"],
+        te=numbers["evaluation"]["test"],
+        card=card,
+        hyperparameters=hyperparameters,
+        versions=numbers["versions"],
+        timings=timings,
+    )
