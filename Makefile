@@ -12,6 +12,7 @@ TRAIN  := $(ART)/train
 MODEL  := $(ART)/model.onnx
 EVAL   := $(ART)/eval
 REPORT := $(ART)/report
+HANDWRITING := $(ART)/handwriting
 TIMED  := $(BIN)/python -m digits_data.timing $(ART)/timings
 SOURCE ?= auto
 IMAGE  ?=
@@ -22,12 +23,12 @@ RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help all install data curate inspect train evaluate predict report test lint format tox clean
+.PHONY: help all install data curate inspect handwriting train evaluate predict report test lint format tox clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-all: inspect train evaluate $(ART)/sample-prediction.json report ## Everything, from a fresh clone: data, curation, training, export, evaluation, report
+all: inspect handwriting train evaluate $(ART)/sample-prediction.json report ## Everything, from a fresh clone: data, curation, handwriting set, training, export, evaluation, report
 
 install: $(INSTALLED) ## Create .venv (Python 3.11) with the four packages (editable) and dev tools, pinned by constraints.txt
 
@@ -53,6 +54,11 @@ inspect: $(CURATED)/samples.png ## Summarize the curated data and draw a contact
 
 $(CURATED)/samples.png: $(CURATED)/manifest.json
 	$(BIN)/digits-data inspect --curated-dir $(CURATED) --samples $@
+
+handwriting: $(HANDWRITING)/manifest.json ## Generate handwriting that is not MNIST: digits and letters in several styles
+
+$(HANDWRITING)/manifest.json: packages/digits-data/src/digits_data/handwriting.py | $(INSTALLED)
+	$(TIMED) handwriting -- $(BIN)/digits-data handwriting --output-dir $(HANDWRITING)
 
 train: $(MODEL) ## Train the CNN and export the best checkpoint to artifacts/model.onnx
 

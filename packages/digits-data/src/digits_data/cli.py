@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from digits_data import atomic, dataset, mnist
+from digits_data import atomic, dataset, handwriting, mnist
 from digits_data import curate as curation
 from digits_data.cli_support import check_int, main_for
 from digits_data.contact_sheet import write_contact_sheet
@@ -122,6 +122,30 @@ def sample(
     print(f"{output}: {split} image {index}, MNIST index {data.indices[index]}, digit {data.labels[index]}")
 
 
+def handwriting_set(
+    output_dir: str = "artifacts/handwriting",
+    per_style: int = handwriting.DEFAULT_PER_STYLE,
+    seed: int = handwriting.DEFAULT_SEED,
+) -> None:
+    """Generate handwriting that is not MNIST: the digits 0-9 and letters, in several styles.
+
+    Writes one image file (PNG or JPEG) per sample, OUTPUT_DIR/sheet.png (a contact sheet) and
+    OUTPUT_DIR/manifest.json (file, label, kind, styles and sha256 of every sample). The same
+    seed gives the same bytes.
+
+    Args:
+        output_dir: Folder for the set; replaced whole when it already holds one.
+        per_style: Samples of each glyph (each way of writing a character).
+        seed: Seed of everything drawn.
+    """
+    manifest = handwriting.write(output_dir, per_style, seed)
+    counts = manifest["counts"]
+    print(
+        f"wrote {len(manifest['samples'])} images to {output_dir}: {counts['known']} of 0/5/8, "
+        f"{counts['other_digit']} other digits, {counts['letter']} letters"
+    )
+
+
 def _save_png(image: np.ndarray, output: str | os.PathLike) -> None:
     from PIL import Image
 
@@ -148,5 +172,11 @@ def _table(title: str, width: int, digits: list[int], splits: dict[str, dict]) -
     return "\n".join(lines)
 
 
-COMMANDS = {"download": download, "curate": curate, "inspect": inspect, "sample": sample}
+COMMANDS = {
+    "download": download,
+    "curate": curate,
+    "inspect": inspect,
+    "sample": sample,
+    "handwriting": handwriting_set,
+}
 main = main_for(COMMANDS, "digits-data")

@@ -1,0 +1,193 @@
+"""The generated handwriting set: determinism, balanced styles, valid labels, decodable images, CLI."""
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digits_data import atomic, cli, handwriting
+from digits_data.cli_support import run_fire
+from digits_data.contract import CLASSES
+from digits_data.images import load_image
+
+PER_STYLE = 3
+N_GLYPHS = {"known": 8, "other_digit": 15, "letter": 28}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hw") / "set"
+    manifest = handwriting.write(out, per_style=PER_STYLE, seed=5)
+    return out, manifest
+
+
+def run(capsys, *argv):
+    code = run_fire(cli.COMMANDS, "digits-data", list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_same_seed_gives_the_same_bytes_and_more_samples_keep_the_first_ones(generated):
+    out, manifest = generated
+    again = handwriting.generate(per_style=1, seed=5)
+    assert len(again) == sum(N_GLYPHS.values())
+    written = {e["file"]: e["sha256"] for e in manifest["samples"]}
+    for sample in again:  # the first sample of every glyph, drawn again in a run asking for fewer
+        assert hashlib.sha256(sample.image).hexdigest() == written[sample.file]
+        assert sample.image == (out / sample.file).read_bytes()
+
+
+def test_another_seed_gives_other_images(generated):
+    _, manifest = generated
+    written = {e["sha256"] for e in manifest["samples"]}
+    other = handwriting.generate(per_style=1, seed=6)
+    assert not {hashlib.sha256(s.image).hexdigest() for s in other} & written
+
+
+def test_manifest_records_every_file_with_its_sha256(generated):
+    out, manifest = generated
+    assert manifest["format"] == handwriting.FORMAT
+    assert (manifest["seed"], manifest["per_style"]) == (5, PER_STYLE)
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert handwriting.load_manifest(out) == manifest
+    files = {p.name for p in out.iterdir()}
+    assert files == {e["file"] for e in manifest["samples"]} | {"manifest.json", "sheet.png"}
+    for entry in manifest["samples"][:: len(manifest["samples"]) // 10]:
+        assert atomic.Path(out / entry["file"]).stat().st_size > 0
+        assert entry["sha256"] == handwriting.sha256_file(out / entry["file"])
+
+
+def test_counts_per_kind_and_balanced_styles(generated):
+    _, manifest = generated
+    samples = manifest["samples"]
+    assert manifest["counts"] == {k: n * PER_STYLE for k, n in N_GLYPHS.items()}
+    assert Counter(s["kind"] for s in samples) == manifest["counts"]
+    assert len(handwriting.GLYPHS) == sum(N_GLYPHS.values())
+    by_glyph = Counter(s["file"].rsplit("-", 1)[0] for s in samples)
+    assert set(by_glyph.values()) == {PER_STYLE}
+    # Within each glyph, every level of an axis appears PER_STYLE // levels times, or once more.
+    for glyph in by_glyph:
+        mine = [s for s in samples if s["file"].rsplit("-", 1)[0] == glyph]
+        for axis, levels in handwriting.AXES.items():
+            counts = Counter(s["styles"][axis] for s in mine)
+            assert set(counts) <= set(levels)
+            assert max(counts.values()) - min(counts.get(level, 0) for level in levels) <= 1
+    assert Counter(s["styles"]["cursive"] for s in samples if s["kind"] == "known") == {
+        "print": 5 * PER_STYLE,
+        "cursive": 3 * PER_STYLE,
+    }
+    assert {s["styles"]["glyph"] for s in samples if s["label"] == "8"} == {
+        "two-loops",
+        "figure-eight",
+        "s-and-back",
+    }
+
+
+def test_labels_are_valid_and_files_unique(generated):
+    _, manifest = generated
+    samples = manifest["samples"]
+    known = {str(d) for d in CLASSES}
+    for s in samples:
+        if s["kind"] == "known":
+            assert s["label"] in known
+        elif s["kind"] == "other_digit":
+            assert s["label"] in set("0123456789") - known
+        else:
+            assert s["kind"] == "letter"
+            assert s["label"].isalpha()
+            assert len(s["label"]) == 1
+    assert {s["label"] for s in samples if s["label"].isdigit()} == set("0123456789")
+    assert len({s["file"].lower() for s in samples}) == len(samples)  # safe on case-blind disks
+
+
+def test_every_image_decodes_and_passes_the_product_preprocessing(generated):
+    out, manifest = generated
+    formats = Counter()
+    for entry in manifest["samples"]:
+        with Image.open(out / entry["file"]) as image:
+            image.load()
+            formats[image.format] += 1
+            assert 96 <= image.width == image.height <= 160
+            assert image.mode in ("L", "RGB")
+        pixels = load_image(out / entry["file"])
+        assert pixels.shape == (28, 28)
+        assert pixels.max() == pytest.approx(1.0)
+        assert 12 <= int((pixels > 0.5).sum()) <= 300, entry["file"]  # a character, not a speck or a blot
+    assert set(formats) == {"PNG", "JPEG"}
+    assert formats["JPEG"] > len(manifest["samples"]) // 8
+
+
+def test_both_polarities_reach_the_model_as_white_on_black(generated):
+    out, manifest = generated
+    for polarity in handwriting.POLARITIES:
+        entry = next(e for e in manifest["samples"] if e["styles"]["polarity"] == polarity)
+        with Image.open(out / entry["file"]) as image:
+            gray = np.asarray(image.convert("L"), dtype=np.float32)
+        border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+        assert (np.median(border) > 128) == (polarity == "dark-on-light")
+        pixels = load_image(out / entry["file"])
+        assert np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).max() == 0.0
+
+
+def test_cli_writes_a_set_in_place_of_an_older_one(capsys, generated, tmp_path):
+    out = tmp_path / "hw"
+    shutil.copytree(generated[0], out)
+    code, stdout, _ = run(capsys, "handwriting", "--output-dir", str(out), "--per-style", "1", "--seed", "3")
+    assert code == 0
+    assert stdout == f"wrote 51 images to {out}: 8 of 0/5/8, 15 other digits, 28 letters\n"
+    manifest = handwriting.load_manifest(out)
+    assert (manifest["seed"], manifest["per_style"]) == (3, 1)
+    assert len(list(out.iterdir())) == 51 + 2  # the older, larger set is gone whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hw.lock", "hw"]  # no scratch or old folder left
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--per-style", "0"], "--per-style must be between 1 and 10000, got 0"),
+        (["--per-style", "two"], "--per-style must be a whole number, got 'two'"),
+        (["--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+        (
+            ["--per-styles", "2"],
+            "digits-data handwriting has no option --per-styles: see `digits-data handwriting --help`",
+        ),
+    ],
+)
+def test_cli_refuses_bad_flags(capsys, tmp_path, argv, message):
+    code, _, err = run(capsys, "handwriting", "--output-dir", str(tmp_path / "hw"), *argv)
+    assert code == 2
+    assert err == f"digits-data: error: {message}\n"
+    assert not (tmp_path / "hw").exists()
+
+
+def test_cli_refuses_to_replace_a_folder_that_is_not_a_set(capsys, tmp_path):
+    keep = tmp_path / "photos"
+    keep.mkdir()
+    (keep / "mine.jpg").write_bytes(b"precious")
+    code, _, err = run(capsys, "handwriting", "--output-dir", str(keep), "--per-style", "1")
+    assert code == 1
+    assert err == (
+        f"digits-data: error: {keep} holds files this step did not write (mine.jpg), "
+        "so it will not replace it: choose a new or empty output folder\n"
+    )
+    assert [p.name for p in keep.iterdir()] == ["mine.jpg"]
+
+
+def test_load_manifest_names_a_missing_or_altered_file(generated, tmp_path):
+    out, manifest = generated
+    with pytest.raises(handwriting.DigitsError) as missing:
+        handwriting.load_manifest(tmp_path)
+    assert str(missing.value) == (
+        f"{tmp_path / 'manifest.json'} does not exist: "
+        "run `make handwriting` (or `digits-data handwriting`) to create it"
+    )
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    victim = copy / manifest["samples"][0]["file"]
+    victim.write_bytes(victim.read_bytes()[:-1])
+    with pytest.raises(handwriting.DigitsError, match="does not match its sha256"):
+        handwriting.load_manifest(copy)
