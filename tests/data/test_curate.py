@@ -7,7 +7,7 @@ import pytest
 
 from digits_data import curate, dataset, mnist
 from digits_data.contract import OUTLIER_SPLITS, SPLITS
-from digits_data.errors import DigitsError, UsageError
+from digits_data.errors import ConfigError, DigitsError, UsageError
 
 DEFAULT_SIZES = {
     "eval": {"0": 240, "5": 60, "8": 700},
@@ -173,22 +173,49 @@ def test_other_split_is_the_mnist_test_sets_other_digits(full):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("overrides", "message", "flags"),
     [
-        ({"eval_ratio": 0.0}, r"--eval-ratio must be in \(0.0, 1.0\), got 0.0"),
-        ({"val_ratio": 1.5}, r"--val-ratio must be in \(0.0, 1.0\), got 1.5"),
-        ({"eval_ratio": 0.6, "val_ratio": 0.4}, "must be below 1 to leave training data"),
-        ({"seed": -1}, "--seed must be between 0 and 4294967295, got -1"),
-        ({"class_counts": {0: 10}}, "needs at least two digits"),
-        ({"class_counts": {0: 10, 12: 5}}, "keys must be digits 0-9, got 12"),
-        ({"class_counts": {0: 10, 5: 0}}, "for digit 5 must be a positive whole number, got 0"),
-        ({"other_train_per_digit": 0}, "--other-train-per-digit must be at least 1, got 0"),
-        ({"other_val_per_digit": 2.5}, "--other-val-per-digit must be a whole number, got 2.5"),
+        ({"eval_ratio": 0.0}, "eval_ratio must be in (0.0, 1.0), got 0.0", "--eval-ratio must be in"),
+        ({"val_ratio": 1.5}, "val_ratio must be in (0.0, 1.0), got 1.5", "--val-ratio must be in"),
+        (
+            {"eval_ratio": 0.6, "val_ratio": 0.4},
+            "eval_ratio + val_ratio must be below 1 to leave training data, got 0.6 + 0.4",
+            "--eval-ratio + --val-ratio must be below 1",
+        ),
+        ({"seed": -1}, "seed must be between 0 and 4294967295, got -1", "--seed must be between"),
+        (
+            {"class_counts": {0: 10}},
+            "class_counts needs at least two digits, e.g. '{8: 3500, 0: 1200, 5: 300}'",
+            "--class-counts needs",
+        ),
+        (
+            {"class_counts": {0: 10, 12: 5}},
+            "class_counts keys must be digits 0-9, got 12",
+            "--class-counts keys",
+        ),
+        (
+            {"class_counts": {0: 10, 5: 0}},
+            "class_counts for digit 5 must be a positive whole number, got 0",
+            "--class-counts for digit 5",
+        ),
+        (
+            {"other_train_per_digit": 0},
+            "other_train_per_digit must be at least 1, got 0",
+            "--other-train-per-digit must be at least 1",
+        ),
+        (
+            {"other_val_per_digit": 2.5},
+            "other_val_per_digit must be a whole number, got 2.5",
+            "--other-val-per-digit must be a whole",
+        ),
     ],
 )
-def test_bad_configuration_is_refused(overrides, message):
-    with pytest.raises(UsageError, match=message):
+def test_bad_configuration_is_refused_naming_the_field(overrides, message, flags):
+    with pytest.raises(ConfigError) as caught:
         curate.CurationConfig(**overrides)
+    assert (str(caught.value), caught.value.exit_code) == (message, 2)
+    assert caught.value.with_flags().startswith(flags)
+    assert caught.value.with_flags().count("--") == flags.count("--")
 
 
 def test_counts_beyond_mnist_and_empty_splits_are_refused(mnist_dir, tmp_path):

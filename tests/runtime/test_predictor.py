@@ -143,3 +143,12 @@ def test_predict_each_answers_every_source_in_order(predictor, small_curated, tm
 def test_predict_many_raises_the_first_failure(predictor, tmp_path):
     with pytest.raises(DigitsError, match=f"^{tmp_path / 'gone.png'}: no such file$"):
         predictor.predict_many([np.zeros((28, 28), np.uint8), tmp_path / "gone.png"])
+
+
+def test_core_modules_load_no_command_line_plotting_or_torch():
+    code = (
+        "import sys, digits_runtime, digits_data.curate; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'fire', 'matplotlib', 'torch', 'lightning'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")

@@ -6,7 +6,8 @@ import numpy as np
 
 from digits_data import atomic, dataset, handwriting, mnist
 from digits_data import curate as curation
-from digits_data.cli_support import check_int, main_for
+from digits_data.checks import check_int
+from digits_data.cli_support import main_for
 from digits_data.contact_sheet import write_contact_sheet
 from digits_data.contract import (
     DEFAULT_EVAL_RATIO,

@@ -1,4 +1,4 @@
-"""What every command line of the product shares: Fire dispatch, one-line errors, argument checks."""
+"""What every command line of the product shares: Fire dispatch, one-line errors, refusal of misuse."""
 
 import inspect
 import os
@@ -9,7 +9,7 @@ from typing import Any
 
 import fire
 
-from digits_data.errors import DigitsError, UsageError
+from digits_data.errors import ConfigError, DigitsError, UsageError
 
 
 def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:
@@ -32,7 +32,8 @@ def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:
     except DigitsError as exc:
         if isinstance(exc, _OutputError):
             _discard_output(stdout)
-        print(f"{name}: error: {exc}", file=sys.stderr)
+        message = exc.with_flags() if isinstance(exc, ConfigError) else str(exc)
+        print(f"{name}: error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
@@ -158,36 +159,3 @@ def main_for(component: Any, name: str) -> Callable[[], None]:
         sys.exit(run_fire(component, name))
 
     return main
-
-
-def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int within [low, high], or raise a :class:`UsageError` saying so."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"--{_flag(name)} must be a whole number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise UsageError(f"--{_flag(name)} must be {bound}, got {value}")
-    return value
-
-
-def check_float(name: str, value: Any, low: float, high: float, *, open_interval: bool = True) -> float:
-    """Return ``value`` as a float in (low, high) (or [low, high]), or raise a :class:`UsageError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UsageError(f"--{_flag(name)} must be a number, got {value!r}")
-    value = float(value)
-    inside = low < value < high if open_interval else low <= value <= high
-    if not inside:
-        interval = f"({low}, {high})" if open_interval else f"[{low}, {high}]"
-        raise UsageError(f"--{_flag(name)} must be in {interval}, got {value}")
-    return value
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` if it is a bool, else raise a :class:`UsageError`."""
-    if not isinstance(value, bool):
-        raise UsageError(f"--{_flag(name)} must be true or false (or --no{_flag(name)}), got {value!r}")
-    return value
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from digits_data import atomic, mnist
-from digits_data.cli_support import check_float, check_int
+from digits_data.checks import check_float, check_int
 from digits_data.contract import (
     DEFAULT_CLASS_COUNTS,
     DEFAULT_EVAL_RATIO,
@@ -32,7 +32,7 @@ from digits_data.contract import (
     SPLITS,
 )
 from digits_data.dataset import Split, write_split
-from digits_data.errors import UsageError
+from digits_data.errors import ConfigError, UsageError
 
 FORMAT_VERSION = 1
 OWNED = ("*.npz", MANIFEST_NAME, "samples.png")
@@ -53,13 +53,16 @@ class CurationConfig:
     def __post_init__(self) -> None:
         counts = self.class_counts
         if not isinstance(counts, Mapping) or len(counts) < 2:
-            raise UsageError("--class-counts needs at least two digits, e.g. '{8: 3500, 0: 1200, 5: 300}'")
+            raise ConfigError(
+                "class_counts needs at least two digits, e.g. '{8: 3500, 0: 1200, 5: 300}'", "class_counts"
+            )
         for digit, count in counts.items():
             if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
-                raise UsageError(f"--class-counts keys must be digits 0-9, got {digit!r}")
+                raise ConfigError(f"class_counts keys must be digits 0-9, got {digit!r}", "class_counts")
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise UsageError(
-                    f"--class-counts for digit {digit} must be a positive whole number, got {count!r}"
+                raise ConfigError(
+                    f"class_counts for digit {digit} must be a positive whole number, got {count!r}",
+                    "class_counts",
                 )
         check_int("seed", self.seed, 0, 2**32 - 1)
         check_float("eval_ratio", self.eval_ratio, 0.0, 1.0)
@@ -67,9 +70,11 @@ class CurationConfig:
         check_int("other_train_per_digit", self.other_train_per_digit, 1)
         check_int("other_val_per_digit", self.other_val_per_digit, 1)
         if self.eval_ratio + self.val_ratio >= 1:
-            raise UsageError(
-                f"--eval-ratio + --val-ratio must be below 1 to leave training data, "
-                f"got {self.eval_ratio} + {self.val_ratio}"
+            raise ConfigError(
+                "eval_ratio + val_ratio must be below 1 to leave training data, "
+                f"got {self.eval_ratio} + {self.val_ratio}",
+                "eval_ratio",
+                "val_ratio",
             )
         # Normalize to a sorted plain dict so equal configs serialize identically.
         object.__setattr__(self, "class_counts", {int(d): int(c) for d, c in sorted(counts.items())})

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from digits_data import atomic, dataset
-from digits_data.cli_support import check_int, main_for
+from digits_data.checks import check_int
+from digits_data.cli_support import main_for
 from digits_data.contract import META_FINGERPRINT, SPLITS
 from digits_data.errors import DigitsError, UsageError
 from digits_data.images import IMAGE_SUFFIXES

@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass
 
-from digits_data.cli_support import check_bool, check_float, check_int
+from digits_data.checks import check_bool, check_float, check_int
 from digits_data.contract import DEFAULT_SEED
 from digits_data.errors import UsageError
 
