@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from digits_data import atomic
-from digits_data.cli_support import check_int
+from digits_data.checks import check_int
 from digits_data.contract import CLASSES, MANIFEST_NAME
 from digits_data.dataset import sha256_file
 from digits_data.errors import DigitsError
