@@ -68,13 +68,16 @@ $(TRAIN)/best.ckpt: $(CURATED)/manifest.json
 $(MODEL): $(TRAIN)/best.ckpt
 	$(TIMED) export -- $(BIN)/digits-train export --checkpoint-path $< --output $@
 
-evaluate: $(EVAL)/eval.json $(EVAL)/test.json ## Evaluate the model on the eval split and the MNIST test digits
+evaluate: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json ## Evaluate the model on the eval split and the MNIST test digits (0/5/8, and the others it should refuse)
 
 $(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json
 	$(TIMED) evaluate -- $(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split eval --json $@
 
 $(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split test --json $@
+
+$(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
+	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split other --json $@
 
 predict: $(MODEL) $(if $(IMAGE),,$(SAMPLE)) ## Predict IMAGE=path (default: a sample written from the eval split)
 	$(BIN)/digits predict --model $(MODEL) $(or $(IMAGE),$(SAMPLE))

@@ -10,6 +10,7 @@ import pytest
 
 from digits_data import contract, curate, dataset, mnist
 from digits_data.images import pixels_from_uint8
+from digits_data.refusal import RefusalRule, choose_threshold, scores
 
 if TYPE_CHECKING:
     import onnx
@@ -62,11 +63,16 @@ def small_disk(tmp_path: Path):
 
 
 def contract_model(
-    class_means: np.ndarray, labels: list[int], fingerprint: str, side: int = contract.IMAGE_SIZE
+    class_means: np.ndarray,
+    labels: list[int],
+    fingerprint: str,
+    side: int = contract.IMAGE_SIZE,
+    metadata: dict[str, str] | None = None,
 ) -> "onnx.ModelProto":
-    """A nearest-class-mean classifier as an ONNX graph: logits_c = x·m_c - |m_c|²/2, then softmax.
+    """A nearest-class-mean classifier as an ONNX graph: logits_c = (x·m_c - |m_c|²/2) / 10, then softmax.
 
     Built with onnx.helper, without torch, so the runtime's tests run where only it is installed.
+    ``metadata`` adds to (or replaces) the contract's metadata, e.g. a refusal rule.
     """
     import onnx  # only the runtime's and the report's tests need it
     from onnx import TensorProto, helper, numpy_helper
@@ -103,6 +109,7 @@ def contract_model(
             contract.META_MEAN: "0.1542",
             contract.META_STD: "0.3295",
             contract.META_FINGERPRINT: fingerprint,
+            **(metadata or {}),
         },
     )
     onnx.checker.check_model(model, full_check=True)
@@ -115,13 +122,52 @@ def make_model():
     return contract_model
 
 
+def class_mean_logits(class_means: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """The logits of :func:`contract_model` computed with numpy in float64, for uint8 images."""
+    flat_means = class_means.reshape(len(class_means), -1).astype(np.float64)
+    pixels = pixels_from_uint8(images).reshape(len(images), -1).astype(np.float64)
+    return (pixels @ flat_means.T - 0.5 * (flat_means**2).sum(1)) * 0.1
+
+
 @pytest.fixture(scope="session")
-def model_path(small_curated: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A contract-following ONNX model fitted (class means) on the small curation's train split."""
+def reference_logits():
+    """numpy's own computation of a class-mean model's logits: (class_means, uint8 images) -> (N, 3)."""
+    return class_mean_logits
+
+
+@pytest.fixture(scope="session")
+def class_means(small_curated: Path) -> np.ndarray:
+    """Mean image (3, 28, 28) of each digit in the small curation's train split."""
     train = dataset.load_split(small_curated, "train")
-    labels = sorted(set(train.labels.tolist()))
     pixels = pixels_from_uint8(train.images)
-    means = np.stack([pixels[train.labels == d].mean(0) for d in labels])
+    return np.stack([pixels[train.labels == d].mean(0) for d in contract.CLASSES])
+
+
+@pytest.fixture(scope="session")
+def model_path(
+    small_curated: Path, class_means: np.ndarray, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A contract-following ONNX model fitted (class means) on the small curation's train split."""
     path = tmp_path_factory.mktemp("model") / "model.onnx"
-    path.write_bytes(contract_model(means, labels, dataset.fingerprint(small_curated)).SerializeToString())
+    model = contract_model(class_means, list(contract.CLASSES), dataset.fingerprint(small_curated))
+    path.write_bytes(model.SerializeToString())
     return path
+
+
+@pytest.fixture(scope="session")
+def refusing_model(
+    small_curated: Path, class_means: np.ndarray, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, RefusalRule]:
+    """The class-mean model with a refusal rule: energy, threshold keeping 90% of val digits."""
+    val = dataset.load_split(small_curated, "val")
+    threshold = choose_threshold(scores(class_mean_logits(class_means, val.images), "energy"), 0.9)
+    rule = RefusalRule("energy", threshold, 0.9, "val")
+    path = tmp_path_factory.mktemp("refusing") / "model.onnx"
+    model = contract_model(
+        class_means,
+        list(contract.CLASSES),
+        dataset.fingerprint(small_curated),
+        metadata={contract.META_REFUSAL: rule.to_json()},
+    )
+    path.write_bytes(model.SerializeToString())
+    return path, rule

@@ -64,11 +64,12 @@ def test_malformed_rules_say_what_is_wrong(text, message):
         RefusalRule.from_json(text)
 
 
-def test_choose_threshold_keeps_at_least_the_rate():
-    known = np.arange(100, dtype=np.float64)  # 0..99
-    assert choose_threshold(known, 0.99) == 1.0  # accepts 99 of 100
-    assert choose_threshold(known, 1.0) == 0.0
-    assert choose_threshold(known, 0.985) == 1.0  # 98.5 rounds up to 99 kept
+def test_choose_threshold_keeps_the_rate_with_a_margin():
+    known = np.arange(100, dtype=np.float64)[::-1]  # 99..0
+    assert choose_threshold(known, 0.99) == 0.5  # accepts 99 of 100, halfway to the first refused
+    assert choose_threshold(known, 0.985) == 0.5  # 98.5 rounds up to 99 kept
+    assert choose_threshold(known, 0.5) == 49.5
+    assert choose_threshold(known, 1.0) == -0.0005  # just below the lowest score
     assert choose_threshold(np.array([3.0, 3.0, 3.0, 1.0]), 0.5) == 3.0  # ties accept more, not fewer
     with pytest.raises(ValueError, match="need known scores"):
         choose_threshold(np.array([]), 0.99)

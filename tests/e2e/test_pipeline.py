@@ -54,6 +54,12 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
     # With two epochs on 245 images the model is already far better than chance.
     assert result["accuracy"] > 0.8
 
+    other, printed = evaluate("other")
+    assert (other["split"], other["n"]) == ("other", 7154)
+    refused = sum(not p["accepted"] for p in other["predictions"])
+    assert other["refusal"]["refused"] == refused
+    assert f"all     {refused:>10}      7154" in printed
+
     # Evaluating the validation split reproduces exactly the metrics recorded in the model at export.
     val, _ = evaluate("val")
     recorded = json.loads(Predictor(model).metadata[contract.META_VAL_METRICS])
@@ -75,8 +81,9 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
         str(sample),
     )
     predicted = json.loads(run("digits", "predict", "--model", str(model), str(sample)).stdout)
-    assert set(predicted) == {"probs", "prediction"}
+    assert set(predicted) == {"probs", "prediction", "accepted"}
     assert set(predicted["probs"]) == {"0", "5", "8"}
     assert sum(predicted["probs"].values()) == pytest.approx(1.0, abs=1e-5)
     expected = result["predictions"][0]
     assert predicted["prediction"] == expected["prediction"]
+    assert predicted["accepted"] == expected["accepted"]

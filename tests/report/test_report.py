@@ -98,7 +98,11 @@ def test_numbers_agree_between_page_json_and_evaluation(report, report_inputs):
             row = f"<td>digit {digit}</td><td>{c['precision']:.4f}</td><td>{c['recall']:.4f}</td>"
             row += f"<td>{c['f1']:.4f}</td>"
             assert row in page
-        wrong = [p for p in evaluation["predictions"] if p["label"] != p["prediction"]]
+        wrong = [
+            {k: p[k] for k in ("index", "label", "prediction", "probs")}
+            for p in evaluation["predictions"]
+            if p["label"] != p["prediction"]
+        ]
         if split == "eval":
             assert report["json"]["misclassified_eval"] == wrong
     assert report["json"]["timings_seconds"] == {

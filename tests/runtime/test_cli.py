@@ -38,7 +38,8 @@ def test_predict_one_image_prints_exactly_the_contract(capsys, model_path, image
     assert (code, err) == (0, "")
     assert out.count("\n") == 1
     result = json.loads(out)
-    assert list(result) == ["probs", "prediction"]
+    assert list(result) == ["probs", "prediction", "accepted"]
+    assert result["accepted"] is True  # a model without a refusal rule accepts every image
     assert list(result["probs"]) == ["0", "5", "8"]
     assert sum(result["probs"].values()) == pytest.approx(1.0, abs=1e-5)
     assert result["prediction"] == int(max(result["probs"], key=result["probs"].get))
@@ -49,7 +50,7 @@ def test_predict_folder_gives_one_line_per_image_in_sorted_order(capsys, model_p
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["path"] for line in lines] == [str(images / f"img{i}.png") for i in range(5)]
-    assert all(set(line) == {"path", "probs", "prediction"} for line in lines)
+    assert all(set(line) == {"path", "probs", "prediction", "accepted"} for line in lines)
     single = json.loads(run(capsys, "predict", "--model", model_path, images / "img3.png")[1])
     assert {k: lines[3][k] for k in single} == single
 
@@ -159,6 +160,7 @@ def test_evaluate_prints_the_report_and_writes_the_json_contract(capsys, model_p
         "model",
         "fingerprint",
         "predictions",
+        "refusal",
     }
     split = dataset.load_split(small_curated, "eval")
     assert (result["split"], result["n"], result["labels"]) == ("eval", len(split), [0, 5, 8])
@@ -194,7 +196,10 @@ def test_evaluate_refuses_bad_input(capsys, model_path, small_curated, tmp_path)
     code, _, err = run(
         capsys, "evaluate", "--model", model_path, "--curated-dir", small_curated, "--split", "holdout"
     )
-    assert (code, err) == (2, "digits: error: --split must be one of train, val, eval, test, got 'holdout'\n")
+    assert (code, err) == (
+        2,
+        "digits: error: --split must be one of train, val, eval, test, other, got 'holdout'\n",
+    )
     tampered = tmp_path / "curated"
     tampered.mkdir()
     for f in small_curated.iterdir():
@@ -230,7 +235,7 @@ def test_as_processes(model_path, images, small_curated, tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)) == {"probs", "prediction"}
+    assert set(json.loads(done.stdout)) == {"probs", "prediction", "accepted"}
     done = subprocess.run(
         [*EXE, "evaluate", "--model", str(model_path), "--curated-dir", str(small_curated)],
         capture_output=True,

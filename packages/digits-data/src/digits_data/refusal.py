@@ -83,12 +83,19 @@ class RefusalRule:
 
 
 def choose_threshold(known_scores: np.ndarray, accept_rate: float) -> float:
-    """Return the highest threshold that accepts at least ``accept_rate`` of ``known_scores``."""
+    """Return a threshold that accepts the top ``accept_rate`` share of ``known_scores`` (rounded up).
+
+    It lies halfway between the lowest score kept and the next one down, so that another
+    runtime's float rounding of the same image cannot flip the decision at the edge. With
+    ``accept_rate`` 1 it lies just below the lowest score.
+    """
     ordered = np.sort(np.asarray(known_scores, dtype=np.float64))[::-1]
     if not len(ordered) or not 0 < accept_rate <= 1:
         raise ValueError("need known scores and an accept rate in (0, 1]")
     keep = math.ceil(accept_rate * len(ordered) - 1e-9)  # tolerance: 0.99 * 100 is 99.00000000000001
-    return float(ordered[keep - 1])
+    lowest = ordered[keep - 1]
+    below = ordered[keep] if keep < len(ordered) else lowest - 1e-3 * max(1.0, abs(lowest))
+    return float((lowest + below) / 2)
 
 
 def tradeoff(known_scores: np.ndarray, other_scores: np.ndarray) -> dict[str, np.ndarray]:

@@ -3,9 +3,8 @@
 import json as jsonlib
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-
-import numpy as np
 
 from digits_data import atomic, dataset
 from digits_data.checks import check_int
@@ -16,13 +15,14 @@ from digits_data.images import IMAGE_SUFFIXES
 from digits_data.progress import Progress
 
 DEFAULT_MODEL = "artifacts/model.onnx"
-EVAL_SPLITS = (*SPLITS, "test")
+EVAL_SPLITS = (*SPLITS, "test", "other")
 
 
 def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None) -> None:
     """Classify image files (photos, scans or MNIST-style images) as 0, 5 or 8.
 
-    One image prints {"probs": {"0": p0, "5": p5, "8": p8}, "prediction": d}. Several images, or
+    One image prints {"probs": {"0": p0, "5": p5, "8": p8}, "prediction": d, "accepted": true};
+    "accepted" is false when the image does not look like a 0, 5 or 8. Several images, or
     folders (their image files, in sorted order), print one such JSON object per line with its
     "path"; a file that cannot be read gives a line with "path" and "error", the others still run,
     and the exit code is then 1.
@@ -95,15 +95,19 @@ def evaluate(
     threads: int | None = None,
     data_dir: str | None = None,
 ) -> None:
-    """Report precision, recall, F1, accuracy and the confusion matrix of the model on a split.
+    """Report precision, recall, F1, accuracy, the confusion matrix and the share refused on a split.
+
+    On the split "other" (the MNIST test set's digits 1, 2, 3, 4, 6, 7, 9), report only how many
+    images the model refuses as not a 0, 5 or 8, per digit.
 
     Args:
         model: The ONNX model written by `digits-train export`.
         curated_dir: Folder written by `digits-data curate`.
-        split: eval, val or train (curated splits), or test (the MNIST test set's digits 0/5/8).
+        split: eval, val or train (curated splits), test (the MNIST test set's digits 0/5/8), or
+            other (its other digits).
         json: Also write the results, with every prediction, to this JSON file.
         threads: onnxruntime threads (default: one per core).
-        data_dir: The MNIST folder, for --split test (default: beside the curated folder, or
+        data_dir: The MNIST folder, for --split test and other (default: beside the curated folder, or
             artifacts/mnist).
     """
     if split not in EVAL_SPLITS:
@@ -113,12 +117,12 @@ def evaluate(
         raise UsageError(f"--json must name a JSON file to write, got {json!r}")
     if json is not None and Path(json).is_dir():
         raise UsageError(f"--json {json} is a folder: give the path of a JSON file to write")
-    from digits_runtime.metrics import format_report, report
+    from digits_runtime.metrics import format_refusal, format_report, refusal_summary, report
     from digits_runtime.predictor import Predictor
 
     predictor = Predictor(model, threads=threads)
-    if split == "test":
-        data = dataset.load_test_split(curated_dir, data_dir=data_dir)
+    if split in ("test", "other"):
+        data = dataset.load_test_split(curated_dir, data_dir=data_dir, other=split == "other")
     else:
         data = dataset.load_split(curated_dir, split)
     fingerprint = dataset.fingerprint(curated_dir)
@@ -128,11 +132,18 @@ def evaluate(
             "(fingerprints differ); the numbers may not mean what you think",
             file=sys.stderr,
         )
-    probabilities = predictor.probabilities(data.images)
-    predicted = np.asarray(predictor.labels)[probabilities.argmax(1)]
-    result = {"split": split, **report(data.labels, predicted, predictor.labels)}
+    classified = predictor.classify(data.images)
+    rule = None if predictor.refusal is None else asdict(predictor.refusal)
+    refusal = refusal_summary(data.labels, classified.accepted, rule, predictor.score_kind)
+    if split == "other":  # not 0, 5 or 8: only refusing them is right
+        result = {"split": split, "n": len(data), "refusal": refusal}
+    else:
+        result = {"split": split, **report(data.labels, classified.predicted, predictor.labels)}
+        result["refusal"] = refusal
     print(f"{model} on the {split} split of {curated_dir} ({result['n']} images)\n")
-    print(format_report(result))
+    if split != "other":
+        print(format_report(result) + "\n")
+    print(format_refusal(refusal))
     if json is not None:
         result |= {
             "model": str(model),
@@ -143,8 +154,18 @@ def evaluate(
                     "label": int(t),
                     "prediction": int(p),
                     "probs": [round(float(x), 6) for x in row],
+                    "score": float(s),  # unrounded: the trade-off curve is drawn from these
+                    "accepted": bool(a),
                 }
-                for i, t, p, row in zip(data.indices, data.labels, predicted, probabilities, strict=True)
+                for i, t, p, row, s, a in zip(
+                    data.indices,
+                    data.labels,
+                    classified.predicted,
+                    classified.probabilities,
+                    classified.scores,
+                    classified.accepted,
+                    strict=True,
+                )
             ],
         }
         atomic.write_text(json, jsonlib.dumps(result, indent=1) + "\n")

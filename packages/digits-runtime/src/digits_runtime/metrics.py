@@ -73,3 +73,42 @@ def format_report(result: dict) -> str:
     for digit, row in zip(labels, result["confusion_matrix"], strict=True):
         rows.append(f"{'true ' + str(digit):>14}" + "".join(f"{v:>10}" for v in row))
     return "\n".join(rows)
+
+
+def refusal_summary(truth: np.ndarray, accepted: np.ndarray, rule: dict | None, score: str) -> dict:
+    """Count the refused images, overall and per true digit.
+
+    ``rule`` is the model's refusal rule as a dict (None: it has none and accepts everything),
+    ``score`` the name of the score the images were given.
+    """
+    refused = ~np.asarray(accepted, dtype=bool)
+    per_digit = {}
+    for digit in np.unique(truth):
+        mine = truth == digit
+        per_digit[str(int(digit))] = _refused(int(mine.sum()), int(refused[mine].sum()))
+    return {
+        "rule": rule,
+        "score": score,
+        **_refused(len(refused), int(refused.sum())),
+        "per_digit": per_digit,
+    }
+
+
+def _refused(n: int, refused: int) -> dict:
+    return {"n": n, "refused": refused, "share_refused": _ratio(refused, n)}
+
+
+def format_refusal(summary: dict) -> str:
+    """Render how many images the refusal rule turned away, overall and per true digit."""
+    rule = summary["rule"]
+    if rule is None:
+        head = "refusal: the model has no refusal rule, so it accepts every image"
+    else:
+        head = (
+            f"refusal: accepted when {rule['score']} >= {rule['threshold']:.6g} "
+            f"(chosen to accept {rule['known_accept_rate']:.2%} of {rule['chosen_on']} digits)"
+        )
+    rows = [head, f"{'digit':<8}{'refused':>10}{'images':>10}{'share':>10}"]
+    for digit, c in [("all", summary), *summary["per_digit"].items()]:
+        rows.append(f"{digit:<8}{c['refused']:>10}{c['n']:>10}{c['share_refused']:>10.2%}")
+    return "\n".join(rows)

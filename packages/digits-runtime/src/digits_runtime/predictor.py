@@ -12,6 +12,7 @@ import numpy as np
 from digits_data import contract
 from digits_data.errors import DigitsError
 from digits_data.images import load_image, pixels_from_uint8
+from digits_data.refusal import BASELINE_SCORE, RefusalRule, scores
 
 BATCH_SIZE = 256  # images per onnxruntime call when predicting many
 # More threads than this only add contention; far more (say 100000) never finish starting.
@@ -22,14 +23,33 @@ MAX_THREADS = (
 
 @dataclass(frozen=True)
 class Prediction:
-    """Probabilities keyed by digit, and the predicted digit."""
+    """Probabilities keyed by digit, the predicted digit, and whether the image looks like one.
+
+    ``accepted`` is False when the model's refusal rule says the image is not any of its digits;
+    ``prediction`` is then still the most probable digit.
+    """
 
     probs: dict[int, float]
     prediction: int
+    accepted: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        """The output contract: ``{"probs": {"0": p0, ...}, "prediction": d}``."""
-        return {"probs": {str(d): round(p, 6) for d, p in self.probs.items()}, "prediction": self.prediction}
+        """The output contract: ``{"probs": {"0": p0, ...}, "prediction": d, "accepted": true}``."""
+        return {
+            "probs": {str(d): round(p, 6) for d, p in self.probs.items()},
+            "prediction": self.prediction,
+            "accepted": self.accepted,
+        }
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What the model says about N images, as arrays."""
+
+    probabilities: np.ndarray  # (N, len(labels)) float32
+    predicted: np.ndarray  # (N,) int64 digits
+    scores: np.ndarray  # (N,) float64, the refusal rule's score (max_probability without a rule)
+    accepted: np.ndarray  # (N,) bool, all True without a rule
 
 
 class Predictor:
@@ -64,6 +84,8 @@ class Predictor:
         self.path = path
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self.labels: tuple[int, ...] = self._check_contract()
+        self.refusal: RefusalRule | None = self._read_refusal()
+        """The rule that refuses images unlike any digit; None: the model accepts every image."""
 
     def _check_contract(self) -> tuple[int, ...]:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -91,11 +113,43 @@ class Predictor:
             ) from None
         return labels
 
+    def _read_refusal(self) -> RefusalRule | None:
+        text = self.metadata.get(contract.META_REFUSAL)
+        if text is None:
+            return None
+        try:
+            return RefusalRule.from_json(text)
+        except ValueError as exc:
+            raise DigitsError(
+                f"{self.path} has malformed '{contract.META_REFUSAL}' metadata ({exc}): "
+                "export the model again with `digits-train export`"
+            ) from None
+
+    @property
+    def score_kind(self) -> str:
+        """The score that decides refusal: the rule's, or max_probability for a model without one."""
+        return self.refusal.score if self.refusal else BASELINE_SCORE
+
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """Return probabilities (N, len(labels)) for MNIST-style pixels.
 
         ``pixels`` is (28, 28), (N, 28, 28) or (N, 1, 28, 28); uint8 in 0-255 or float in [0, 1].
         """
+        return self._run(pixels)[1]
+
+    def classify(self, pixels: np.ndarray) -> Classification:
+        """Return probabilities, predicted digits, refusal scores and acceptance for pixels.
+
+        ``pixels`` as for :meth:`probabilities`.
+        """
+        logits, probabilities = self._run(pixels)
+        values = scores(logits, self.score_kind)
+        accepted = self.refusal.accepts(values) if self.refusal else np.ones(len(values), dtype=bool)
+        predicted = np.asarray(self.labels, dtype=np.int64)[probabilities.argmax(1)]
+        return Classification(probabilities, predicted, values, accepted)
+
+    def _run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (logits, probabilities), each (N, len(labels)), in batches of ``BATCH_SIZE``."""
         array = np.asarray(pixels)
         if array.dtype == np.uint8:
             array = pixels_from_uint8(array)
@@ -105,13 +159,15 @@ class Predictor:
         array = np.ascontiguousarray(array.reshape(-1, 1, size, size), dtype=np.float32)
         if array.size and (array.min() < 0.0 or array.max() > 1.0):
             raise DigitsError("float pixels must lie in [0, 1] (white ink on black)")
+        outputs = [contract.LOGITS_NAME, contract.PROBABILITIES_NAME]
         chunks = [
-            self.session.run([contract.PROBABILITIES_NAME], {contract.INPUT_NAME: array[i : i + BATCH_SIZE]})[
-                0
-            ]
+            self.session.run(outputs, {contract.INPUT_NAME: array[i : i + BATCH_SIZE]})
             for i in range(0, len(array), BATCH_SIZE)
         ]
-        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)), dtype=np.float32)
+        if not chunks:
+            empty = np.zeros((0, len(self.labels)), dtype=np.float32)
+            return empty, empty
+        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
     def predict(self, source: str | os.PathLike | Any) -> Prediction:
         """Classify one image: a file path, a PIL image, or a (28, 28) pixel array."""
@@ -145,17 +201,21 @@ class Predictor:
                 except DigitsError as exc:
                     results[i] = exc
             if loaded:
-                predictions = self.to_predictions(self.probabilities(np.stack(list(loaded.values()))))
+                classified = self.classify(np.stack(list(loaded.values())))
+                predictions = self.to_predictions(classified.probabilities, classified.accepted)
                 for i, prediction in zip(loaded, predictions, strict=True):
                     results[i] = prediction
         return [results[i] for i in range(len(sources))]
 
-    def to_predictions(self, probabilities: np.ndarray) -> list[Prediction]:
-        """Turn rows of probabilities into :class:`Prediction` objects."""
+    def to_predictions(
+        self, probabilities: np.ndarray, accepted: np.ndarray | None = None
+    ) -> list[Prediction]:
+        """Turn rows of probabilities (and acceptance, default all True) into :class:`Prediction` objects."""
         best = probabilities.argmax(1)
+        accepted = np.ones(len(best), dtype=bool) if accepted is None else accepted
         return [
-            Prediction({d: float(p) for d, p in zip(self.labels, row, strict=True)}, self.labels[i])
-            for row, i in zip(probabilities, best, strict=True)
+            Prediction({d: float(p) for d, p in zip(self.labels, row, strict=True)}, self.labels[i], bool(ok))
+            for row, i, ok in zip(probabilities, best, accepted, strict=True)
         ]
 
 
