@@ -9,6 +9,7 @@ module brings both to the same form, so the model sees what it was trained on.
 import os
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
@@ -34,39 +35,48 @@ def pixels_from_uint8(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32) / np.float32(255.0)
 
 
-def load_image(source: str | os.PathLike | Image.Image) -> np.ndarray:
-    """Read an image file (or take a PIL image) and return it as MNIST-style pixels (28, 28).
+def load_image(source: str | os.PathLike | Image.Image | BinaryIO) -> np.ndarray:
+    """Read an image file (or a binary file object, or take a PIL image) as MNIST-style pixels (28, 28).
 
-    Raises :class:`ImageError` naming the file when it is missing, empty, not an image,
-    truncated, larger than PIL's decompression-bomb limit, or holds no digit.
+    A file object (e.g. ``io.BytesIO`` of uploaded bytes) is named in messages by its ``name``
+    attribute when it has one. Raises :class:`ImageError` naming the file when it is missing,
+    empty, not an image, truncated, larger than PIL's decompression-bomb limit, or holds no digit.
     """
     if isinstance(source, Image.Image):
         return to_mnist(source)
-    path = Path(source)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path} is empty (0 bytes)")
+    if hasattr(source, "read"):
+        opened, name = source, str(getattr(source, "name", "image"))
+        size = source.seek(0, os.SEEK_END)
+        source.seek(0)
+        if size == 0:
+            raise ImageError(f"{name} is empty (0 bytes)")
+    else:
+        opened = Path(source)
+        name = str(opened)
+        if not opened.exists():
+            raise ImageError(f"{name}: no such file")
+        if opened.is_dir():
+            raise ImageError(f"{name} is a folder, not an image file")
+        if opened.stat().st_size == 0:
+            raise ImageError(f"{name} is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             # Over MAX_IMAGE_PIXELS PIL only warns; treat it like the error it raises at twice that.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(opened) as image:
                 image.load()  # decode now, so truncation is detected here
-                return to_mnist(image, str(path))
+                return to_mnist(image, name)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
-            f"{path} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
+            f"{name} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
             "scale it down first"
         ) from None
     except UnidentifiedImageError:
         raise ImageError(
-            f"{path} is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)"
+            f"{name} is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{path} could not be decoded, it may be truncated or corrupt ({exc})") from None
+        raise ImageError(f"{name} could not be decoded, it may be truncated or corrupt ({exc})") from None
 
 
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
