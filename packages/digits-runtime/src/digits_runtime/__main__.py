@@ -2,4 +2,6 @@
 
 from digits_runtime.cli import main
 
-main()
+# Guarded: worker processes of `digits serve --workers N` import this module again.
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
-"""`digits`: classify image files and evaluate the model on curated data."""
+"""`digits`: classify image files, evaluate the model on curated data, serve it over HTTP."""
 
 import json as jsonlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -171,5 +172,29 @@ def evaluate(
         atomic.write_text(json, jsonlib.dumps(result, indent=1) + "\n")
 
 
-COMMANDS = {"predict": predict, "evaluate": evaluate}
+def serve(model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve the model over HTTP: POST /predict, a drawing page at /, GET /health and GET /model.
+
+    Needs the `serve` extra (pip install 'digits-runtime[serve]'). Stops on Ctrl-C.
+
+    Args:
+        model: The ONNX model written by `digits-train export`; checked before the port is bound.
+        host: Address to listen on; the default answers this machine only.
+        port: TCP port (0: any free port, printed at start).
+        workers: Processes, each with the model loaded once (at most one per core).
+    """
+    port = check_int("port", port, 0, 65535)
+    workers = check_int("workers", workers, 1, os.cpu_count() or 1)
+    if not isinstance(host, str) or not host:
+        raise UsageError(f"--host must be an address such as 127.0.0.1, got {host!r}")
+    try:
+        from digits_runtime.serve import run
+    except ImportError as exc:
+        raise DigitsError(
+            f"digits serve needs the serve extra ({exc}): pip install 'digits-runtime[serve]'"
+        ) from None
+    run(model, host, port, workers)
+
+
+COMMANDS = {"predict": predict, "evaluate": evaluate, "serve": serve}
 main = main_for(COMMANDS, "digits")

@@ -1,0 +1,236 @@
+"""`digits serve`: the model behind HTTP, and a page to draw a digit on (the ``serve`` extra).
+
+``POST /predict`` classifies one image (the raw body, or one multipart file) or several (multipart
+files, answered as a list in order); ``GET /`` is the drawing page; ``GET /health`` and
+``GET /model`` describe the running model. Each worker process loads the model once, before it
+accepts connections. Decoding and inference run in a worker thread: they are CPU-bound, and
+Pillow and onnxruntime release the GIL, so the event loop keeps accepting while they work.
+"""
+
+import hashlib
+import io
+import json
+import os
+import socket
+import sys
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import anyio.to_thread
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from digits_data import contract
+from digits_data.errors import DigitsError
+from digits_runtime.predictor import Prediction, Predictor
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+"""Largest request body accepted; larger ones get 413 before they are read."""
+MAX_FILES = 64
+"""Most image files one multipart request may carry."""
+MODEL_ENV = "DIGITS_SERVE_MODEL"
+"""How the model path reaches worker processes when there are several."""
+RAW_BODY_NAME = "request body"  # how error messages name an image sent as the raw body
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+BACKLOG = 2048  # connections the kernel queues while workers are busy (uvicorn's default)
+
+# The page loads nothing from elsewhere; the policy makes the browser hold it to that.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "img-src 'self' blob: data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def create_app(predictor: Predictor, *, max_body: int = MAX_BODY_BYTES) -> Starlette:
+    """The ASGI application answering with ``predictor``."""
+    page = resources.files("digits_runtime").joinpath("page.html").read_text(encoding="utf-8")
+    model = JSONResponse(model_info(predictor)).body
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def describe(request: Request) -> Response:
+        return Response(model, media_type="application/json")
+
+    async def predict(request: Request) -> Response:
+        body = await read_body(request, max_body)
+        # Any other content type is the image itself (curl --data-binary sends form-urlencoded).
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type == "multipart/form-data":
+            sources = await uploaded_files(request.headers, body, max_body)
+        elif not body:
+            raise HTTPException(400, f"the request body is empty: send an image{HOW}")
+        else:
+            sources = [named_bytes(body, RAW_BODY_NAME)]
+        outcomes = await anyio.to_thread.run_sync(predictor.predict_each, sources)
+        if len(outcomes) == 1:
+            if isinstance(outcomes[0], DigitsError):
+                raise HTTPException(422, str(outcomes[0]))
+            return JSONResponse(outcomes[0].to_json())
+        return JSONResponse(
+            [o.to_json() if isinstance(o, Prediction) else {"error": str(o)} for o in outcomes]
+        )
+
+    return Starlette(
+        routes=[
+            Route("/", index, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/model", describe, methods=["GET"]),
+            Route("/predict", predict, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+    )
+
+
+HOW = " (e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png -F file=@b.png URL/predict)"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes."""
+    too_large = HTTPException(
+        413,
+        f"the request body is over the limit of {limit:,} bytes: send smaller or fewer images",
+        headers={"Connection": "close"},  # the rest of the body is never read, so the connection ends
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise HTTPException(400, "the client went away before the body was complete") from None
+    return b"".join(chunks)
+
+
+async def uploaded_files(headers: Headers, body: bytes, limit: int) -> list[io.BytesIO]:
+    """The file parts of a multipart body, in order, as in-memory files named by their filenames."""
+
+    async def whole() -> Any:
+        yield body
+
+    parser = MultiPartParser(headers, whole(), max_files=MAX_FILES, max_fields=MAX_FILES, max_part_size=limit)
+    parser.spool_max_size = limit  # keep every part in memory: uploads never touch the disk
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPException(400, f"the multipart body could not be read: {exc.message}") from None
+    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    if not files:
+        raise HTTPException(400, f"the multipart body holds no files: send each image as a file part{HOW}")
+    sources = [named_bytes(await f.read(), f.filename) for f in files]
+    await form.close()
+    return sources
+
+
+def named_bytes(data: bytes, name: str | None) -> io.BytesIO:
+    """An in-memory file named for error messages by the last part of ``name`` (never opened as a path)."""
+    buffer = io.BytesIO(data)
+    base = PurePosixPath((name or "").replace("\\", "/")).name
+    buffer.name = "".join(c for c in base if c.isprintable())[:100] or "upload"
+    return buffer
+
+
+def model_info(predictor: Predictor) -> dict[str, Any]:
+    """What the model says about itself: labels, data fingerprint, validation metrics, versions, refusal."""
+
+    def parsed(key: str) -> Any:
+        value = predictor.metadata.get(key)
+        try:
+            return None if value is None else json.loads(value)
+        except ValueError:
+            return value
+
+    with open(predictor.path, "rb") as handle:
+        sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {
+        "file": predictor.path.name,
+        "sha256": sha256,
+        "labels": list(predictor.labels),
+        "fingerprint": predictor.metadata.get(contract.META_FINGERPRINT),
+        "validation_metrics": parsed(contract.META_VAL_METRICS),
+        "versions": parsed(contract.META_VERSIONS),
+        "refusal": parsed(contract.META_REFUSAL),
+    }
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Every error the server means to send is JSON: ``{"error": "one line"}``."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """A bug: the client gets one line, the traceback goes to the server's log only."""
+    return JSONResponse(
+        {"error": "internal error: the server could not answer this request"}, status_code=500
+    )
+
+
+def app_from_env() -> Starlette:
+    """The application of one worker process, for the model named by ``MODEL_ENV``."""
+    return create_app(Predictor(os.environ[MODEL_ENV], threads=1))
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the listening socket now, so that a taken port or a bad host is a one-line error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise DigitsError(
+            f"--host {host} is not an address this machine can listen on ({exc.strerror})"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise DigitsError(
+            f"cannot listen on {host} port {port}: {exc.strerror} (choose another --port or --host)"
+        ) from None
+    sock.listen(BACKLOG)  # from here on connections queue, so the printed address answers at once
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(model: str | os.PathLike, host: str, port: int, workers: int) -> None:
+    """Load and check the model, bind ``host:port``, then serve until interrupted."""
+    predictor = Predictor(model, threads=1)  # one thread per request: requests run side by side
+    sock = listen(host, port)
+    bound = sock.getsockname()[1]
+    url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+    if host not in LOOPBACK:
+        print(f"digits: warning: listening on {host}: other machines can reach this server", file=sys.stderr)
+    print(f"digits: serving {model} at {url} with {workers} worker(s); Ctrl-C stops", flush=True)
+    options: dict[str, Any] = {"access_log": False, "log_level": "warning", "lifespan": "off"}
+    if workers == 1:
+        config = uvicorn.Config(create_app(predictor), **options)
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    del predictor  # each worker loads its own
+    os.environ[MODEL_ENV] = str(Path(model).resolve())
+    config = uvicorn.Config("digits_runtime.serve:app_from_env", factory=True, workers=workers, **options)
+    Multiprocess(config, sockets=[sock]).run()

@@ -1,0 +1,369 @@
+"""`digits serve`: every endpoint and every bad input, over real HTTP to a real server process."""
+
+import hashlib
+import http.client
+import io
+import json
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from urllib.parse import urlsplit
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from digits_data import contract, dataset
+from digits_data.cli_support import run_fire
+from digits_runtime import Predictor, cli
+from digits_runtime.serve import MAX_BODY_BYTES, MAX_FILES, model_info
+
+SERVE = [sys.executable, "-m", "digits_runtime", "serve"]
+NOT_AN_IMAGE = "is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)"
+
+
+def call(url: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """One HTTP request on its own connection: (status, headers, parsed JSON or raw bytes)."""
+    address = urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read()
+    finally:
+        connection.close()
+    is_json = response.headers.get("content-type", "").startswith("application/json")
+    return response.status, response.headers, json.loads(data) if is_json else data
+
+
+def post(url: str, body: bytes, content_type: str = "image/png"):
+    return call(url, "POST", "/predict", body, {"Content-Type": content_type})
+
+
+def multipart(files: list[tuple[str, bytes]], boundary: str = "digits-test-boundary") -> tuple[bytes, str]:
+    """A multipart/form-data body with one file part per (filename, bytes)."""
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in files
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def png(image: Image.Image | np.ndarray, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    (Image.fromarray(image) if isinstance(image, np.ndarray) else image).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels: a decompression bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def eval_pngs(small_curated) -> list[bytes]:
+    """Ten eval images as PNG files in MNIST form."""
+    split = dataset.load_split(small_curated, "eval")
+    return [png(split.images[i]) for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def photo(small_curated) -> bytes:
+    """A 640x480 JPEG "photo": an eval digit as dark ink on grey paper, 12x larger, off center."""
+    digit = dataset.load_split(small_curated, "eval").images[3]
+    ink = Image.fromarray(255 - digit).resize((336, 336), Image.Resampling.BILINEAR)
+    paper = Image.new("L", (640, 480), 200)
+    paper.paste(ink.point(lambda v: min(v, 200)), (200, 80))
+    return png(paper.convert("RGB"), "JPEG")
+
+
+@pytest.fixture(scope="module")
+def expected(model_path):
+    """What the Predictor itself answers for image bytes: the server must give exactly this."""
+    predictor = Predictor(model_path, threads=1)
+    return lambda data: predictor.predict(io.BytesIO(data)).to_json()
+
+
+def test_health_and_model(server, model_path, small_curated):
+    assert call(server, "GET", "/health")[::2] == (200, {"status": "ok"})
+    status, _, described = call(server, "GET", "/model")
+    assert status == 200
+    assert described == {
+        "file": "model.onnx",
+        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "labels": [0, 5, 8],
+        "fingerprint": dataset.fingerprint(small_curated),
+        "validation_metrics": None,
+        "versions": None,
+        "refusal": None,
+    }
+
+
+def test_model_info_reads_the_metadata(model_path, tmp_path):
+    model = onnx.load(model_path)
+    refusal = {"score": "max_probability", "threshold": 0.9, "known_accept_rate": 0.99, "chosen_on": "val"}
+    extra = {
+        contract.META_VAL_METRICS: json.dumps({"val_macro_f1": 0.99}),
+        contract.META_VERSIONS: json.dumps({"torch": "2.13.0"}),
+        contract.META_REFUSAL: json.dumps(refusal),
+    }
+    onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | extra)
+    onnx.save(model, tmp_path / "described.onnx")
+    info = model_info(Predictor(tmp_path / "described.onnx"))
+    assert info["validation_metrics"] == {"val_macro_f1": 0.99}
+    assert info["versions"] == {"torch": "2.13.0"}
+    assert info["refusal"] == refusal
+    assert info["file"] == "described.onnx"
+
+
+def test_page_is_self_contained(server):
+    status, headers, page = call(server, "GET", "/")
+    text = page.decode()
+    assert status == 200
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["content-security-policy"].startswith("default-src 'none';")
+    assert '<canvas id="pad"' in text
+    assert "not a 0, 5 or 8" in text
+    for external in ("http://", "https://", 'src="//', 'href="//'):
+        assert external not in text
+
+
+def test_one_image_as_raw_body_or_one_file_gives_the_predict_json(server, eval_pngs, photo, expected):
+    for data in [*eval_pngs[:3], photo]:
+        status, headers, answer = post(server, data)
+        assert (status, answer) == (200, expected(data))
+        assert list(answer) == list(expected(data))  # same keys in the same order as `digits predict`
+        assert headers["content-type"] == "application/json"
+    body, content_type = multipart([("digit.png", eval_pngs[4])])
+    assert post(server, body, content_type)[::2] == (200, expected(eval_pngs[4]))
+    # curl --data-binary sends form-urlencoded unless told otherwise: the body is still the image.
+    assert post(server, eval_pngs[5], "application/x-www-form-urlencoded")[::2] == (
+        200,
+        expected(eval_pngs[5]),
+    )
+
+
+def test_several_files_give_a_list_in_order(server, eval_pngs, photo, expected):
+    files = [(f"img{i}.png", data) for i, data in enumerate(eval_pngs)] + [("photo.jpg", photo)]
+    status, _, answers = post(server, *multipart(files))
+    assert status == 200
+    assert answers == [expected(data) for _, data in files]
+
+
+def test_mixed_batch_answers_the_good_files_and_names_the_bad(server, eval_pngs, expected):
+    blank = png(Image.new("L", (64, 64), 255))
+    truncated = png(Image.fromarray(np.full((200, 200), 128, np.uint8)).convert("RGB"), "JPEG")[:300]
+    files = [
+        ("a.png", eval_pngs[0]),
+        ("notes.txt", b"hello"),
+        ("blank.png", blank),
+        ("../../etc/passwd", eval_pngs[1]),  # a name only: nothing is read from or written to disk
+        ("cut.jpg", truncated),
+        ("empty.png", b""),
+        ("C:\\scans\\b.png", b"GIF89a"),
+        ("c.png", eval_pngs[2]),
+    ]
+    status, _, answers = post(server, *multipart(files))
+    assert status == 200
+    assert len(answers) == len(files)
+    assert answers[0] == expected(eval_pngs[0])
+    assert answers[1] == {"error": f"notes.txt {NOT_AN_IMAGE}"}
+    assert answers[2] == {"error": "no digit found in blank.png: the image is blank or uniform"}
+    assert answers[3] == expected(eval_pngs[1])
+    assert answers[4]["error"].startswith("cut.jpg could not be decoded, it may be truncated or corrupt (")
+    assert answers[5] == {"error": "empty.png is empty (0 bytes)"}
+    assert answers[6] == {"error": f"b.png {NOT_AN_IMAGE}"}
+    assert answers[7] == expected(eval_pngs[2])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"hello, not an image", 422, f"request body {NOT_AN_IMAGE}"),
+        (
+            png(Image.new("L", (64, 64), 0)),
+            422,
+            "no digit found in request body: the image is blank or uniform",
+        ),
+        (png(Image.new("L", (4, 4), 0)), 422, "request body is 4x4 pixels, too small to hold a digit"),
+        (
+            png_claiming(20_000, 20_000),
+            422,
+            f"request body is too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
+            "scale it down first",
+        ),
+    ],
+    ids=["not-an-image", "blank", "tiny", "decompression-bomb"],
+)
+def test_bad_images_get_the_cli_message(server, body, status, error):
+    assert post(server, body)[::2] == (status, {"error": error})
+
+
+def test_truncated_image(server, eval_pngs):
+    big = png(Image.open(io.BytesIO(eval_pngs[0])).resize((300, 300)))
+    status, _, answer = post(server, big[: len(big) // 2])
+    assert status == 422
+    assert answer["error"].startswith("request body could not be decoded, it may be truncated or corrupt (")
+    assert "\n" not in answer["error"]
+
+
+def test_bad_requests(server, eval_pngs):
+    how = (
+        "(e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png -F file=@b.png URL/predict)"
+    )
+    assert post(server, b"")[::2] == (400, {"error": f"the request body is empty: send an image {how}"})
+    no_files = b'--b\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--b--\r\n'
+    assert post(server, no_files, "multipart/form-data; boundary=b")[::2] == (
+        400,
+        {"error": f"the multipart body holds no files: send each image as a file part {how}"},
+    )
+    assert post(server, b"garbage", "multipart/form-data")[::2] == (
+        400,
+        {"error": "the multipart body could not be read: Missing boundary in multipart."},
+    )
+    n = MAX_FILES
+    too_many = multipart([("a.png", eval_pngs[0])] * (n + 1))
+    assert post(server, *too_many)[::2] == (
+        400,
+        {"error": f"the multipart body could not be read: Too many files. Maximum number of files is {n}."},
+    )
+    assert call(server, "GET", "/predict")[::2] == (405, {"error": "Method Not Allowed"})
+    assert call(server, "POST", "/health")[::2] == (405, {"error": "Method Not Allowed"})
+    assert call(server, "GET", "/../etc/passwd")[::2] == (404, {"error": "Not Found"})
+
+
+def test_bodies_over_the_limit_get_413(server, eval_pngs, expected):
+    limit = f"{MAX_BODY_BYTES:,}"
+    error = {"error": f"the request body is over the limit of {limit} bytes: send smaller or fewer images"}
+    # Declared too large: refused from the header, before the body is read.
+    address = urlsplit(server)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+        )
+        reply = sock.makefile("rb").read()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(body) == error
+    assert b"\r\nconnection: close\r\n" in head.lower()
+    # Chunked, with no length given: refused once the count passes the limit.
+    chunks = [b"\0" * (1 << 20)] * (MAX_BODY_BYTES >> 20) + [b"\0"]
+    address = urlsplit(server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    connection.request("POST", "/predict", body=iter(chunks), encode_chunked=True)
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())) == (413, error)
+    connection.close()
+    assert post(server, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))  # and it keeps serving
+
+
+def test_concurrent_requests_from_threads(server, eval_pngs, photo, expected):
+    images = [*eval_pngs, photo]
+    answers: dict[tuple[int, int], tuple[int, object]] = {}
+
+    def client(worker: int) -> None:
+        for round_ in range(12):
+            data = images[(worker + round_) % len(images)]
+            status, _, answer = post(server, data)
+            answers[worker, round_] = (status, answer == expected(data))
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 8 * 12
+    assert set(answers.values()) == {(200, True)}
+
+
+def test_importing_the_runtime_does_not_import_the_server():
+    code = (
+        "import sys, digits_runtime; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'uvicorn'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
+
+
+def serve_cli(capsys, *argv):
+    code = run_fire(cli.COMMANDS, "digits", ["serve", *map(str, argv)])
+    return code, capsys.readouterr().err
+
+
+def test_flags_are_checked_before_anything_is_bound(capsys, model_path, tmp_path):
+    assert serve_cli(capsys, "--model", model_path, "--port", 70000) == (
+        2,
+        "digits: error: --port must be between 0 and 65535, got 70000\n",
+    )
+    assert serve_cli(capsys, "--model", model_path, "--port", "http") == (
+        2,
+        "digits: error: --port must be a whole number, got 'http'\n",
+    )
+    assert serve_cli(capsys, "--model", model_path, "--workers", 0)[0] == 2
+    code, err = serve_cli(capsys, "--model", model_path, "--workers", 10_000)
+    assert code == 2
+    assert err.startswith("digits: error: --workers must be between 1 and ")
+    assert serve_cli(capsys, "--model", tmp_path / "none.onnx") == (
+        1,
+        f"digits: error: model {tmp_path / 'none.onnx'} does not exist: run `make train` to create it\n",
+    )
+    (tmp_path / "text.onnx").write_text("not a model")
+    code, err = serve_cli(capsys, "--model", tmp_path / "text.onnx")
+    assert code == 1
+    assert err.startswith(f"digits: error: {tmp_path / 'text.onnx'} is not a usable ONNX model: ")
+    assert err.count("\n") == 1
+
+
+def test_taken_port_and_unknown_host_are_one_line_errors(capsys, model_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve_cli(capsys, "--model", model_path, "--port", port) == (
+            1,
+            f"digits: error: cannot listen on 127.0.0.1 port {port}: Address already in use "
+            "(choose another --port or --host)\n",
+        )
+    code, err = serve_cli(capsys, "--model", model_path, "--host", "no-such-host.invalid")
+    assert code == 1
+    assert err.startswith(
+        "digits: error: --host no-such-host.invalid is not an address this machine can listen on ("
+    )
+
+
+@pytest.mark.slow
+def test_several_workers_serve_and_stop_cleanly(model_path, eval_pngs, expected):
+    process = subprocess.Popen(
+        [*SERVE, "--model", model_path, "--port", "0", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert " with 2 worker(s); " in line
+        url = line.split(" at ")[1].split()[0]
+        for data in eval_pngs[:4]:
+            assert post(url, data)[::2] == (200, expected(data))
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Traceback" not in err
