@@ -11,30 +11,15 @@ from PIL import Image
 from digits_data import cli, dataset, mnist
 from digits_data.cli_support import run_fire
 
+from helpers import cli_runner, curate_args
 
-def run(capsys, *argv):
-    code = run_fire(cli.COMMANDS, "digits-data", list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+run = cli_runner(cli.COMMANDS, "digits-data")
 
 
 @pytest.fixture(scope="module")
 def curated(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli-curated")
-    code = run_fire(
-        cli.COMMANDS,
-        "digits-data",
-        [
-            "curate",
-            "--data-dir",
-            str(mnist_dir),
-            "--output-dir",
-            str(out),
-            "--class-counts",
-            "{0: 40, 5: 20, 8: 60}",
-        ],
-    )
-    assert code == 0
+    assert run_fire(cli.COMMANDS, "digits-data", curate_args(mnist_dir, out, "{0: 40, 5: 20, 8: 60}")) == 0
     return out
 
 
@@ -84,16 +69,7 @@ def test_inspect_writes_a_contact_sheet(capsys, curated, tmp_path):
 def test_sample_writes_the_curated_image(capsys, curated, tmp_path):
     png = tmp_path / "s.png"
     code, out, _ = run(
-        capsys,
-        "sample",
-        "--curated-dir",
-        str(curated),
-        "--split",
-        "eval",
-        "--index",
-        "3",
-        "--output",
-        str(png),
+        capsys, "sample", "--curated-dir", curated, "--split", "eval", "--index", 3, "--output", png
     )
     assert code == 0
     split = dataset.load_split(curated, "eval")
@@ -218,18 +194,7 @@ def test_usage_errors_exit_2_without_traceback(tmp_path):
 def test_subprocess_curate_then_inspect(mnist_dir, tmp_path):
     out = tmp_path / "c"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digits_data",
-            "curate",
-            "--data-dir",
-            str(mnist_dir),
-            "--output-dir",
-            str(out),
-            "--class-counts",
-            "{0: 10, 8: 10}",
-        ],
+        [sys.executable, "-m", "digits_data", *curate_args(mnist_dir, out, "{0: 10, 8: 10}")],
         capture_output=True,
         text=True,
     )

@@ -9,6 +9,8 @@ from digits_data import curate, dataset, mnist
 from digits_data.contract import OUTLIER_SPLITS, SPLITS
 from digits_data.errors import ConfigError, DigitsError, UsageError
 
+from helpers import flip_byte, tampered_copy
+
 DEFAULT_SIZES = {
     "eval": {"0": 240, "5": 60, "8": 700},
     "val": {"0": 144, "5": 36, "8": 420},
@@ -234,21 +236,13 @@ def test_counts_beyond_mnist_and_empty_splits_are_refused(mnist_dir, tmp_path):
 
 def test_tampered_split_is_detected(full, tmp_path):
     out, _ = full
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for name in [*(f"{s}.npz" for s in (*SPLITS, *OUTLIER_SPLITS)), "manifest.json"]:
-        (copy / name).write_bytes((out / name).read_bytes())
-    data = bytearray((copy / "other_train.npz").read_bytes())
-    data[-100] ^= 0xFF
-    (copy / "other_train.npz").write_bytes(bytes(data))
+    copy = tampered_copy(out, tmp_path / "copy", "other_train.npz")
     with pytest.raises(DigitsError, match=r"other_train.npz does not match the sha256 in .*manifest.json"):
         dataset.load_manifest(copy)
     with pytest.raises(DigitsError, match=r"other_train.npz does not match the sha256 in its manifest"):
         dataset.load_split(copy, "other_train")
     (copy / "other_train.npz").write_bytes((out / "other_train.npz").read_bytes())
-    data = bytearray((copy / "val.npz").read_bytes())
-    data[-100] ^= 0xFF
-    (copy / "val.npz").write_bytes(bytes(data))
+    flip_byte(copy / "val.npz")
     with pytest.raises(
         DigitsError, match=r"val.npz does not match the sha256 in .*manifest.json.*make curate"
     ):

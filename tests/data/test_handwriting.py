@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from digits_data import atomic, cli, handwriting
-from digits_data.cli_support import run_fire
 from digits_data.contract import CLASSES
 from digits_data.images import load_image
+
+from helpers import cli_runner
 
 PER_STYLE = 3
 N_GLYPHS = {"known": 8, "other_digit": 15, "letter": 28}
@@ -25,10 +26,7 @@ def generated(tmp_path_factory):
     return out, manifest
 
 
-def run(capsys, *argv):
-    code = run_fire(cli.COMMANDS, "digits-data", list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+run = cli_runner(cli.COMMANDS, "digits-data")
 
 
 def test_same_seed_gives_the_same_bytes_and_more_samples_keep_the_first_ones(generated):

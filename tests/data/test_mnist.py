@@ -3,7 +3,6 @@
 import gzip
 import hashlib
 import http.server
-import io
 import pickle
 import sys
 import threading
@@ -115,13 +114,14 @@ def serve() -> Iterator:
         server.close()
 
 
-def test_http_mirror_downloads_gunzips_and_verifies(tmp_path, serve, gz_files, real_files):
+def test_http_mirror_downloads_gunzips_and_verifies(tmp_path, serve, gz_files, real_files, capsys):
     url = serve(gz_files)
     messages = []
     folder = mnist.download(tmp_path, "mirror", mirrors=[url], log=messages.append)
     for name in mnist.FILES:
         assert (folder / name).read_bytes() == real_files[name]
     assert messages[-1].endswith(f"from mirror {url}")
+    assert capsys.readouterr() == ("", "")  # no progress bar off a terminal
     # A second call finds the valid copy and does no work.
     mnist.download(tmp_path, "mirror", mirrors=["http://127.0.0.1:9/"], log=messages.append)
     assert messages[-1].startswith("MNIST already present and verified")
@@ -275,12 +275,3 @@ def test_real_wheel_gives_the_canonical_files(mnist_dir, real_files):
 def test_verify_names_the_missing_folder(tmp_path):
     with pytest.raises(DigitsError, match=r"MNIST folder .*/MNIST/raw does not exist: run `make data`"):
         mnist.verify(tmp_path)
-
-
-def test_progress_is_silent_off_a_terminal():
-    from digits_data.progress import Progress
-
-    stream = io.StringIO()
-    with Progress(10, "x", stream=stream) as bar:
-        bar.update(10)
-    assert stream.getvalue() == ""

@@ -10,16 +10,14 @@ import pytest
 from PIL import Image
 
 from digits_data import dataset
-from digits_data.cli_support import run_fire
 from digits_runtime import cli
+
+from helpers import cli_runner, tampered_copy
 
 EXE = [sys.executable, "-m", "digits_runtime"]
 
 
-def run(capsys, *argv):
-    code = run_fire(cli.COMMANDS, "digits", [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run = cli_runner(cli.COMMANDS, "digits")
 
 
 @pytest.fixture(scope="module")
@@ -200,13 +198,7 @@ def test_evaluate_refuses_bad_input(capsys, model_path, small_curated, tmp_path)
         2,
         "digits: error: --split must be one of train, val, eval, test, other, got 'holdout'\n",
     )
-    tampered = tmp_path / "curated"
-    tampered.mkdir()
-    for f in small_curated.iterdir():
-        (tampered / f.name).write_bytes(f.read_bytes())
-    data = bytearray((tampered / "eval.npz").read_bytes())
-    data[-50] ^= 0xFF
-    (tampered / "eval.npz").write_bytes(bytes(data))
+    tampered = tampered_copy(small_curated, tmp_path / "curated", "eval.npz")
     code, _, err = run(
         capsys, "evaluate", "--model", model_path, "--curated-dir", tampered, "--json", tmp_path / "x.json"
     )

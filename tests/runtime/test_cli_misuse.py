@@ -10,17 +10,15 @@ import pytest
 from PIL import Image
 
 from digits_data import dataset
-from digits_data.cli_support import run_fire
 from digits_runtime import cli
 from digits_runtime.predictor import MAX_THREADS
+
+from helpers import cli_runner
 
 EXE = [sys.executable, "-m", "digits_runtime"]
 
 
-def run(capsys, *argv):
-    code = run_fire(cli.COMMANDS, "digits", [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run = cli_runner(cli.COMMANDS, "digits")
 
 
 @pytest.fixture(scope="module")

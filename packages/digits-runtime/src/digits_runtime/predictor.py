@@ -155,7 +155,8 @@ class Predictor:
             array = pixels_from_uint8(array)
         size = contract.IMAGE_SIZE
         if array.shape[-2:] != (size, size) or array.ndim not in (2, 3, 4):
-            raise DigitsError(f"pixels must be (28, 28), (N, 28, 28) or (N, 1, 28, 28), got {array.shape}")
+            shapes = f"({size}, {size}), (N, {size}, {size}) or (N, 1, {size}, {size})"
+            raise DigitsError(f"pixels must be {shapes}, got {array.shape}")
         array = np.ascontiguousarray(array.reshape(-1, 1, size, size), dtype=np.float32)
         if array.size and (array.min() < 0.0 or array.max() > 1.0):
             raise DigitsError("float pixels must lie in [0, 1] (white ink on black)")

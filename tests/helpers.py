@@ -1,0 +1,46 @@
+"""Helpers that tests of several packages share (importable as ``helpers``: see pytest's pythonpath)."""
+
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from digits_data.cli_support import run_fire
+
+
+def cli_runner(commands: Mapping[str, Callable], name: str) -> Callable[..., tuple[int, str, str]]:
+    """Return ``run(capsys, *argv) -> (exit code, stdout, stderr)`` for one command line, in process."""
+
+    def run(capsys, *argv) -> tuple[int, str, str]:
+        code = run_fire(commands, name, [str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def flip_byte(path: Path, offset: int = -100) -> Path:
+    """Invert every bit of one byte of ``path`` (counted from the end when negative), in place."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def tampered_copy(folder: Path, destination: Path, name: str, offset: int = -100) -> Path:
+    """Copy ``folder`` to ``destination`` and flip one byte of its file ``name``; return the copy."""
+    shutil.copytree(folder, destination)
+    flip_byte(destination / name, offset)
+    return destination
+
+
+def curate_args(data_dir: Path, output_dir: Path, class_counts: str) -> list[str]:
+    """The `digits-data curate` arguments for a small curation of ``data_dir`` into ``output_dir``."""
+    return [
+        "curate",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(output_dir),
+        "--class-counts",
+        class_counts,
+    ]
