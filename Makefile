@@ -97,7 +97,7 @@ serve: $(MODEL) ## Serve the model over HTTP, with a page to draw on, at http://
 
 report: $(REPORT)/index.html ## Write the HTML report on data, training and errors to artifacts/report
 
-$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(CURATED)/samples.png
+$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(CURATED)/samples.png
 	$(BIN)/digits-report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
 		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT)
 

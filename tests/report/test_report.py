@@ -25,8 +25,16 @@ epoch,step,train_loss,val_accuracy,val_loss,val_macro_f1,val_recall_0,val_recall
 """
 
 
+def evaluate(model, curated, folder, splits=("eval", "test", "other")):
+    """Run `digits evaluate --json` for each split into ``folder``, as `make evaluate` does."""
+    for split in splits:
+        argv = ["evaluate", "--model", str(model), "--curated-dir", str(curated), "--split", split]
+        assert run_fire(cli.COMMANDS, "digits", [*argv, "--json", str(folder / f"{split}.json")]) == 0
+
+
 @pytest.fixture(scope="module")
-def report_inputs(model_path, small_curated, tmp_path_factory):
+def report_inputs(refusing_model, small_curated, tmp_path_factory):
+    model_path, _ = refusing_model
     root = tmp_path_factory.mktemp("run")
     train = root / "train"
     (train / "lightning_logs").mkdir(parents=True)
@@ -42,9 +50,7 @@ def report_inputs(model_path, small_curated, tmp_path_factory):
     }
     (train / "summary.json").write_text(json.dumps(summary))
     evaluations = root / "eval"
-    for split in ("eval", "test"):
-        argv = ["evaluate", "--model", str(model_path), "--curated-dir", str(small_curated), "--split", split]
-        assert run_fire(cli.COMMANDS, "digits", [*argv, "--json", str(evaluations / f"{split}.json")]) == 0
+    evaluate(model_path, small_curated, evaluations)
     timings = root / "timings"
     timings.mkdir()
     (timings / "train.json").write_text(json.dumps({"step": "train", "command": [], "seconds": 12.5}))
@@ -67,7 +73,14 @@ def report(report_inputs, tmp_path_factory):
 
 def test_page_and_every_figure_exist_and_are_not_blank(report):
     names = set(report["json"]["figures"].values())
-    assert {"counts.png", "samples.png", "training.png", "confusion_eval.png", "confusion_test.png"} <= names
+    assert {
+        "counts.png",
+        "samples.png",
+        "training.png",
+        "confusion_eval.png",
+        "confusion_test.png",
+        "refusal_tradeoff.png",
+    } <= names
     assert "least_confident.png" in names
     for name in names:
         with Image.open(report["dir"] / name) as image:
@@ -159,3 +172,43 @@ def test_command_line_writes_the_report_or_names_what_is_missing(report_inputs, 
         done.stderr
         == "digits-report: error: digits-report has no option --output: see `digits-report --help`\n"
     )
+
+
+def test_refusal_section_shows_the_evaluated_shares(report, report_inputs, refusing_model):
+    _, rule = refusing_model
+    page = report["index"].read_text()
+    section = report["json"]["refusal"]
+    assert section["rule"] == {
+        "score": "energy",
+        "threshold": rule.threshold,
+        "known_accept_rate": 0.9,
+        "chosen_on": "val",
+    }
+    labels = {"eval": "eval split", "test": "MNIST test 0, 5, 8", "other": "MNIST test, other digits"}
+    for split, label in labels.items():
+        evaluated = json.loads((report_inputs["eval"] / f"{split}.json").read_text())["refusal"]
+        assert section["refused"][split] == {k: evaluated[k] for k in ("n", "refused", "share_refused")}
+        row = f"<tr><td>{label}</td><td>{evaluated['n']}</td><td>{evaluated['refused']}</td>"
+        assert row + f"<td>{evaluated['share_refused']:.4f}</td></tr>" in page
+        if split == "other":
+            assert section["other_per_digit"] == evaluated["per_digit"]
+            assert list(evaluated["per_digit"]) == ["1", "2", "3", "4", "6", "7", "9"]
+    other = section["refused"]["other"]
+    assert other["n"] == 7154
+    assert f"It refuses\n<b>{other['share_refused']:.4f}</b> of the 7154 MNIST test" in page
+    assert f"it refuses {other['share_refused']:.1%} of the other MNIST test digits, not all" in page
+
+
+def test_refusal_section_of_a_model_without_a_rule(model_path, small_curated, tmp_path):
+    from digits_report.refusal import refusal_section
+
+    evaluate(model_path, small_curated, tmp_path)
+    results = {s: json.loads((tmp_path / f"{s}.json").read_text()) for s in ("eval", "test", "other")}
+    numbers, figure = refusal_section(results, tmp_path, tmp_path)
+    assert (numbers["rule"], numbers["score"]) == (None, "max_probability")
+    assert {s: r["refused"] for s, r in numbers["refused"].items()} == {"eval": 0, "test": 0, "other": 0}
+    assert (tmp_path / figure).is_file()
+    del results["other"]["predictions"][0]["score"]
+    with pytest.raises(DigitsError) as caught:
+        refusal_section(results, tmp_path, tmp_path)
+    assert str(caught.value) == f"{tmp_path / 'other.json'} has no refusal scores: run `make evaluate` again"

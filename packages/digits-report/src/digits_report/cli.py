@@ -18,7 +18,7 @@ def report(
         curated_dir: Folder written by `digits-data curate`.
         train_dir: Folder written by `digits-train fit`.
         model: The ONNX model written by `digits-train export`.
-        eval_dir: Folder with eval.json and test.json from `digits evaluate --json`.
+        eval_dir: Folder with eval.json, test.json and other.json from `digits evaluate --json`.
         timings_dir: Folder with the recorded wall time of each pipeline step.
         output_dir: Folder for index.html, its figures and report.json.
     """

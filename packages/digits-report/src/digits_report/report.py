@@ -19,6 +19,7 @@ from digits_data import atomic, contract, dataset
 from digits_data.contact_sheet import write_contact_sheet
 from digits_report import figures
 from digits_report.inputs import read_epochs, read_json, read_model_metadata, read_timings
+from digits_report.refusal import refusal_section
 
 LEAST_CONFIDENT = 24  # correct eval predictions shown, least confident first
 
@@ -51,6 +52,7 @@ def write_report(
     epochs = read_epochs(train_dir / "lightning_logs" / "metrics.csv")
     meta = read_model_metadata(model)
     results = {name: read_json(eval_dir / f"{name}.json", "evaluate") for name in ("eval", "test")}
+    other = read_json(eval_dir / "other.json", "evaluate")
     timings = read_timings(Path(timings_dir))
     labels = list(manifest["classes"])
 
@@ -65,6 +67,7 @@ def write_report(
             "confusion_eval": figures.plot_confusion(results["eval"], scratch, "eval split"),
             "confusion_test": figures.plot_confusion(results["test"], scratch, "MNIST test digits"),
         }
+        refusal, drawn["refusal_tradeoff"] = refusal_section(results | {"other": other}, eval_dir, scratch)
         eval_split = dataset.load_split(curated_dir, "eval", verify=False)
         predictions = results["eval"]["predictions"]
         wrong = [p for p in predictions if p["label"] != p["prediction"]]
@@ -105,6 +108,7 @@ def write_report(
             "versions": json.loads(meta.get(contract.META_VERSIONS, "{}")),
             "hyperparameters": json.loads(meta.get(contract.META_TRAINING_CONFIG, "{}")),
             "timings_seconds": timings,
+            "refusal": refusal,
             "figures": {k: v for k, v in drawn.items() if v},
         }
         atomic.write_text(scratch / "report.json", json.dumps(numbers, indent=2) + "\n")
@@ -153,7 +157,7 @@ def render(numbers: dict, drawn: dict[str, str | None], model: Path, labels: lis
     parity = numbers["parity"]
     card = {
         "intended use": f"classify a single handwritten digit image as one of {digits}",
-        "not for": f"other digits or symbols: any image still gets one of {digits}; multi-digit images; "
+        "not for": f"{_not_for(numbers['refusal'], digits)}; multi-digit images; "
         "tasks where a wrong answer is costly without human review",
         "model file": str(model),
         "data fingerprint": numbers["fingerprint"],
@@ -173,4 +177,13 @@ def render(numbers: dict, drawn: dict[str, str | None], model: Path, labels: lis
         hyperparameters=hyperparameters,
         versions=numbers["versions"],
         timings=timings,
+        refusal=numbers["refusal"],
     )
+
+
+def _not_for(refusal: dict, digits: str) -> str:
+    """The model card's word on images that are none of the classes."""
+    if refusal["rule"] is None:
+        return f"other digits or symbols: any image still gets one of {digits}"
+    share = refusal["refused"]["other"]["share_refused"]
+    return f"other digits or symbols: it refuses {share:.1%} of the other MNIST test digits, not all"

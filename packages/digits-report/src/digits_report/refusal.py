@@ -1,0 +1,76 @@
+"""The report's refusal section: what the model turns away, and what another threshold would give.
+
+Reads the per-image scores that `digits evaluate --json` wrote for the eval split, the MNIST test
+digits of the classes, and the MNIST test set's other digits (``other.json``).
+"""
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from digits_data.errors import DigitsError
+from digits_data.refusal import tradeoff
+from digits_report.figures import COLORS, save
+
+KNOWN = {"eval": "eval split", "test": "MNIST test digits of the classes"}
+
+
+def refusal_section(results: dict[str, dict], eval_dir: Path, out: Path) -> tuple[dict, str]:
+    """Return the section's numbers and draw its trade-off curve; ``results`` holds eval, test, other."""
+    for name, result in results.items():
+        if "refusal" not in result or any("score" not in p for p in result["predictions"]):
+            raise DigitsError(f"{eval_dir / f'{name}.json'} has no refusal scores: run `make evaluate` again")
+    rules = {name: (r["refusal"]["rule"], r["refusal"]["score"]) for name, r in results.items()}
+    if len(set(map(str, rules.values()))) != 1:
+        raise DigitsError(
+            f"the evaluations in {eval_dir} come from models with different refusal rules: "
+            "run `make evaluate` again"
+        )
+    rule, score = rules["other"]
+    numbers = {
+        "rule": rule,
+        "score": score,
+        "refused": {
+            name: {k: r["refusal"][k] for k in ("n", "refused", "share_refused")}
+            for name, r in results.items()
+        },
+        "other_per_digit": results["other"]["refusal"]["per_digit"],
+    }
+    return numbers, plot_tradeoff(results, rule, score, out)
+
+
+def plot_tradeoff(results: dict[str, dict], rule: dict | None, score: str, out: Path) -> str:
+    """Known digits accepted against other digits refused over every threshold; the rule's point marked."""
+    other = np.array([p["score"] for p in results["other"]["predictions"]])
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    lowest = 0.9
+    for name, label in KNOWN.items():
+        known = np.array([p["score"] for p in results[name]["predictions"]])
+        curve = tradeoff(known, other)
+        ax.plot(curve["other_refused"], curve["known_accepted"], color=COLORS[name], label=label)
+        if rule is not None:
+            accepted = 1 - results[name]["refusal"]["share_refused"]
+            refused = results["other"]["refusal"]["share_refused"]
+            ax.plot([refused], [accepted], "o", color=COLORS[name], markeredgecolor="black", zorder=3)
+            ax.annotate(
+                f"{accepted:.4f} kept, {refused:.4f} refused",
+                (refused, accepted),
+                textcoords="offset points",
+                xytext=(-8, 8 if name == "test" else -14),
+                ha="right",
+                fontsize=8,
+            )
+            lowest = min(lowest, accepted - 0.02)
+    if rule is not None:
+        ax.axhline(rule["known_accept_rate"], color="#999", linestyle=":", linewidth=1)
+    ax.set_xlim(0, 1.005)
+    ax.set_ylim(lowest, 1.002)
+    ax.set_xlabel("share of MNIST test digits that are not a class, refused")
+    ax.set_ylabel("share of known digits accepted")
+    chosen = "dots: the model's threshold" if rule is not None else "the model has no refusal rule"
+    ax.set_title(f"Thresholds on {score} ({chosen})", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # curves fill the axes
+    ax.spines[["top", "right"]].set_visible(False)
+    return save(fig, out / "refusal_tradeoff.png")
