@@ -26,12 +26,19 @@ RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help all install data curate inspect handwriting train evaluate predict serve report test lint format tox clean
+.PHONY: FORCE help all install data curate inspect handwriting train evaluate predict serve report test lint format tox clean
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-all: inspect handwriting train evaluate $(ART)/sample-prediction.json report ## Everything, from a fresh clone: data, curation, handwriting set, training, export, evaluation, report
+PIPELINE := $(CURATED)/samples.png $(HANDWRITING)/manifest.json $(MODEL) $(EVAL)/eval.json $(EVAL)/test.json \
+	$(ART)/sample-prediction.json $(REPORT)/index.html
+# One pipeline run at a time: a second `make all` (or `make report`) waits for the first to finish
+# (flock(1) on artifacts/.make.lock), then finds its work done instead of writing the same files.
+LOCKED := mkdir -p $(ART) && flock $(ART)/.make.lock $(MAKE) --no-print-directory
+
+all: ## Everything, from a fresh clone: data, curation, handwriting set, training, export, evaluation, report
+	+@$(LOCKED) $(PIPELINE)
 
 install: $(INSTALLED) ## Create .venv (Python 3.11) with the four packages (editable) and dev tools, pinned by constraints.txt
 
@@ -50,7 +57,11 @@ $(RAW_FILES) &: | $(INSTALLED)
 
 curate: $(CURATED)/manifest.json ## Curate the 0/5/8 subset and split it into train/val/eval
 
-$(CURATED)/manifest.json: $(RAW_FILES)
+# Split files newer than their manifest were changed after curation (or by an interrupted older
+# version): such a folder is curated again, not trusted.
+CURATED_CHANGED := $(shell find $(CURATED) -maxdepth 1 -name '*.npz' -newer $(CURATED)/manifest.json 2>/dev/null)
+
+$(CURATED)/manifest.json: $(RAW_FILES) $(if $(CURATED_CHANGED),FORCE)
 	$(TIMED) curate -- $(BIN)/digits-data curate --data-dir $(MNIST) --output-dir $(CURATED)
 
 inspect: $(CURATED)/samples.png ## Summarize the curated data and draw a contact sheet
@@ -77,7 +88,7 @@ $(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json
 	$(TIMED) evaluate -- $(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split eval --json $@
 
 $(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json
-	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split test --json $@
+	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --data-dir $(MNIST) --split test --json $@
 
 $(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split other --json $@
@@ -95,11 +106,14 @@ $(ART)/sample-prediction.json: $(MODEL) $(SAMPLE)
 serve: $(MODEL) ## Serve the model over HTTP, with a page to draw on, at http://HOST:PORT (WORKERS processes)
 	$(BIN)/digits serve --model $(MODEL) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-report: $(REPORT)/index.html ## Write the HTML report on data, training and errors to artifacts/report
+report: ## Write the HTML report on data, training and errors to artifacts/report
+	+@$(LOCKED) $(REPORT)/index.html
 
 $(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(CURATED)/samples.png
 	$(BIN)/digits-report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
 		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT)
+
+FORCE:
 
 test: $(INSTALLED) lint ## Lint, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

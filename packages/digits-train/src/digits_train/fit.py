@@ -3,7 +3,6 @@
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -22,6 +21,8 @@ from digits_train.model import DigitsClassifier
 
 CHECKPOINT_NAME = "best.ckpt"
 LOG_DIR = "lightning_logs"
+OWNED = (CHECKPOINT_NAME, "*.json", LOG_DIR, ".fit-*")
+"""What a training folder may hold (``.fit-*``: checkpoints of runs killed before it was swapped whole)."""
 
 
 def configure_torch(threads: int | None = None) -> None:
@@ -46,13 +47,18 @@ def fit(
     """Train on ``curated_dir`` and write the results to ``output_dir``; return the summary.
 
     Writes ``config.json``, ``lightning_logs/metrics.csv`` (one row per epoch), ``summary.json``
-    and, last, ``best.ckpt``: the checkpoint with the highest validation macro-F1 (ties broken
-    by lower validation loss). Checkpoints are written in a temporary folder and only the best
-    one is moved into place when training has finished.
+    and ``best.ckpt``: the checkpoint with the highest validation macro-F1 (ties broken by lower
+    validation loss). All of it is written into a scratch folder that replaces ``output_dir``
+    whole when training has finished, so a killed or failed run leaves the previous run's
+    folder as it was, and two runs into the same folder take turns.
     """
+    with atomic.atomic_dir(output_dir, OWNED) as scratch:
+        return _fit(curated_dir, scratch, config)
+
+
+def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | None) -> dict:
     config = config or FitConfig()
     manifest = dataset.load_manifest(curated_dir)  # checks every split against its sha256
-    output_dir = atomic.ensure_dir(output_dir)
     configure_torch()
     quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -71,8 +77,6 @@ def fit(
         curated_dir=str(Path(curated_dir).resolve()),
     )
     atomic.write_text(output_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-    log_dir = output_dir / LOG_DIR
-    shutil.rmtree(log_dir, ignore_errors=True)  # metrics.csv describes this run only
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".fit-", dir=output_dir) as scratch:

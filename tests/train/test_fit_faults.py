@@ -1,0 +1,78 @@
+"""Training under faults: an interrupted run, leftovers of killed runs, a full disk. The training
+folder changes whole or not at all, and every failure is one line naming the file."""
+
+import shutil
+
+import lightning as L
+import pytest
+
+from digits_data.cli_support import run_fire
+from digits_data.errors import DigitsError
+from digits_train import cli
+from digits_train.config import FitConfig
+from digits_train.fit import OWNED, fit
+
+ONE_EPOCH = FitConfig(epochs=1, limit_train_batches=0.25)
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def previous_run(trained, tmp_path):
+    """A copy of a finished training folder (what `make train` left), free to be damaged."""
+    folder = tmp_path / "train"
+    shutil.copytree(trained["dir"], folder, ignore=lambda _, names: [n for n in names if n.endswith(".onnx")])
+    return folder
+
+
+def test_an_interrupted_fit_leaves_the_previous_run_as_it_was(previous_run, small_curated, monkeypatch):
+    before = snapshot(previous_run)
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C during the first epoch
+
+    monkeypatch.setattr(L.Trainer, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_curated, previous_run, ONE_EPOCH)
+    assert snapshot(previous_run) == before
+    assert sorted(p.name for p in previous_run.parent.iterdir()) == [".train.lock", "train"]
+
+
+def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated):
+    inside = previous_run / ".fit-k2j4"  # a killed run's checkpoints, as older versions left them
+    inside.mkdir()
+    (inside / "best.ckpt").write_bytes(b"\0" * 4096)
+    beside = previous_run.parent / ".train.x81q.tmp"  # a killed run's scratch folder
+    (beside / "lightning_logs").mkdir(parents=True)
+    summary = fit(small_curated, previous_run, ONE_EPOCH)
+    assert summary["epochs_run"] == 1
+    assert sorted(p.name for p in previous_run.iterdir()) == [
+        "best.ckpt",
+        "config.json",
+        "lightning_logs",
+        "summary.json",
+    ]
+    assert not beside.exists()
+
+
+def test_fit_never_replaces_a_folder_holding_other_files(small_curated, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DigitsError, match=r"holds files this step did not write \(notes.txt\)"):
+        fit(small_curated, tmp_path, ONE_EPOCH)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert set(OWNED) >= {"best.ckpt", "lightning_logs"}
+
+
+def test_fit_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_curated, small_disk):
+    disk = small_disk(48)
+    out = disk / "train"
+    argv = ["fit", "--curated-dir", small_curated, "--output-dir", out, "--epochs", "1"]
+    code = run_fire(cli.COMMANDS, "digits-train", [str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.startswith(f"digits-train: error: cannot write {out}")
+    assert captured.err.endswith("No space left on device; free some space and run again\n")
+    assert captured.err.count("\n") == 1
+    assert sorted(p.name for p in disk.iterdir()) == [".train.lock"]
