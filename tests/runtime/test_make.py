@@ -37,10 +37,15 @@ def built_tree(tmp_path: Path, small_curated: Path, model_path: Path, mnist_dir:
     art.mkdir()
     (art / "installed").touch()
     (art / "mnist").symlink_to(mnist_dir)
-    start = 1 + max(p.stat().st_mtime for p in (mnist_dir / "MNIST" / "raw").iterdir())
+    sources = [
+        *(mnist_dir / "MNIST" / "raw").iterdir(),
+        REPO / "packages/digits-data/src/digits_data/handwriting.py",
+    ]
+    start = 1 + max(p.stat().st_mtime for p in sources)  # newer than what the steps start from
     steps = [
         shutil.copytree(small_curated, art / "curated") / "manifest.json",
         art / "curated" / "samples.png",
+        art / "handwriting" / "manifest.json",
         art / "train" / "best.ckpt",
         Path(shutil.copyfile(model_path, art / "model.onnx")),
         art / "eval" / "eval.json",
@@ -59,7 +64,7 @@ def built_tree(tmp_path: Path, small_curated: Path, model_path: Path, mnist_dir:
     planned, _ = make(art, "all", dry_run=True).communicate()
     assert "digits predict" in planned
     assert not any(
-        step in planned for step in ("digits-data", "digits-train", "digits evaluate", "digits report")
+        step in planned for step in ("digits-data", "digits-train", "digits evaluate", "digits-report")
     )
     return art
 
