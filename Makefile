@@ -31,11 +31,11 @@ INSTALLED := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-PIPELINE := $(CURATED)/samples.png $(HANDWRITING)/manifest.json $(MODEL) $(EVAL)/eval.json $(EVAL)/test.json \
-	$(ART)/sample-prediction.json $(REPORT)/index.html
 # One pipeline run at a time: a second `make all` (or `make report`) waits for the first to finish
 # (flock(1) on artifacts/.make.lock), then finds its work done instead of writing the same files.
 LOCKED := mkdir -p $(ART) && flock $(ART)/.make.lock $(MAKE) --no-print-directory
+# What `all` makes under the lock (the report by its file: `report` would wait for the lock itself).
+PIPELINE := inspect handwriting train evaluate $(ART)/sample-prediction.json $(REPORT)/index.html
 
 all: ## Everything, from a fresh clone: data, curation, handwriting set, training, export, evaluation, report
 	+@$(LOCKED) $(PIPELINE)
