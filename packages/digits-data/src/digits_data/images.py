@@ -22,6 +22,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 
 BOX = 20  # MNIST fits each digit into a 20x20 box inside the 28x28 field
 MIN_SIDE = 8  # smaller images cannot hold a legible digit
+WORK_SIDE = 1024  # larger images are scaled down to this longer side before any float arithmetic
+MAX_PIXELS = 50_000_000  # larger non-JPEG images are refused before decoding (RGBA: 200 MB decoded)
 INK_THRESHOLD = 0.2  # after background removal, weaker signal than this (of the peak) is noise
 _CENTER = IMAGE_SIZE / 2  # MNIST's mean center of mass is (14.0, 14.0) in pixel-index coordinates
 
@@ -53,19 +55,25 @@ def load_image(source: str | os.PathLike | Image.Image | BinaryIO) -> np.ndarray
     else:
         opened = Path(source)
         name = str(opened)
-        if not opened.exists():
-            raise ImageError(f"{name}: no such file")
+        try:
+            info = opened.stat()
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except OSError as exc:  # a name too long, a folder that may not be entered, ...
+            raise ImageError(f"{name} cannot be read: {exc.strerror}") from None
         if opened.is_dir():
             raise ImageError(f"{name} is a folder, not an image file")
-        if opened.stat().st_size == 0:
+        if info.st_size == 0:
             raise ImageError(f"{name} is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             # Over MAX_IMAGE_PIXELS PIL only warns; treat it like the error it raises at twice that.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(opened) as image:
-                image.load()  # decode now, so truncation is detected here
+                _decode_bounded(image, name)
                 return to_mnist(image, name)
+    except PermissionError as exc:
+        raise ImageError(f"{name} cannot be read: {exc.strerror}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
             f"{name} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
@@ -79,6 +87,24 @@ def load_image(source: str | os.PathLike | Image.Image | BinaryIO) -> np.ndarray
         raise ImageError(f"{name} could not be decoded, it may be truncated or corrupt ({exc})") from None
 
 
+def _decode_bounded(image: Image.Image, name: str) -> None:
+    """Decode ``image`` in place with bounded memory, or refuse it by its pixel count.
+
+    JPEG decodes at 1/2, 1/4 or 1/8 scale for free (``draft``), so a phone photo of any size
+    costs little; other formats must decode in full, so above MAX_PIXELS they are refused
+    before decoding (a 9400x9400 PNG of a few hundred KB would otherwise cost gigabytes).
+    Truncation is detected here, since decoding happens now.
+    """
+    image.draft(image.mode, (WORK_SIDE, WORK_SIDE))  # only JPEG takes the hint
+    if image.width * image.height > MAX_PIXELS:
+        megapixels = image.width * image.height / 1e6
+        raise ImageError(
+            f"{name} is {image.width}x{image.height} pixels ({megapixels:.0f} megapixels), more than "
+            f"the {MAX_PIXELS / 1e6:.0f} megapixels read here: scale it down first"
+        )
+    image.load()
+
+
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """Bring an opened image to MNIST form; ``name`` is used in error messages.
 
@@ -90,12 +116,24 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """
     if min(image.size) < MIN_SIDE:
         raise ImageError(f"{name} is {image.width}x{image.height} pixels, too small to hold a digit")
-    image = ImageOps.exif_transpose(image)
+    try:
+        image = ImageOps.exif_transpose(image)
+        if max(image.size) > WORK_SIDE:  # the digit ends up 20x20: more pixels only cost memory
+            image = image.copy()
+            image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+        return _to_mnist(image, name)
+    except ValueError as exc:  # e.g. a mode that has no conversion to grayscale
+        raise ImageError(
+            f"{name} cannot be read as a digit image ({exc}): convert it to RGB or grayscale"
+        ) from None
+
+
+def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
     if image.mode == "L" and image.size == (IMAGE_SIZE, IMAGE_SIZE):
         pixels = pixels_from_uint8(np.asarray(image))
         if _is_mnist_form(pixels):
             return pixels
-    gray = _grayscale(image)
+    gray = _grayscale(image, name)
     if min(gray.shape) >= 3 * MIN_SIDE:
         # A 3x3 median removes salt-and-pepper noise; small images have no pixels to spare.
         gray = np.asarray(Image.fromarray(gray.astype(np.float32)).filter(ImageFilter.MedianFilter(3)))
@@ -126,7 +164,7 @@ def _is_mnist_form(pixels: np.ndarray) -> bool:
     return abs(cy - _CENTER) <= 1.0 and abs(cx - _CENTER) <= 1.0
 
 
-def _grayscale(image: Image.Image) -> np.ndarray:
+def _grayscale(image: Image.Image, name: str) -> np.ndarray:
     """Return the image as float32 luminance in [0, 1], transparency composited away."""
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -143,7 +181,10 @@ def _grayscale(image: Image.Image) -> np.ndarray:
             gray = alpha * gray + (1.0 - alpha) * backdrop
         return gray.astype(np.float32)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return np.asarray(image, dtype=np.float32)  # scaled by its own range later
+        gray = np.asarray(image, dtype=np.float32)  # scaled by its own range later
+        if not np.isfinite(gray).all():
+            raise ImageError(f"{name} has pixels that are not numbers (NaN or infinity)")
+        return gray
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 

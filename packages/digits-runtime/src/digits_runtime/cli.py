@@ -41,18 +41,23 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
     from digits_runtime.predictor import BATCH_SIZE, Predictor
 
     check_threads(threads)
-    files = expand(images)
+    entries = expand(images)
     predictor = Predictor(model, threads=threads)
-    if len(images) == 1 and len(files) == 1 and not Path(images[0]).is_dir():
-        print(jsonlib.dumps(predictor.predict(files[0]).to_json()))
+    if len(images) == 1 and len(entries) == 1 and entries[0][0] == Path(str(images[0])):
+        path, error = entries[0]
+        if error is not None:
+            raise error
+        print(jsonlib.dumps(predictor.predict(path).to_json()))
         return
     failed = 0
     # disable=None: the bar is drawn only when stderr is a terminal.
-    with tqdm(total=len(files), desc="predict", unit="image", disable=None) as bar:
+    with tqdm(total=len(entries), desc="predict", unit="image", disable=None) as bar:
         # Chunks of one onnxruntime batch, so lines appear as they are ready.
-        for start in range(0, len(files), BATCH_SIZE):
-            chunk = files[start : start + BATCH_SIZE]
-            for path, result in zip(chunk, predictor.predict_each(chunk), strict=True):
+        for start in range(0, len(entries), BATCH_SIZE):
+            chunk = entries[start : start + BATCH_SIZE]
+            answers = iter(predictor.predict_each([path for path, error in chunk if error is None]))
+            for path, error in chunk:
+                result = error or next(answers)
                 if isinstance(result, DigitsError):
                     failed += 1
                     line = {"path": str(path), "error": str(result)}
@@ -62,7 +67,7 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
             bar.update(len(chunk))
     if failed:
         raise DigitsError(
-            f'{failed} of {len(files)} images could not be classified (see their "error" lines)'
+            f'{failed} of {len(entries)} images could not be classified (see their "error" lines)'
         )
 
 
@@ -74,20 +79,27 @@ def check_threads(threads: object) -> None:
         check_int("threads", threads, 1, MAX_THREADS)
 
 
-def expand(inputs: Sequence[str]) -> list[Path]:
-    """Turn files and folders into the list of files to classify; folders give their images, sorted."""
-    files: list[Path] = []
+def expand(inputs: Sequence[str]) -> list[tuple[Path, DigitsError | None]]:
+    """Turn files and folders into the files to classify; folders give their images, sorted.
+
+    Each entry is a path and, for a folder without image files, the error that is its answer,
+    so that it becomes its own error line while the other inputs are still classified.
+    """
+    entries: list[tuple[Path, DigitsError | None]] = []
     for item in inputs:
         path = Path(str(item))
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not found:
-                suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-                raise DigitsError(f"folder {path} holds no image files ({suffixes})")
-            files.extend(found)
-        else:
-            files.append(path)
-    return files
+        try:
+            is_dir = path.is_dir()
+        except OSError:  # e.g. a name too long: reading it as a file says what is wrong
+            is_dir = False
+        if not is_dir:
+            entries.append((path, None))
+            continue
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        empty = DigitsError(f"folder {path} holds no image files ({suffixes})")
+        entries.extend([(f, None) for f in found] or [(path, empty)])
+    return entries
 
 
 def evaluate(

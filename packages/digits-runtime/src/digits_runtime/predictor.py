@@ -111,6 +111,33 @@ class Predictor:
             raise DigitsError(
                 f"{self.path} has no '{contract.META_LABELS}' metadata: not a digits model"
             ) from None
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise DigitsError(
+                f"{self.path} has labels {list(labels)}: a digits model needs at least two, each once"
+            )
+        batch = inputs[0].shape[0]
+        if isinstance(batch, int):
+            raise DigitsError(
+                f"{self.path} takes a fixed batch of {batch} image(s): "
+                "export it with a dynamic batch dimension"
+            )
+        # The output width is often symbolic in the graph: run two blank images to see it.
+        blank = np.zeros((2, 1, size, size), dtype=np.float32)
+        try:
+            results = self.session.run([o.name for o in outputs], {contract.INPUT_NAME: blank})
+        except Exception as exc:  # onnxruntime raises its own types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DigitsError(f"{self.path} fails on a batch of two images: {first}") from None
+        for output, result in zip(outputs, results, strict=True):
+            expected = (2, len(labels))
+            if (
+                output.name in (contract.LOGITS_NAME, contract.PROBABILITIES_NAME)
+                and result.shape != expected
+            ):
+                raise DigitsError(
+                    f"{self.path} gives '{output.name}' of shape {list(result.shape[1:])} per image "
+                    f"but has {len(labels)} labels {list(labels)}: its outputs do not match its labels"
+                )
         return labels
 
     def _read_refusal(self) -> RefusalRule | None:
@@ -151,15 +178,20 @@ class Predictor:
     def _run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (logits, probabilities), each (N, len(labels)), in batches of ``BATCH_SIZE``."""
         array = np.asarray(pixels)
+        size = contract.IMAGE_SIZE
+        if array.dtype.kind not in "uif":
+            raise DigitsError(f"pixels must be numbers, got an array of {array.dtype}")
         if array.dtype == np.uint8:
             array = pixels_from_uint8(array)
-        size = contract.IMAGE_SIZE
-        if array.shape[-2:] != (size, size) or array.ndim not in (2, 3, 4):
+        if (
+            array.shape[-2:] != (size, size)
+            or array.ndim not in (2, 3, 4)
+            or array.shape[1:-2] not in ((), (1,))
+        ):
             shapes = f"({size}, {size}), (N, {size}, {size}) or (N, 1, {size}, {size})"
             raise DigitsError(f"pixels must be {shapes}, got {array.shape}")
         array = np.ascontiguousarray(array.reshape(-1, 1, size, size), dtype=np.float32)
-        if array.size and (array.min() < 0.0 or array.max() > 1.0):
-            raise DigitsError("float pixels must lie in [0, 1] (white ink on black)")
+        _check_range(array)
         outputs = [contract.LOGITS_NAME, contract.PROBABILITIES_NAME]
         chunks = [
             self.session.run(outputs, {contract.INPUT_NAME: array[i : i + BATCH_SIZE]})
@@ -225,9 +257,18 @@ def _pixels(source: str | os.PathLike | Any) -> np.ndarray:
     if not isinstance(source, np.ndarray):
         return load_image(source)
     size = contract.IMAGE_SIZE
+    if source.dtype.kind not in "uif":
+        raise DigitsError(f"pixels must be numbers, got an array of {source.dtype}")
     pixels = pixels_from_uint8(source) if source.dtype == np.uint8 else source.astype(np.float32)
     if pixels.shape != (size, size):
         raise DigitsError(f"an image array must be ({size}, {size}), got {source.shape}")
-    if pixels.min() < 0.0 or pixels.max() > 1.0:
-        raise DigitsError("float pixels must lie in [0, 1] (white ink on black)")
+    _check_range(pixels)
     return pixels
+
+
+def _check_range(pixels: np.ndarray) -> None:
+    """Refuse pixels outside [0, 1], and NaN: NaN would come out as a confident "0"."""
+    if not np.isfinite(pixels).all():
+        raise DigitsError("pixels must be numbers, not NaN or infinity")
+    if pixels.size and (pixels.min() < 0.0 or pixels.max() > 1.0):
+        raise DigitsError("float pixels must lie in [0, 1] (white ink on black)")

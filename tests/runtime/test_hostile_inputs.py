@@ -1,0 +1,186 @@
+"""Inputs a careless or hostile user gives the predictor: odd names and folders, unreadable files,
+models off contract, NaN and oddly shaped arrays, odd PIL modes, huge images. Each is refused
+with a DigitsError (one line on the command line) and never answered wrongly."""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image, ImageDraw
+
+from digits_data import contract, dataset, images
+from digits_data.errors import DigitsError
+from digits_runtime import Predictor, cli
+
+from helpers import cli_runner
+
+run = cli_runner(cli.COMMANDS, "digits")
+
+
+@pytest.fixture(scope="module")
+def digit(small_curated, tmp_path_factory):
+    path = tmp_path_factory.mktemp("hostile") / "digit.png"
+    Image.fromarray(dataset.load_split(small_curated, "eval").images[0]).save(path)
+    return path
+
+
+def test_odd_names_and_folders_among_inputs_get_their_own_error_lines(capsys, model_path, digit, tmp_path):
+    long_name = tmp_path / ("x" * 300 + ".png")
+    named_like_image = tmp_path / "x.png"
+    named_like_image.mkdir()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = [digit, long_name, named_like_image, empty, digit]
+    code, out, err = run(capsys, "predict", "--model", model_path, *argv)
+    assert code == 1
+    assert err == 'digits: error: 3 of 5 images could not be classified (see their "error" lines)\n'
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["path"] for line in lines] == [str(p) for p in argv]
+    assert [line.get("error") for line in lines[1:4]] == [
+        f"{long_name} cannot be read: File name too long",
+        f"folder {named_like_image} holds no image files (.bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)",
+        f"folder {empty} holds no image files (.bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)",
+    ]
+    assert lines[0] == lines[4]
+    assert lines[0]["prediction"] in (0, 5, 8)
+
+
+@contextlib.contextmanager
+def as_another_user():
+    """Act as user nobody (permissions bind root only in name): file modes then mean what they say."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def test_unreadable_files_get_their_own_error_lines(capsys, model_path, digit):
+    """A file without read permission, and a file in a folder that may not be entered."""
+    with tempfile.TemporaryDirectory() as top:
+        os.chmod(top, 0o755)
+        model = shutil.copy(model_path, top)
+        readable = shutil.copy(digit, os.path.join(top, "ok.png"))
+        secret = shutil.copy(digit, os.path.join(top, "secret.png"))
+        os.chmod(secret, 0o000)
+        closed = os.path.join(top, "closed")
+        os.mkdir(closed)
+        inside = shutil.copy(digit, os.path.join(closed, "inside.png"))
+        os.chmod(closed, 0o000)
+        with as_another_user():
+            code, out, err = run(capsys, "predict", "--model", model, secret, inside, readable)
+        os.chmod(closed, 0o755)
+    assert (code, err) == (
+        1,
+        'digits: error: 2 of 3 images could not be classified (see their "error" lines)\n',
+    )
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line.get("error") for line in lines] == [
+        f"{secret} cannot be read: Permission denied",
+        f"{inside} cannot be read: Permission denied",
+        None,
+    ]
+
+
+def save_variant(make_model, tmp_path, labels, width=3, batch=None):
+    """A contract model with ``width`` outputs per image, labelled ``labels`` in its metadata."""
+    model = make_model(
+        np.random.default_rng(0).random((width, 28, 28), dtype=np.float32), list(range(width)), "x"
+    )
+    onnx.helper.set_model_props(
+        model, {p.key: p.value for p in model.metadata_props} | {contract.META_LABELS: json.dumps(labels)}
+    )
+    if batch is not None:
+        dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = batch
+    path = tmp_path / f"model-{width}-{len(labels)}-{batch}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("labels", "width", "batch", "problem"),
+    [
+        ([0, 5, 8], 10, None, "gives 'logits' of shape [10] per image but has 3 labels [0, 5, 8]: "),
+        ([0, 5, 8, 9], 3, None, "gives 'logits' of shape [3] per image but has 4 labels [0, 5, 8, 9]: "),
+        ([], 3, None, "has labels []: a digits model needs at least two, each once"),
+        ([0, 0, 0], 3, None, "has labels [0, 0, 0]: a digits model needs at least two, each once"),
+        ([0, 5, 8], 3, 1, "takes a fixed batch of 1 image(s): export it with a dynamic batch dimension"),
+    ],
+)
+def test_models_whose_outputs_do_not_match_their_labels_are_refused(
+    make_model, tmp_path, labels, width, batch, problem
+):
+    path = save_variant(make_model, tmp_path, labels, width, batch)
+    with pytest.raises(DigitsError) as raised:
+        Predictor(path)
+    assert str(raised.value).startswith(f"{path} {problem}")
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        (np.full((2, 28, 28), np.nan, dtype=np.float32), "pixels must be numbers, not NaN or infinity"),
+        (
+            np.zeros((2, 3, 28, 28), dtype=np.float32),
+            "pixels must be (28, 28), (N, 28, 28) or (N, 1, 28, 28), got (2, 3, 28, 28)",
+        ),
+        (np.full((28, 28), "a"), "pixels must be numbers, got an array of <U1"),
+    ],
+)
+def test_arrays_that_are_not_images_are_refused(model_path, pixels, message):
+    predictor = Predictor(model_path)
+    with pytest.raises(DigitsError) as raised:
+        predictor.probabilities(pixels)
+    assert str(raised.value) == message
+    nan_image = np.zeros((28, 28), dtype=np.float32)
+    nan_image[10, 10] = np.nan
+    (answer,) = predictor.predict_each([nan_image])
+    assert str(answer) == "pixels must be numbers, not NaN or infinity"
+
+
+def test_pil_images_in_odd_modes_are_refused_with_digits_errors(model_path):
+    predictor = Predictor(model_path)
+    floats = np.zeros((64, 64), dtype=np.float32)
+    floats[20:40, 30:34] = np.nan
+    with pytest.raises(DigitsError, match=r"^image has pixels that are not numbers \(NaN or infinity\)$"):
+        predictor.predict(Image.fromarray(floats, mode="F"))
+    lab = Image.new("RGB", (64, 64), "white").convert("LAB")
+    with pytest.raises(
+        DigitsError, match=r"^image cannot be read as a digit image \(conversion from LAB to "
+    ):
+        predictor.predict(lab)
+
+
+def test_images_too_large_to_decode_are_refused_before_decoding(model_path, tmp_path, monkeypatch):
+    big = tmp_path / "big.png"
+    Image.new("RGBA", (300, 200), "white").save(big)
+    monkeypatch.setattr(images, "MAX_PIXELS", 50_000)
+    with pytest.raises(DigitsError) as raised:
+        images.load_image(big)
+    assert str(raised.value) == (
+        f"{big} is 300x200 pixels (0 megapixels), more than the 0 megapixels read here: scale it down first"
+    )
+
+
+def test_a_twelve_megapixel_phone_photo_is_decoded_small_and_still_read(tmp_path):
+    photo = Image.new("RGB", (4000, 3000), (235, 230, 220))  # paper
+    ImageDraw.Draw(photo).ellipse((1500, 700, 2500, 2300), outline=(20, 20, 30), width=120)  # a 0
+    path = tmp_path / "photo.jpg"
+    photo.save(path, quality=90)
+    with Image.open(path) as image:
+        images._decode_bounded(image, str(path))
+        assert image.size == (2000, 1500)  # decoded at half scale: a quarter of the memory
+    pixels = images.load_image(path)
+    assert pixels.shape == (28, 28)
+    assert pixels.max() == pytest.approx(1.0)
+    assert pixels[14, 14] < 0.1 < 0.5 < pixels[14].max()  # a ring: ink beside the center, none in it
