@@ -1,19 +1,21 @@
-"""The runtime's own fixture: a real `digits serve` process."""
+"""The runtime's own fixtures: real `digits serve` processes."""
 
+import contextlib
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
-@pytest.fixture(scope="session")
-def server(model_path: Path):
-    """`digits serve` on the contract model, a real process on 127.0.0.1 on a free port; yields its URL."""
+@contextlib.contextmanager
+def run_server(model: Path) -> Iterator[str]:
+    """Run `digits serve` on ``model`` on 127.0.0.1 on a free port; yield its URL; stop it with Ctrl-C."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "digits_runtime", "serve", "--model", str(model_path), "--port", "0"],
+        [sys.executable, "-m", "digits_runtime", "serve", "--model", str(model), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -27,3 +29,16 @@ def server(model_path: Path):
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=20)
     assert (process.returncode, err) == (130, "digits: interrupted\n")
+
+
+@pytest.fixture(scope="session")
+def serving():
+    """Start `digits serve` on a model of the test's making: ``with serving(path) as url: ...``."""
+    return run_server
+
+
+@pytest.fixture(scope="session")
+def server(model_path: Path) -> Iterator[str]:
+    """`digits serve` on the contract model, a real process; yields its URL."""
+    with run_server(model_path) as url:
+        yield url

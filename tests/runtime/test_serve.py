@@ -275,14 +275,24 @@ def test_bodies_over_the_limit_get_413(server, eval_pngs, expected):
 
 
 def test_concurrent_requests_from_threads(server, eval_pngs, photo, expected):
+    """Single images and mixed batches at once: every answer lands with its own request, in order."""
     images = [*eval_pngs, photo]
-    answers: dict[tuple[int, int], tuple[int, object]] = {}
+    answers: dict[tuple[int, int], tuple[int, bool]] = {}
 
     def client(worker: int) -> None:
         for round_ in range(12):
             data = images[(worker + round_) % len(images)]
-            status, _, answer = post(server, data)
-            answers[worker, round_] = (status, answer == expected(data))
+            if round_ % 3:
+                status, _, answer = post(server, data)
+                answers[worker, round_] = (status, answer == expected(data))
+            else:
+                files = [("a.png", data), ("bad.png", b"x" * worker), ("b.png", images[worker])]
+                status, _, answer = post(server, *multipart(files))
+                error = {"error": f"bad.png {NOT_AN_IMAGE}" if worker else "bad.png is empty (0 bytes)"}
+                answers[worker, round_] = (
+                    status,
+                    answer == [expected(data), error, expected(images[worker])],
+                )
 
     threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
     for thread in threads:

@@ -5,10 +5,12 @@ import math
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
 from PIL import Image
 
-from digits_data import dataset
+from digits_data import contract, dataset
+from digits_data.refusal import RefusalRule
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).is_file():
@@ -85,7 +87,12 @@ def draw_and_answer(page, points) -> dict:
 
 def shown_answer(page, answer: dict) -> dict:
     """Wait until the page shows ``answer`` (its verdict line, or its error), then return it."""
-    verdict = answer["error"] if "error" in answer else expected_view(answer)["verdict"]
+    if "error" in answer:
+        verdict = answer["error"]
+    elif not answer["accepted"]:
+        verdict = "not a 0, 5 or 8"
+    else:
+        verdict = expected_view(answer)["verdict"]
     sync_api.expect(page.locator("#verdict")).to_have_text(verdict)
     return answer
 
@@ -176,3 +183,30 @@ def test_uploading_a_photo_and_a_bad_file(page, small_curated, tmp_path):
     assert response.value.status == 422
     shown_answer(page, json.loads(response.value.body()))
     assert page.inner_text("#verdict").startswith("notes.txt is not an image file that can be read")
+
+
+@pytest.fixture(scope="module")
+def refusing_server(model_path, tmp_path_factory, serving):
+    """The contract model with a refusal rule no drawing passes (max probability >= 0.9999)."""
+    model = onnx.load(model_path)
+    rule = RefusalRule("max_probability", 0.9999, 0.99, "val")
+    onnx.helper.set_model_props(
+        model, {p.key: p.value for p in model.metadata_props} | {contract.META_REFUSAL: rule.to_json()}
+    )
+    path = tmp_path_factory.mktemp("refusing") / "refusing.onnx"
+    onnx.save(model, path)
+    with serving(path) as url:
+        yield url
+
+
+def test_a_refused_drawing_says_so(browser, refusing_server):
+    page = browser.new_page()
+    page.goto(refusing_server + "/")
+    page.wait_for_selector("#bars .bar >> nth=2")
+    assert page.inner_text("#model").endswith("refuses other digits")
+    answer = draw_and_answer(page, loop(140, 140, 55, 85))
+    assert answer["accepted"] is False
+    assert page.inner_text("#verdict") == "not a 0, 5 or 8"
+    assert page.get_attribute("#prediction", "class") == "refused"
+    assert shown(page)["bars"] == expected_view(answer)["bars"]
+    page.close()
