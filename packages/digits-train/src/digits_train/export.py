@@ -9,7 +9,6 @@ metrics, the training config, producer versions and the parity check that passed
 import json
 import logging
 import os
-import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
 from digits_train.fit import configure_torch
 from digits_train.model import DigitsClassifier
+from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
 
 OPSET = 18
 PARITY_BATCH_SIZES = (1, 2, 7, 1000)
@@ -74,10 +74,9 @@ def to_onnx(model: DigitsClassifier) -> onnx.ModelProto:
     """Trace ``model`` with the dynamo exporter into an ONNX graph with a dynamic batch dimension."""
     example = torch.zeros(2, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE)
     batch = torch.export.Dim("batch", min=1, max=1_000_000)
-    # The exporter warns about optional torchvision ops and its own deprecations; not ours to act on.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+    # The exporter logs that it skips torchvision's ops (torchvision is not installed), and
+    # tracing meets Lightning's use of a deprecated pytree class: neither is ours to act on.
+    with quiet({"torch.onnx": logging.ERROR}, [LEAFSPEC_DEPRECATION]), torch.no_grad():
         program = torch.onnx.export(
             WithProbabilities(model).eval(),
             (example,),

@@ -1,12 +1,12 @@
 """Train the classifier with the Lightning Trainer and keep the best checkpoint by validation macro-F1."""
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +18,7 @@ from digits_data import atomic, dataset
 from digits_train import data
 from digits_train.config import FitConfig
 from digits_train.model import DigitsClassifier
+from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
 
 CHECKPOINT_NAME = "best.ckpt"
 LOG_DIR = "lightning_logs"
@@ -31,14 +32,16 @@ def configure_torch(threads: int | None = None) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def quiet_lightning() -> None:
-    """Silence Lightning's informational logging and its advice that does not apply on CPU."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
-    # Lightning 2.6 still builds torch pytree LeafSpec objects, which torch 2.13 deprecates.
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
+def quiet_lightning() -> contextlib.AbstractContextManager[None]:
+    """Silence Lightning's info logging and its advice that does not apply on CPU, within a block."""
+    return quiet(
+        dict.fromkeys(("lightning.pytorch", "lightning.fabric", "lightning"), logging.WARNING),
+        [
+            (r".*does not have many workers.*", Warning),
+            (r".*GPU available but not used.*", Warning),
+            LEAFSPEC_DEPRECATION,
+        ],
+    )
 
 
 def fit(
@@ -52,7 +55,7 @@ def fit(
     whole when training has finished, so a killed or failed run leaves the previous run's
     folder as it was, and two runs into the same folder take turns.
     """
-    with atomic.atomic_dir(output_dir, OWNED) as scratch:
+    with atomic.atomic_dir(output_dir, OWNED) as scratch, quiet_lightning():
         return _fit(curated_dir, scratch, config)
 
 
@@ -60,7 +63,6 @@ def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | N
     config = config or FitConfig()
     manifest = dataset.load_manifest(curated_dir)  # checks every split against its sha256
     configure_torch()
-    quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     labels = list(manifest["classes"])

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 import torchmetrics
 from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
+from torchmetrics.wrappers import ClasswiseWrapper
 
 from digits_train.augment import AffineJitter
 from digits_train.config import FitConfig
@@ -60,9 +62,18 @@ class DigitsClassifier(L.LightningModule):
         # Augmentation draws from its own generator so that runs are reproducible.
         self.generator = torch.Generator().manual_seed(self.config.seed)
         n = len(labels)
-        self.val_f1 = torchmetrics.classification.MulticlassF1Score(n, average="macro")
-        self.val_accuracy = torchmetrics.classification.MulticlassAccuracy(n, average="micro")
-        self.val_recall = torchmetrics.classification.MulticlassRecall(n, average="none")
+        self.val_scores = torchmetrics.MetricCollection(
+            {
+                "val_macro_f1": MulticlassF1Score(n, average="macro"),
+                "val_accuracy": MulticlassAccuracy(n, average="micro"),
+                "val_recall": ClasswiseWrapper(
+                    MulticlassRecall(n, average="none"), labels=[str(d) for d in labels], prefix="val_recall_"
+                ),
+            },
+            # Shared compute groups leave the class-wise recall without updates after the first
+            # reset (torchmetrics 1.9); three small metrics cost nothing to update separately.
+            compute_groups=False,
+        )
         self.val_loss = torchmetrics.MeanMetric()
         self.val_metrics: dict[str, float] = {}
 
@@ -85,16 +96,13 @@ class DigitsClassifier(L.LightningModule):
         weights = self.class_weights[targets]
         loss = F.cross_entropy(logits, targets, weight=self.class_weights)
         self.val_loss.update(loss, weight=weights.sum())
-        self.val_f1.update(logits, targets)
-        self.val_accuracy.update(logits, targets)
-        self.val_recall.update(logits, targets)
+        self.val_scores.update(logits, targets)
 
     def on_validation_epoch_end(self) -> None:
-        f1 = self.val_f1.compute()
-        recall = self.val_recall.compute()
         loss = self.val_loss.compute()
-        metrics = {"val_loss": loss, "val_macro_f1": f1, "val_accuracy": self.val_accuracy.compute()}
-        metrics |= {f"val_recall_{digit}": recall[i] for i, digit in enumerate(self.hparams.labels)}
+        # val_macro_f1, val_accuracy and val_recall_<digit>, as the metrics file and the report name them.
+        metrics = {"val_loss": loss, **self.val_scores.compute()}
+        f1 = metrics["val_macro_f1"]
         # Checkpoint selection: highest macro-F1, ties broken by lower validation loss. One changed
         # prediction moves macro-F1 on the validation split by more than 1e-4, so a loss term
         # bounded by 1e-4 can only order checkpoints whose F1 is equal.
@@ -102,8 +110,8 @@ class DigitsClassifier(L.LightningModule):
         metrics["val_selection"] = f1 - 1e-5 * torch.clamp(loss, max=10.0)
         self.log_dict(metrics)
         self.val_metrics = {k: round(float(v), 6) for k, v in metrics.items() if k != "val_selection"}
-        for metric in (self.val_f1, self.val_accuracy, self.val_recall, self.val_loss):
-            metric.reset()
+        self.val_scores.reset()
+        self.val_loss.reset()
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)
