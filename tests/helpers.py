@@ -44,3 +44,14 @@ def curate_args(data_dir: Path, output_dir: Path, class_counts: str) -> list[str
         "--class-counts",
         class_counts,
     ]
+
+
+def save_eval_image(curated: Path, folder: Path, index: int = 0) -> Path:
+    """Write image ``index`` of the curated eval split as a PNG file in ``folder``; return its path."""
+    from PIL import Image
+
+    from digits_data import dataset
+
+    path = folder / f"eval{index}.png"
+    Image.fromarray(dataset.load_split(curated, "eval").images[index]).save(path)
+    return path

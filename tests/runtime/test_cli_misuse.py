@@ -7,13 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
 
-from digits_data import dataset
 from digits_runtime import cli
 from digits_runtime.predictor import MAX_THREADS
 
-from helpers import cli_runner
+from helpers import cli_runner, save_eval_image
 
 EXE = [sys.executable, "-m", "digits_runtime"]
 
@@ -23,9 +21,7 @@ run = cli_runner(cli.COMMANDS, "digits")
 
 @pytest.fixture(scope="module")
 def image(small_curated, tmp_path_factory):
-    path = tmp_path_factory.mktemp("misuse") / "img.png"
-    Image.fromarray(dataset.load_split(small_curated, "eval").images[0]).save(path)
-    return path
+    return save_eval_image(small_curated, tmp_path_factory.mktemp("misuse"))
 
 
 @pytest.mark.parametrize(

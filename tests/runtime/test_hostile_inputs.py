@@ -13,20 +13,18 @@ import onnx
 import pytest
 from PIL import Image, ImageDraw
 
-from digits_data import contract, dataset, images
+from digits_data import contract, images
 from digits_data.errors import DigitsError
 from digits_runtime import Predictor, cli
 
-from helpers import cli_runner
+from helpers import cli_runner, save_eval_image
 
 run = cli_runner(cli.COMMANDS, "digits")
 
 
 @pytest.fixture(scope="module")
 def digit(small_curated, tmp_path_factory):
-    path = tmp_path_factory.mktemp("hostile") / "digit.png"
-    Image.fromarray(dataset.load_split(small_curated, "eval").images[0]).save(path)
-    return path
+    return save_eval_image(small_curated, tmp_path_factory.mktemp("hostile"))
 
 
 def test_odd_names_and_folders_among_inputs_get_their_own_error_lines(capsys, model_path, digit, tmp_path):
