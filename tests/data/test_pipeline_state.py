@@ -72,6 +72,7 @@ def test_an_interrupted_curate_leaves_the_previous_curation(curated, mnist_dir, 
     assert scratch_of(curated) == []
 
 
+@pytest.mark.slow
 def test_a_killed_curate_leaves_scratch_that_the_next_run_removes(curated, mnist_dir):
     before = snapshot(curated)
     killer = textwrap.dedent(
@@ -97,6 +98,7 @@ def test_a_killed_curate_leaves_scratch_that_the_next_run_removes(curated, mnist
     assert dataset.load_manifest(curated)["splits"]["eval"]["n"] == 16
 
 
+@pytest.mark.slow
 def test_a_second_curate_waits_for_the_first(curated, mnist_dir):
     command = [sys.executable, "-m", "digits_data", "curate", "--data-dir", str(mnist_dir)]
     command += ["--output-dir", str(curated), "--class-counts", "{0: 30, 5: 20, 8: 30}"]

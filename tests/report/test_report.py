@@ -213,3 +213,62 @@ def test_refusal_section_of_a_model_without_a_rule(model_path, small_curated, tm
     with pytest.raises(DigitsError) as caught:
         refusal_section(results, tmp_path, tmp_path)
     assert str(caught.value) == f"{tmp_path / 'other.json'} has no refusal scores: run `make evaluate` again"
+
+
+def report_argv(inputs, out):
+    i = inputs
+    return [
+        "--curated-dir",
+        i["curated"],
+        "--train-dir",
+        i["train"],
+        "--model",
+        i["model"],
+        "--eval-dir",
+        i["eval"],
+        "--timings-dir",
+        i["timings"],
+        "--output-dir",
+        out,
+    ]
+
+
+@pytest.mark.slow
+def test_a_second_report_waits_for_the_first_and_removes_what_killed_runs_left(report_inputs, tmp_path):
+    from digits_data import atomic
+
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "digits_report", *map(str, report_argv(report_inputs, out))]
+    with atomic.exclusive(out):  # as a first report holds it
+        killed = tmp_path / ".report.k2j4.tmp"  # the scratch folder of a report killed half way
+        killed.mkdir()
+        (killed / "counts.png").write_bytes(b"\x89PNG half")
+        second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert second.stderr.readline() == f"waiting for another run that is writing {out} ...\n"
+        assert killed.exists()
+    stdout, stderr = second.communicate()
+    assert (second.returncode, stdout, stderr) == (0, f"report written to {out / 'index.html'}\n", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".report.lock", "report"]
+    assert json.loads((out / "report.json").read_text())["figures"]["counts"] == "counts.png"
+
+
+def test_report_never_replaces_a_folder_holding_other_files(report_inputs, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    i = report_inputs
+    with pytest.raises(DigitsError, match=r"holds files this step did not write \(notes.txt\)"):
+        write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, report_inputs, small_disk):
+    from digits_report import cli as report_cli
+
+    disk = small_disk(64)
+    out = disk / "report"
+    code = run_fire(report_cli.report, "digits-report", [str(a) for a in report_argv(report_inputs, out)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.startswith(f"digits-report: error: cannot write {out}")
+    assert captured.err.endswith(": No space left on device; free some space and run again\n")
+    assert captured.err.count("\n") == 1
+    assert sorted(p.name for p in disk.iterdir()) == [".report.lock"]

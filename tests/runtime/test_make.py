@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from digits_data import dataset
@@ -69,6 +70,7 @@ def built_tree(tmp_path: Path, small_curated: Path, model_path: Path, mnist_dir:
     return art
 
 
+@pytest.mark.slow
 def test_two_make_all_at_once_both_succeed_and_the_work_is_done_once(
     tmp_path, small_curated, model_path, mnist_dir
 ):

@@ -40,6 +40,7 @@ def test_an_interrupted_fit_leaves_the_previous_run_as_it_was(previous_run, smal
     assert sorted(p.name for p in previous_run.parent.iterdir()) == [".train.lock", "train"]
 
 
+@pytest.mark.slow
 def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated):
     inside = previous_run / ".fit-k2j4"  # a killed run's checkpoints, as older versions left them
     inside.mkdir()
@@ -65,6 +66,7 @@ def test_fit_never_replaces_a_folder_holding_other_files(small_curated, tmp_path
     assert set(OWNED) >= {"best.ckpt", "lightning_logs"}
 
 
+@pytest.mark.slow
 def test_fit_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_curated, small_disk):
     disk = small_disk(48)
     out = disk / "train"

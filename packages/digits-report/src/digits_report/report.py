@@ -9,7 +9,6 @@ replaces the output folder, so a crash never leaves a half-written report.
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import jinja2
@@ -30,6 +29,10 @@ _TEMPLATES = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+OWNED = ("*.html", "*.json", "*.png")
+"""What a report folder holds; the report refuses to replace a folder holding anything else."""
 
 
 def write_report(
@@ -56,10 +59,8 @@ def write_report(
     timings = read_timings(Path(timings_dir))
     labels = list(manifest["classes"])
 
-    atomic.ensure_dir(output_dir.parent)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
-    scratch.chmod(0o755)
-    try:
+    # Written in a scratch folder that replaces output_dir whole; two runs at once take turns.
+    with atomic.atomic_dir(output_dir, OWNED) as scratch:
         drawn = {
             "counts": figures.plot_counts(manifest, scratch),
             "samples": contact_sheet(curated_dir, scratch),
@@ -113,14 +114,6 @@ def write_report(
         }
         atomic.write_text(scratch / "report.json", json.dumps(numbers, indent=2) + "\n")
         atomic.write_text(scratch / "index.html", render(numbers, drawn, model, labels))
-        if output_dir.exists():
-            old = output_dir.with_name(f".{output_dir.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(output_dir, old)
-            shutil.rmtree(old)
-        os.replace(scratch, output_dir)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return output_dir / "index.html"
 
 
