@@ -78,3 +78,17 @@ def test_fit_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_curated
     assert captured.err.endswith("No space left on device; free some space and run again\n")
     assert captured.err.count("\n") == 1
     assert sorted(p.name for p in disk.iterdir()) == [".train.lock"]
+
+
+@pytest.mark.slow
+def test_export_to_a_full_disk_is_one_line_and_leaves_nothing(capsys, trained, small_disk):
+    disk = small_disk(16)
+    out = disk / "model.onnx"
+    argv = ["export", "--checkpoint-path", trained["dir"] / "best.ckpt", "--output", out]
+    code = run_fire(cli.COMMANDS, "digits-train", [str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-train: error: cannot write {out}: No space left on device; free some space and run again\n"
+    )
+    assert list(disk.iterdir()) == []
