@@ -1,7 +1,8 @@
 """Runtime numbers, each compared within this one run:
 
 - `digits predict` on one image and `digits evaluate` on the eval split, whole processes, against
-  the floor `python -c "import onnxruntime"` (medians of several runs);
+  the floor `python -c "import onnxruntime"` (medians of several runs), with the model's refusal
+  rule applied (the script says which rule, or that the model has none);
 - Predictor throughput at batch 256 on 2 threads;
 - agreement of predictions on the eval split saved as PNG files with predictions on its arrays;
 - `digits evaluate --split val` against the validation metrics recorded in the model at export.
@@ -45,6 +46,13 @@ def main() -> None:
     parser.add_argument("--curated-dir", default="artifacts/curated")
     args = parser.parse_args()
     split = dataset.load_split(args.curated_dir, "eval")
+    predictor = Predictor(args.model, threads=2)
+    rule = predictor.refusal
+    print(
+        f"refusal rule: {rule.score} >= {rule.threshold:.6g}, chosen to accept {rule.known_accept_rate:.2%}"
+        if rule
+        else "refusal rule: NONE, the model accepts every image"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "sample.png"
@@ -64,15 +72,14 @@ def main() -> None:
             f"  ratio {seconds / floor:.2f} (<= {target})"
         )
 
-    predictor = Predictor(args.model, threads=2)
     batch = split.images[:256]
-    predictor.probabilities(batch)
+    predictor.classify(batch)
     rounds, start = 0, time.perf_counter()
     while time.perf_counter() - start < 3.0:
-        predictor.probabilities(batch)
+        predictor.classify(batch)  # probabilities, scores and the refusal decision
         rounds += 1
     rate = rounds * len(batch) / (time.perf_counter() - start)
-    print(f"Predictor throughput, batch 256, 2 threads: {rate:,.0f} images/s (>= 30,000)")
+    print(f"Predictor.classify throughput, batch 256, 2 threads: {rate:,.0f} images/s (>= 30,000)")
 
     from_arrays = np.asarray(predictor.labels)[predictor.probabilities(split.images).argmax(1)]
     # As saved (already in MNIST form), and as a "scan": 4x larger, dark ink on light paper, JPEG,
