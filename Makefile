@@ -91,7 +91,7 @@ $(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --data-dir $(MNIST) --split test --json $@
 
 $(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
-	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split other --json $@
+	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --data-dir $(MNIST) --split other --json $@
 
 predict: $(MODEL) $(if $(IMAGE),,$(SAMPLE)) ## Predict IMAGE=path (default: a sample written from the eval split)
 	$(BIN)/digits predict --model $(MODEL) $(or $(IMAGE),$(SAMPLE))
