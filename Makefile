@@ -82,7 +82,7 @@ $(TRAIN)/best.ckpt: $(CURATED)/manifest.json
 $(MODEL): $(TRAIN)/best.ckpt
 	$(TIMED) export -- $(BIN)/digits-train export --checkpoint-path $< --output $@
 
-evaluate: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json ## Evaluate the model on the eval split and the MNIST test digits (0/5/8, and the others it should refuse)
+evaluate: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json ## Evaluate the model on the eval split, the MNIST test digits (0/5/8, and the others it should refuse) and the generated handwriting
 
 $(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json
 	$(TIMED) evaluate -- $(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split eval --json $@
@@ -92,6 +92,9 @@ $(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json
 
 $(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --data-dir $(MNIST) --split other --json $@
+
+$(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json benchmarks/handwriting.py
+	$(BIN)/python benchmarks/handwriting.py --model $(MODEL) --handwriting-dir $(HANDWRITING) --json $@
 
 predict: $(MODEL) $(if $(IMAGE),,$(SAMPLE)) ## Predict IMAGE=path (default: a sample written from the eval split)
 	$(BIN)/digits predict --model $(MODEL) $(or $(IMAGE),$(SAMPLE))
