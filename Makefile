@@ -112,9 +112,9 @@ serve: $(MODEL) ## Serve the model over HTTP, with a page to draw on, at http://
 report: ## Write the HTML report on data, training and errors to artifacts/report
 	+@$(LOCKED) $(REPORT)/index.html
 
-$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(CURATED)/samples.png
+$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json $(CURATED)/samples.png
 	$(BIN)/digits-report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
-		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT)
+		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT) --handwriting-dir $(HANDWRITING)
 
 FORCE:
 

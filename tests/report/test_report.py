@@ -2,8 +2,10 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,3 +274,67 @@ def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, report_inp
     assert captured.err.endswith(": No space left on device; free some space and run again\n")
     assert captured.err.count("\n") == 1
     assert sorted(p.name for p in disk.iterdir()) == [".report.lock"]
+
+
+@pytest.fixture(scope="module")
+def handwriting_inputs(report_inputs, tmp_path_factory):
+    from digits_data import handwriting
+
+    root = tmp_path_factory.mktemp("hw")
+    handwriting.write(root / "handwriting", per_style=2, seed=4)
+    evaluations = root / "eval"
+    shutil.copytree(report_inputs["eval"], evaluations)
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "handwriting.py"
+    argv = ["--model", report_inputs["model"], "--handwriting-dir", root / "handwriting"]
+    argv += ["--json", evaluations / "handwriting.json"]
+    subprocess.run([sys.executable, str(script), *map(str, argv)], check=True, capture_output=True)
+    return report_inputs | {"eval": evaluations, "handwriting": root / "handwriting"}
+
+
+def test_handwriting_section_shows_the_set_and_its_numbers(handwriting_inputs, tmp_path):
+    i = handwriting_inputs
+    out = tmp_path / "report"
+    index = write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out, i["handwriting"])
+    measured = json.loads((i["eval"] / "handwriting.json").read_text())
+    numbers = json.loads((out / "report.json").read_text())
+    assert numbers["handwriting"] == measured
+    figures = numbers["figures"]
+    assert figures["handwriting_sheet"] == "handwriting_sheet.png"
+    assert (out / "handwriting_sheet.png").read_bytes() == (i["handwriting"] / "sheet.png").read_bytes()
+    assert {figures["handwriting_styles"], figures["handwriting_confusion"]} == {
+        "handwriting_styles.png",
+        "confusion_handwriting.png",
+    }
+    assert ("handwriting_misread" in figures) == bool(measured["known"]["misread"])
+    page = index.read_text()
+    assert "<h2>Handwriting that is not MNIST</h2>" in page
+    assert f"The model reads <b>{measured['known']['accuracy']:.4f}</b>" in page
+    refusal = measured["refusal"]  # the test model carries a refusal rule
+    assert (
+        f"It accepts {refusal['known_accepted']:.4f} of them, and refuses\n"
+        f"<b>{refusal['other_digit_refused']:.4f}</b> of the other digits and\n"
+        f"<b>{refusal['letter_refused']:.4f}</b> of the letters."
+    ) in page
+    pen = measured["known"]["accuracy_by_style"]["pen"]
+    for level, cell in pen.items():
+        accepted = refusal["known_accepted_by_style"]["pen"][level]["share"]
+        refused = refusal["others_refused_by_style"]["pen"][level]["share"]
+        row = f"<tr><td>pen</td><td>{level}</td><td>{cell['n']}</td><td>{cell['share']:.4f}</td>\n"
+        assert row + f"<td>{accepted:.4f}</td>\n<td>{refused:.4f}</td>\n</tr>" in page
+    for ref in re.findall(r"src=['\"]([^'\"]+)['\"]", page):
+        assert (out / ref).is_file(), ref
+
+
+def test_handwriting_measured_on_another_set_is_refused(handwriting_inputs, tmp_path):
+    from digits_data import handwriting
+
+    i = handwriting_inputs
+    other = tmp_path / "other"
+    handwriting.write(other, per_style=1, seed=4)
+    with pytest.raises(DigitsError) as refused:
+        write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], tmp_path / "r", other)
+    assert str(refused.value) == (
+        f"{i['eval'] / 'handwriting.json'} was measured on another handwriting set than {other}: "
+        "run `make evaluate`"
+    )
+    assert not (tmp_path / "r").exists()

@@ -11,6 +11,7 @@ def report(
     eval_dir: str = "artifacts/eval",
     timings_dir: str = "artifacts/timings",
     output_dir: str = "artifacts/report",
+    handwriting_dir: str = "artifacts/handwriting",
 ) -> None:
     """Write index.html, its figures and report.json from what the earlier pipeline steps wrote.
 
@@ -21,10 +22,12 @@ def report(
         eval_dir: Folder with eval.json, test.json and other.json from `digits evaluate --json`.
         timings_dir: Folder with the recorded wall time of each pipeline step.
         output_dir: Folder for index.html, its figures and report.json.
+        handwriting_dir: The generated handwriting set that EVAL_DIR/handwriting.json (written by
+            benchmarks/handwriting.py) measured; its section is left out when that file is absent.
     """
     from digits_report.report import write_report  # matplotlib loads only when a report is written
 
-    index = write_report(curated_dir, train_dir, model, eval_dir, timings_dir, output_dir)
+    index = write_report(curated_dir, train_dir, model, eval_dir, timings_dir, output_dir, handwriting_dir)
     print(f"report written to {index}")
 
 

@@ -100,3 +100,33 @@ def plot_gallery(images: np.ndarray, captions: list[str], out: Path, name: str, 
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save(fig, out / name)
+
+
+def plot_handwriting_styles(result: dict, out: Path) -> str:
+    """Bars per style of the generated handwriting: 0/5/8 read right, and, with a refusal rule,
+    0/5/8 accepted and other digits and letters refused."""
+    known = result["known"]["accuracy_by_style"]
+    refusal = result["refusal"]
+    rows = [(axis, level) for axis in known for level in known[axis]]
+    series = {"0/5/8 read right": [known[a][lv]["share"] for a, lv in rows]}
+    if refusal:
+        series["0/5/8 accepted"] = [refusal["known_accepted_by_style"][a][lv]["share"] for a, lv in rows]
+        others = refusal["others_refused_by_style"]
+        series["others refused"] = [others[a].get(lv, {}).get("share") for a, lv in rows]
+    fig = Figure(figsize=(8, 0.26 * len(rows) * len(series) + 1.2))
+    ax = fig.subplots()
+    height = 0.8 / len(series)
+    y = np.arange(len(rows))
+    for k, (name, values) in enumerate(series.items()):
+        shown = [np.nan if v is None else v for v in values]
+        ax.barh(y + k * height, shown, height, label=name)
+    ax.set_yticks(
+        y + height * (len(series) - 1) / 2, [f"{axis}: {level}" for axis, level in rows], fontsize=8
+    )
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of images")
+    ax.set_title("Generated handwriting, by style", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return save(fig, out / "handwriting_styles.png")

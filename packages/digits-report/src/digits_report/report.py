@@ -16,7 +16,7 @@ import numpy as np
 
 from digits_data import atomic, contract, dataset
 from digits_data.contact_sheet import write_contact_sheet
-from digits_report import figures
+from digits_report import figures, handwriting
 from digits_report.inputs import read_epochs, read_json, read_model_metadata, read_timings
 from digits_report.refusal import refusal_section
 
@@ -42,6 +42,7 @@ def write_report(
     eval_dir: str | os.PathLike,
     timings_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
+    handwriting_dir: str | os.PathLike = "artifacts/handwriting",
 ) -> Path:
     """Build the report in ``output_dir``; return the path of its ``index.html``.
 
@@ -69,6 +70,8 @@ def write_report(
             "confusion_test": figures.plot_confusion(results["test"], scratch, "MNIST test digits"),
         }
         refusal, drawn["refusal_tradeoff"] = refusal_section(results | {"other": other}, eval_dir, scratch)
+        handwritten, hand_drawn = handwriting.draw_section(eval_dir, Path(handwriting_dir), scratch)
+        drawn |= hand_drawn
         eval_split = dataset.load_split(curated_dir, "eval", verify=False)
         predictions = results["eval"]["predictions"]
         wrong = [p for p in predictions if p["label"] != p["prediction"]]
@@ -110,6 +113,7 @@ def write_report(
             "hyperparameters": json.loads(meta.get(contract.META_TRAINING_CONFIG, "{}")),
             "timings_seconds": timings,
             "refusal": refusal,
+            "handwriting": handwritten,
             "figures": {k: v for k, v in drawn.items() if v},
         }
         atomic.write_text(scratch / "report.json", json.dumps(numbers, indent=2) + "\n")
@@ -171,6 +175,7 @@ def render(numbers: dict, drawn: dict[str, str | None], model: Path, labels: lis
         versions=numbers["versions"],
         timings=timings,
         refusal=numbers["refusal"],
+        hw=numbers["handwriting"],
     )
 
 
