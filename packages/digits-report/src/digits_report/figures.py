@@ -127,6 +127,6 @@ def plot_handwriting_styles(result: dict, out: Path) -> str:
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of images")
     ax.set_title("Generated handwriting, by style", fontsize=10)
-    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(series))
     ax.spines[["top", "right"]].set_visible(False)
     return save(fig, out / "handwriting_styles.png")
