@@ -291,6 +291,7 @@ def handwriting_inputs(report_inputs, tmp_path_factory):
     return report_inputs | {"eval": evaluations, "handwriting": root / "handwriting"}
 
 
+@pytest.mark.slow
 def test_handwriting_section_shows_the_set_and_its_numbers(handwriting_inputs, tmp_path):
     i = handwriting_inputs
     out = tmp_path / "report"
@@ -325,6 +326,26 @@ def test_handwriting_section_shows_the_set_and_its_numbers(handwriting_inputs, t
         assert (out / ref).is_file(), ref
 
 
+@pytest.mark.slow
+def test_handwriting_section_of_a_model_without_a_rule(handwriting_inputs, tmp_path):
+    i = handwriting_inputs
+    evaluations = Path(shutil.copytree(i["eval"], tmp_path / "eval"))
+    measured = json.loads((evaluations / "handwriting.json").read_text())
+    measured["refusal"] = measured["refusal_rule"] = None  # as the benchmark writes it for such a model
+    measured["confident"] = {"other_digit": 0.5, "letter": 0.625}
+    (evaluations / "handwriting.json").write_text(json.dumps(measured))
+    index = write_report(
+        i["curated"], i["train"], i["model"], evaluations, i["timings"], tmp_path / "r", i["handwriting"]
+    )
+    page = index.read_text()
+    assert (
+        "It carries no refusal rule: every other digit and letter gets one of 0, 5, 8,\n"
+        "0.5000 of the other digits and 0.6250\nof the letters with a probability of at least 0.9."
+    ) in page
+    assert "<th>accepted</th>" not in page.split("<h2>Handwriting that is not MNIST</h2>")[1]
+
+
+@pytest.mark.slow
 def test_handwriting_measured_on_another_set_is_refused(handwriting_inputs, tmp_path):
     from digits_data import handwriting
 

@@ -26,6 +26,7 @@ def run(*argv):
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, argv)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_scores_every_image_as_the_predictor_does(model_path, small_set, tmp_path):
     out = tmp_path / "eval" / "handwriting.json"
     done = run("--model", model_path, "--handwriting-dir", small_set, "--json", out)
@@ -80,6 +81,7 @@ def test_scores_every_image_as_the_predictor_does(model_path, small_set, tmp_pat
     assert lines[-1] == f"written to {out}"
 
 
+@pytest.mark.slow
 def test_a_missing_set_or_model_is_one_line(model_path, tmp_path):
     done = run("--model", model_path, "--handwriting-dir", tmp_path, "--json", tmp_path / "x.json")
     assert done.returncode == 1
@@ -93,6 +95,7 @@ def test_a_missing_set_or_model_is_one_line(model_path, tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_with_a_refusal_rule_reports_shares_accepted_and_refused(refusing_model, small_set, tmp_path):
     path, rule = refusing_model
     out = tmp_path / "handwriting.json"
