@@ -4,7 +4,8 @@
 files, answered as a list in order); ``GET /`` is the drawing page; ``GET /health`` and
 ``GET /model`` describe the running model. Each worker process loads the model once, before it
 accepts connections. Decoding and inference run in a worker thread: they are CPU-bound, and
-Pillow and onnxruntime release the GIL, so the event loop keeps accepting while they work.
+Pillow and onnxruntime release the GIL, so the event loop keeps accepting while they work. The
+images of requests that wait meanwhile are classified together, in one call (see :class:`Batcher`).
 """
 
 import asyncio
