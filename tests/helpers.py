@@ -55,3 +55,10 @@ def save_eval_image(curated: Path, folder: Path, index: int = 0) -> Path:
     path = folder / f"eval{index}.png"
     Image.fromarray(dataset.load_split(curated, "eval").images[index]).save(path)
     return path
+
+
+def assert_disk_full_line(err: str, program: str, target: Path) -> None:
+    """``err`` is the one line ``program`` prints when the disk fills while it writes ``target``."""
+    assert err.startswith(f"{program}: error: cannot write {target}")
+    assert err.endswith(": No space left on device; free some space and run again\n")
+    assert err.count("\n") == 1

@@ -14,6 +14,8 @@ from digits_data import atomic, cli, curate, dataset, mnist
 from digits_data.cli_support import run_fire
 from digits_data.errors import DigitsError
 
+from helpers import assert_disk_full_line
+
 TINY = {"class_counts": {0: 30, 5: 20, 8: 30}, "other_train_per_digit": 2, "other_val_per_digit": 1}
 
 
@@ -143,9 +145,7 @@ def test_curate_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, mnist_dir,
     code = run_fire(cli.COMMANDS, "digits-data", argv)
     captured = capsys.readouterr()
     assert (code, captured.out) == (1, "")
-    assert captured.err.startswith(f"digits-data: error: cannot write {out}/")
-    assert captured.err.endswith(": No space left on device; free some space and run again\n")
-    assert captured.err.count("\n") == 1
+    assert_disk_full_line(captured.err, "digits-data", out)
     assert sorted(p.name for p in disk.iterdir()) == [".curated.lock"]
 
 
