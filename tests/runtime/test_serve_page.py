@@ -32,6 +32,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 BLANK = "The canvas is blank: draw a 0, 5 or 8."
+pytestmark = pytest.mark.slow  # a browser, two servers
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,27 @@ def test_drawing_shows_the_prediction_and_the_bars(page, tmp_path):
     page.screenshot(path=tmp_path / "page.png")
     with Image.open(tmp_path / "page.png") as screenshot:
         assert screenshot.size == (800, 720)
+
+
+def test_drawing_with_a_finger(browser, server):
+    """Touch input, as a phone sends it (Chrome DevTools Protocol touch events)."""
+    context = browser.new_context(viewport={"width": 400, "height": 800}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(server + "/")
+    page.wait_for_selector("#bars .bar >> nth=2")
+    box = page.locator("#pad").bounding_box()
+    points = [{"x": box["x"] + x, "y": box["y"] + y} for x, y in loop(140, 140, 55, 85)]
+    touch = context.new_cdp_session(page)
+    with page.expect_response("**/predict") as response:
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [points[0]]})
+        for point in points[1:]:
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    answer = shown_answer(page, response.value.json())
+    assert answer["prediction"] == 0
+    assert shown(page) == expected_view(answer)
+    assert page.evaluate("window.scrollY") == 0  # the stroke drew; it did not scroll the page
+    context.close()
 
 
 def test_undo_clear_and_a_blank_canvas(page):
