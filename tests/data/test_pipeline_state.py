@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +218,19 @@ def test_an_unwritable_timings_folder_does_not_fail_a_step_that_succeeded(small_
         f"timing: warning: the curate time was not recorded: output folder {timings} is not writable: "
         "choose another or fix its permissions\n"
     )
+
+
+def test_outputs_never_replace_devices_and_follow_links(tmp_path):
+    for device in ("/dev/null", "/dev/full"):
+        with pytest.raises(DigitsError) as raised:
+            atomic.write_text(device, "x")
+        assert str(raised.value) == (
+            f"{device} is not a regular file (a device, pipe or folder): give a file path to write"
+        )
+        assert not Path(device).is_file()
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    (tmp_path / "link.json").symlink_to(real)
+    atomic.write_text(tmp_path / "link.json", "new")
+    assert (tmp_path / "link.json").is_symlink()
+    assert real.read_text() == "new"

@@ -257,11 +257,11 @@ def test_a_second_report_waits_for_the_first_and_removes_what_killed_runs_left(r
 
 
 def test_report_never_replaces_a_folder_holding_other_files(report_inputs, tmp_path):
-    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "eval.json").write_text("{}")  # e.g. --output-dir artifacts/eval, mistyped
     i = report_inputs
-    with pytest.raises(DigitsError, match=r"holds files this step did not write \(notes.txt\)"):
+    with pytest.raises(DigitsError, match=r"holds files this step did not write \(eval.json\)"):
         write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]
 
 
 def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, report_inputs, small_disk):

@@ -70,14 +70,17 @@ def test_fit_never_replaces_a_folder_holding_other_files(small_curated, tmp_path
 
 @pytest.mark.slow
 def test_fit_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_curated, small_disk):
-    disk = small_disk(48)
+    disk = small_disk(16)
+    filler = disk / "filler"
+    with pytest.raises(OSError, match="No space left on device"), filler.open("wb") as fh:
+        fh.write(b"\0" * 32 * 1024)  # fill the disk, as other programs do
     out = disk / "train"
     argv = ["fit", "--curated-dir", small_curated, "--output-dir", out, "--epochs", "1"]
     code = run_fire(cli.COMMANDS, "digits-train", [str(a) for a in argv])
     captured = capsys.readouterr()
     assert code == 1
     assert_disk_full_line(captured.err, "digits-train", out)
-    assert sorted(p.name for p in disk.iterdir()) == [".train.lock"]
+    assert sorted(p.name for p in disk.iterdir()) == [".train.lock", "filler"]
 
 
 @pytest.mark.slow

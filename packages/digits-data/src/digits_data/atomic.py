@@ -105,8 +105,16 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
     On any exception the temporary file is removed and ``target`` is left untouched. A write
     that fails for lack of space or permission becomes a :class:`DigitsError` naming ``target``.
+    A symbolic link is followed; a device, pipe or folder at ``target`` is refused.
     """
     target = Path(target)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))  # write what the link points to, keep the link
+    if target.exists() and not target.is_file():
+        # Renaming over it would replace a device (/dev/null), a pipe or a folder with our file.
+        raise DigitsError(
+            f"{target} is not a regular file (a device, pipe or folder): give a file path to write"
+        )
     ensure_dir(target.parent)
     tmp_path = None
     try:

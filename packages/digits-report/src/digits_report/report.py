@@ -31,7 +31,7 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
-OWNED = ("*.html", "*.json", "*.png")
+OWNED = ("index.html", "report.json", "*.png")
 """What a report folder holds; the report refuses to replace a folder holding anything else."""
 
 

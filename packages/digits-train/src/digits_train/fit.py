@@ -22,7 +22,7 @@ from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
 
 CHECKPOINT_NAME = "best.ckpt"
 LOG_DIR = "lightning_logs"
-OWNED = (CHECKPOINT_NAME, "*.json", LOG_DIR, ".fit-*")
+OWNED = (CHECKPOINT_NAME, "config.json", "summary.json", LOG_DIR, ".fit-*")
 """What a training folder may hold (``.fit-*``: checkpoints of runs killed before it was swapped whole)."""
 
 
