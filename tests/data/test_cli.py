@@ -218,6 +218,12 @@ def test_misuse_is_one_line_before_any_work(capsys, tmp_path):
     assert (code, out) == (2, "")
     assert err == "digits-data: error: digits-data curate has no option -q: see `digits-data curate --help`\n"
     assert not (tmp_path / "o").exists()
+    code, out, err = run(capsys, "curate", "-o", str(tmp_path / "o"))
+    assert (code, out) == (2, "")
+    assert err == (
+        "digits-data: error: -o could be any of --output-dir, --other-train-per-digit, "
+        "--other-val-per-digit: spell the option out\n"
+    )
     code, out, err = run(capsys, "curat")
     assert (code, out) == (2, "")
     assert err == (

@@ -124,6 +124,13 @@ def check_args(component: Any, argv: list[str], name: str) -> None:
         spelled, has_value = token.split("=", 1)[0], "=" in token
         parameter = _parameter(parameters, spelled)
         if parameter is None:
+            alike = [
+                f"--{p.replace('_', '-')}"
+                for p in parameters
+                if p.startswith(spelled[1:]) and len(spelled) == 2
+            ]
+            if len(alike) > 1:
+                raise UsageError(f"{spelled} could be any of {', '.join(alike)}: spell the option out")
             raise UsageError(f"{name} has no option {spelled}: see `{name} --help`")
         if has_value or _is_switch(parameter):
             continue
