@@ -26,7 +26,7 @@ RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: FORCE help all install data curate inspect handwriting train evaluate predict serve report test lint format tox clean
+.PHONY: FORCE help all install data curate inspect handwriting train evaluate predict serve report seeds test lint format tox clean
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,7 +74,7 @@ handwriting: $(HANDWRITING)/manifest.json ## Generate handwriting that is not MN
 $(HANDWRITING)/manifest.json: packages/digits-data/src/digits_data/handwriting.py | $(INSTALLED)
 	$(TIMED) handwriting -- $(BIN)/digits-data handwriting --output-dir $(HANDWRITING)
 
-train: $(MODEL) ## Train the CNN and export the best checkpoint to artifacts/model.onnx
+train: $(MODEL) ## Train the CNN and export the kept checkpoint to artifacts/model.onnx
 
 $(TRAIN)/best.ckpt: $(CURATED)/manifest.json
 	$(TIMED) train -- $(BIN)/digits-train fit --curated-dir $(CURATED) --output-dir $(TRAIN)
@@ -95,6 +95,9 @@ $(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
 
 $(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json benchmarks/handwriting.py
 	$(BIN)/python benchmarks/handwriting.py --model $(MODEL) --handwriting-dir $(HANDWRITING) --json $@
+
+seeds: $(INSTALLED) $(CURATED)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
+	$(BIN)/python benchmarks/seeds.py --curated-dir $(CURATED) --seeds $(or $(SEEDS),1 2 3 4 5) --json $(ART)/seeds.json
 
 predict: $(MODEL) $(if $(IMAGE),,$(SAMPLE)) ## Predict IMAGE=path (default: a sample written from the eval split)
 	$(BIN)/digits predict --model $(MODEL) $(or $(IMAGE),$(SAMPLE))

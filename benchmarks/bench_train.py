@@ -1,9 +1,10 @@
 """Time `digits-train fit` against a bare PyTorch loop doing the same work, in one run.
 
-Both run as fresh processes on the same curated data, same network, epochs, batch size,
-augmentation, loss and optimizer, with a validation pass per epoch; the bare loop has no
-Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly
-as many epochs as the fit did (early stopping may end the fit before 20).
+Both run as fresh processes on the same curated data with the default recipe: same network,
+epochs, batch size, augmentation, class-weighted loss, AdamW with the one-cycle schedule, an
+exponential moving average of the weights, and a validation pass per epoch; the bare loop has no
+Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly as
+many epochs as the fit did.
 
     .venv/bin/python benchmarks/bench_train.py [--curated-dir artifacts/curated]
 """
@@ -21,35 +22,45 @@ BIN = Path(sys.executable).parent
 BARE_LOOP = r"""
 import sys, time
 import torch, torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 from digits_data import dataset
-from digits_train.augment import AffineJitter
+from digits_train.augment import Jitter
+from digits_train.config import FitConfig
 from digits_train.data import class_weights, tensors
+from digits_train.fit import CLASS_WEIGHT_POWER, ema_with_warmup
 from digits_train.model import build_network
 torch.set_num_threads(2)
 torch.manual_seed(0)
-curated, epochs, batch = sys.argv[1], int(sys.argv[2]), 32
+curated, epochs = sys.argv[1], int(sys.argv[2])
+config = FitConfig()
+batch = config.batch_size
 manifest = dataset.load_manifest(curated)
 labels = manifest["classes"]
 x, y = tensors(dataset.load_split(curated, "train"), labels)
 xv, yv = tensors(dataset.load_split(curated, "val"), labels)
 mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
-weights = torch.tensor(class_weights(y, len(labels)), dtype=torch.float32)
-net = build_network(len(labels))
-opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-jitter, gen = AffineJitter(), torch.Generator().manual_seed(0)
+weights = torch.tensor(class_weights(y, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]))
+net = build_network(len(labels), config.network)
+opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+steps = epochs * -(-len(x) // batch)
+schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=steps)
+ema = AveragedModel(net, avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
+jitter, gen = Jitter(), torch.Generator().manual_seed(0)
 start = time.perf_counter()
 for epoch in range(epochs):
     net.train()
     order = torch.randperm(len(x), generator=gen)
     for i in range(0, len(x), batch):
         idx = order[i : i + batch]
-        loss = F.cross_entropy(net((jitter(x[idx], gen) - mean) / std), y[idx], weight=weights)
+        loss = F.cross_entropy(net((jitter(x[idx], gen) - mean) / std), y[idx], weight=weights.float())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    net.eval()
+        schedule.step()
+        ema.update_parameters(net)
+    ema.eval()
     with torch.no_grad():
-        val = (net((xv - mean) / std).argmax(1) == yv).float().mean()
+        val = (ema((xv - mean) / std).argmax(1) == yv).float().mean()
 print(f"{time.perf_counter() - start:.2f}")
 """
 
@@ -77,7 +88,7 @@ def main() -> None:
     )
     bare_process = time.perf_counter() - start
     bare_loop = float(done.stdout.strip())
-    print(f"epochs: {epochs} (batch 32, augmentation on, validation every epoch)")
+    print(f"epochs: {epochs} (default recipe, validation every epoch)")
     fit_seconds = summary["wall_time_seconds"]
     print(f"digits-train fit: {fit_process:6.1f} s whole process, {fit_seconds:6.1f} s in Trainer.fit")
     print(f"bare PyTorch loop: {bare_process:6.1f} s whole process, {bare_loop:6.1f} s in the loop")

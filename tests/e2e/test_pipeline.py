@@ -65,7 +65,7 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
     recorded = json.loads(Predictor(model).metadata[contract.META_VAL_METRICS])
     assert recorded["val_macro_f1"] == round(val["macro_f1"], 6)
     assert recorded["val_accuracy"] == round(val["accuracy"], 6)
-    assert recorded == summary["best_val_metrics"]
+    assert recorded.items() >= summary["best_val_metrics"].items()
 
     sample = tmp_path / "sample.png"
     run(

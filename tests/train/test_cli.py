@@ -22,6 +22,11 @@ run = cli_runner(cli.COMMANDS, "digits-train")
         (["--learning-rate", "fast"], "--learning-rate must be a number, got 'fast'"),
         (["--batch-size", "0"], "--batch-size must be between 1 and 4096, got 0"),
         (["--augment", "maybe"], "--augment must be true or false, got 'maybe'"),
+        (["--schedule", "cosine"], "--schedule must be one of onecycle, plateau, got 'cosine'"),
+        (["--selection", "worst"], "--selection must be one of final, best, got 'worst'"),
+        (["--class-weighting", "none"], "--class-weighting must be one of sqrt, inverse, got 'none'"),
+        (["--ema-decay", "1"], "--ema-decay must be below 1 (1 would never move the average), got 1.0"),
+        (["--ema-decay", "-0.5"], "--ema-decay must be in [0.0, 1.0], got -0.5"),
     ],
 )
 def test_out_of_range_arguments_exit_2(capsys, small_curated, tmp_path, args, message):

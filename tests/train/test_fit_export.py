@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 
 import numpy as np
 import onnx
@@ -9,12 +10,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from digits_data import contract, dataset
+from digits_data import contract, dataset, refusal
 from digits_data.images import pixels_from_uint8
+from digits_data.refusal import RefusalRule
 from digits_train.config import FitConfig
-from digits_train.data import class_weights
-from digits_train.export import PARITY_BATCH_SIZES, export, load_checkpoint
+from digits_train.data import OUTLIER, class_weights, loaders
+from digits_train.export import KNOWN_ACCEPT_RATE, PARITY_BATCH_SIZES, export, load_checkpoint
 from digits_train.fit import fit
+from digits_train.model import DigitsClassifier
 
 
 def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
@@ -27,7 +30,7 @@ def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
         "summary.json",
     ]
     assert summary["epochs_run"] == 2
-    assert summary["best_epoch"] in (0, 1)
+    assert summary["best_epoch"] == 1  # the final weights are kept
     assert summary["stopped_early"] is False
     assert json.loads((out / "summary.json").read_text()) == summary
     assert json.loads((out / "config.json").read_text()) == FitConfig(epochs=2).to_dict()
@@ -43,7 +46,10 @@ def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
         "val_recall_8",
         "lr",
     } <= set(rows[0])
-    assert float(val[0]["lr"]) == pytest.approx(1e-3)
+    # One cycle: up from peak/25 to the peak within the first 30% of steps, then down towards 0.
+    peak = FitConfig().learning_rate
+    assert peak / 25 < float(val[0]["lr"]) < peak
+    assert float(val[1]["lr"]) < float(val[0]["lr"]) / 5
     best = val[summary["best_epoch"]]
     assert float(best["val_macro_f1"]) == pytest.approx(summary["best_val_metrics"]["val_macro_f1"], abs=1e-6)
     assert summary["best_val_metrics"]["val_accuracy"] > 0.8  # two epochs already learn a lot
@@ -62,10 +68,43 @@ def test_checkpoint_carries_what_the_runtime_needs(trained, small_curated):
 
 
 def test_class_weights_are_inverse_frequency_with_mean_one():
-    weights = class_weights(torch.tensor([0] * 80 + [1] * 20 + [2] * 100), 3)
+    targets = torch.tensor([0] * 80 + [1] * 20 + [2] * 100)
+    weights = class_weights(targets, 3)
     assert np.mean(weights) == pytest.approx(1.0)
     assert weights[0] / weights[2] == pytest.approx(100 / 80)
     assert weights[1] / weights[2] == pytest.approx(100 / 20)
+    root = class_weights(targets, 3, power=0.5)
+    assert np.mean(root) == pytest.approx(1.0)
+    assert root[1] / root[2] == pytest.approx(5**0.5)
+
+
+def test_outliers_join_training_with_their_own_target(small_curated):
+    train, _, targets = loaders(small_curated, [0, 5, 8], 64, 0, seed=1, outliers=True)
+    known = dataset.load_split(small_curated, "train")
+    other = dataset.load_split(small_curated, "other_train")
+    pixels, all_targets = train.dataset.tensors
+    assert len(pixels) == len(known) + len(other)
+    assert int((all_targets == OUTLIER).sum()) == len(other)
+    assert torch.equal(targets, all_targets[: len(known)])
+    assert sorted(set(targets.tolist())) == [0, 1, 2]
+
+
+def test_outlier_loss_pushes_outliers_towards_a_uniform_output():
+    config = FitConfig(augment=False)
+    model = DigitsClassifier([0, 5, 8], 0.1, 0.3, [1.0, 1.0, 1.0], "f", config.to_dict(), "c")
+    model.log = lambda *args, **kwargs: None  # no Trainer attached
+    pixels, targets = torch.zeros(4, 1, 28, 28), torch.tensor([0, OUTLIER, OUTLIER, 2])
+    with torch.no_grad():
+        model.network[-1].weight.zero_()  # every image gets the logits in the bias
+        model.network[-1].bias.zero_()
+        uniform = float(model.training_step((pixels, targets), 0))
+        model.network[-1].bias.copy_(torch.tensor([3.0, 0.0, 0.0]))
+        peaked = float(model.training_step((pixels, targets), 0))
+    log_z = math.log(math.exp(3) + 2)
+    assert uniform == pytest.approx(math.log(3), abs=1e-6)  # the digits' loss only: outliers cost 0
+    known = ((log_z - 3) + log_z) / 2  # targets 0 and 2
+    outliers = log_z - 1 - math.log(3)  # mean of -log p over the 3 classes, minus its minimum
+    assert peaked == pytest.approx(known + config.outlier_weight * outliers, abs=1e-5)
 
 
 def test_onnx_matches_torch_and_has_the_contract(trained, small_curated):
@@ -100,10 +139,33 @@ def test_metadata_round_trip(trained, small_curated):
     assert json.loads(meta[contract.META_MEAN]) == manifest["normalization"]["mean"]
     assert json.loads(meta[contract.META_STD]) == manifest["normalization"]["std"]
     assert meta[contract.META_FINGERPRINT] == dataset.fingerprint(small_curated)
-    assert json.loads(meta[contract.META_VAL_METRICS]) == trained["summary"]["best_val_metrics"]
+    shares = trained["export"]["other_val_refused"]
+    refused = {f"other_val_refused_{kind}": round(share, 6) for kind, share in shares.items()}
+    assert json.loads(meta[contract.META_VAL_METRICS]) == trained["summary"]["best_val_metrics"] | refused
     assert json.loads(meta[contract.META_TRAINING_CONFIG]) == FitConfig(epochs=2).to_dict()
     assert set(json.loads(meta[contract.META_VERSIONS])) >= {"torch", "lightning", "onnx", "digits-train"}
     assert json.loads(meta[contract.META_PARITY])["argmax_identical"] is True
+    assert RefusalRule.from_json(meta[contract.META_REFUSAL]) == RefusalRule(**trained["export"]["refusal"])
+
+
+def test_refusal_rule_is_chosen_on_validation_data(trained, small_curated):
+    """The threshold keeps KNOWN_ACCEPT_RATE of val digits; the score refuses the most of other_val."""
+    rule = RefusalRule(**trained["export"]["refusal"])
+    refused = trained["export"]["other_val_refused"]
+    assert (rule.chosen_on, rule.known_accept_rate) == ("val", KNOWN_ACCEPT_RATE)
+    assert set(refused) == set(refusal.SCORES)
+    assert refused[rule.score] == max(refused.values())
+    session = ort.InferenceSession(str(trained["dir"] / "model.onnx"), providers=["CPUExecutionProvider"])
+
+    def accepted(split: str) -> np.ndarray:
+        pixels = pixels_from_uint8(dataset.load_split(small_curated, split).images)[:, None]
+        logits = session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
+        return rule.accepts(refusal.scores(logits, rule.score))
+
+    val = accepted("val")
+    assert val.mean() >= KNOWN_ACCEPT_RATE
+    assert not val.all() or len(val) < 1 / (1 - KNOWN_ACCEPT_RATE)  # the highest such threshold
+    assert 1 - accepted("other_val").mean() == pytest.approx(refused[rule.score])
 
 
 def test_same_seed_same_weights_and_same_onnx_bytes(trained, small_curated, tmp_path):
@@ -126,3 +188,26 @@ def test_failed_parity_check_leaves_no_model_file(trained, tmp_path, monkeypatch
     with pytest.raises(DigitsError, match="ONNX and torch probabilities differ by .* at batch size 1"):
         export(trained["dir"] / "best.ckpt", out)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_older_recipe_is_still_available_by_flags(small_curated, tmp_path):
+    """Plateau schedule, early stopping and the best epoch on validation, without averaging."""
+    config = FitConfig(
+        epochs=3,
+        schedule="plateau",
+        selection="best",
+        early_stopping=True,
+        ema_decay=0.0,
+        outlier_weight=0.0,
+        limit_train_batches=0.5,
+    )
+    summary = fit(small_curated, tmp_path, config)
+    rows = list(csv.DictReader((tmp_path / "lightning_logs" / "metrics.csv").read_text().splitlines()))
+    val = [r for r in rows if r["val_macro_f1"]]
+    assert [float(r["lr"]) for r in val] == pytest.approx([config.learning_rate] * 3)  # no plateau yet
+    scores = [float(r["val_selection"]) for r in val]
+    assert summary["best_epoch"] == scores.index(max(scores))
+    checkpoint = torch.load(tmp_path / "best.ckpt", weights_only=True)
+    assert "averaging_state" not in checkpoint
+    assert checkpoint["epoch"] == summary["best_epoch"]

@@ -153,7 +153,9 @@ def _parameter(parameters: Any, spelled: str) -> inspect.Parameter | None:
 
 
 def _is_switch(parameter: inspect.Parameter | None) -> bool:
-    return parameter is not None and (parameter.annotation is bool or isinstance(parameter.default, bool))
+    return parameter is not None and (
+        parameter.annotation in (bool, bool | None) or isinstance(parameter.default, bool)
+    )
 
 
 def main_for(component: Any, name: str) -> Callable[[], None]:

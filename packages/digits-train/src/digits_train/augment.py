@@ -1,4 +1,9 @@
-"""Light geometric augmentation of whole batches with torch ops: small rotation, shift and scale."""
+"""Batch augmentation with torch ops: the ways real handwriting differs from one MNIST image.
+
+Rotation, shift and scale move and size the digit; shear slants it, as cursive and hurried
+writing does; stroke width imitates other pens (MNIST strokes are all of one width). Every
+image gets its own random draw from a seeded generator, so runs are reproducible.
+"""
 
 import math
 from dataclasses import dataclass
@@ -8,15 +13,21 @@ import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
-class AffineJitter:
-    """Random per-image affine maps; ranges are symmetric around the identity."""
+class Jitter:
+    """Random per-image affine maps and stroke-width changes; ranges are symmetric around identity.
+
+    ``stroke`` is the probability that an image's strokes are thickened, and also that they are
+    thinned (3x3 grey dilation or erosion), so ``1 - 2 * stroke`` of the images keep their pen.
+    """
 
     degrees: float = 10.0
     shift: float = 0.1  # fraction of the half-width, in affine_grid's [-1, 1] coordinates
     scale: float = 0.1
+    shear: float = 0.3  # horizontal shear factor: x' = x + shear * y
+    stroke: float = 0.25
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Warp a batch (B, 1, H, W) with one random affine map per image, drawn from ``generator``."""
+        """Augment a batch (B, 1, H, W) of pixels in [0, 1] with draws from ``generator``."""
         n = images.shape[0]
 
         def uniform(limit: float) -> torch.Tensor:  # (B,) in [-limit, limit]
@@ -24,8 +35,19 @@ class AffineJitter:
 
         angle = uniform(math.radians(self.degrees))
         zoom = 1 + uniform(self.scale)
+        shear = uniform(self.shear)
         tx, ty = uniform(self.shift), uniform(self.shift)
+        pen = torch.rand(n, generator=generator).view(n, 1, 1, 1)  # (B, 1, 1, 1)
+        if self.stroke > 0:
+            thick = F.max_pool2d(images, 3, stride=1, padding=1)
+            thin = -F.max_pool2d(-images, 3, stride=1, padding=1)
+            images = torch.where(pen < self.stroke, thick, torch.where(pen > 1 - self.stroke, thin, images))
+        # Output-to-input map: rotation and zoom, then shear (B, 2, 2), plus the shift.
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (B, 2, 3)
+        rotate = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+        slant = torch.stack(
+            [torch.stack([torch.ones(n), shear], 1), torch.stack([torch.zeros(n), torch.ones(n)], 1)], 1
+        )
+        theta = torch.cat([rotate @ slant, torch.stack([tx, ty], 1).unsqueeze(2)], 2)  # (B, 2, 3)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")

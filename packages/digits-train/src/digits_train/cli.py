@@ -1,7 +1,6 @@
 """`digits-train`: fit the classifier, export it to ONNX."""
 
 from digits_data.cli_support import main_for
-from digits_data.contract import DEFAULT_SEED
 from digits_data.errors import UsageError
 from digits_train.config import MAX_EPOCHS, FitConfig
 
@@ -9,49 +8,54 @@ from digits_train.config import MAX_EPOCHS, FitConfig
 def fit(
     curated_dir: str = "artifacts/curated",
     output_dir: str = "artifacts/train",
-    seed: int = DEFAULT_SEED,
-    epochs: int = MAX_EPOCHS,
-    learning_rate: float = 1e-3,
-    batch_size: int = 32,
-    num_workers: int = 0,
-    augment: bool = True,
-    network: str = "compact",
+    seed: int | None = None,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    augment: bool | None = None,
+    network: str | None = None,
+    class_weighting: str | None = None,
+    schedule: str | None = None,
+    ema_decay: float | None = None,
+    selection: str | None = None,
+    early_stopping: bool | None = None,
 ) -> None:
-    """Train the CNN on the curated splits; keep the checkpoint with the best validation macro-F1.
+    """Train the CNN on the curated splits and keep the selected checkpoint.
 
     Writes OUTPUT_DIR/best.ckpt, lightning_logs/metrics.csv, config.json and summary.json.
+    Options left out take the defaults of digits_train.config.FitConfig (shown in config.json).
 
     Args:
         curated_dir: Folder written by `digits-data curate`.
         output_dir: Folder for the checkpoint, logs and summary.
         seed: Seed of initialization, shuffling and augmentation.
-        epochs: Maximum number of epochs (at most 20); early stopping may end sooner.
-        learning_rate: Adam's initial learning rate.
+        epochs: Number of epochs (at most 20).
+        learning_rate: AdamW's peak (one-cycle) or initial (plateau) learning rate.
         batch_size: Training batch size.
         num_workers: DataLoader worker processes (0 is fastest for in-memory 28x28 data).
-        augment: Random small rotations, shifts and scalings of training batches.
+        augment: Random rotation, shift, scale, slant and stroke width of training images.
         network: compact (three conv blocks, the default) or reference (two conv blocks).
+        class_weighting: sqrt (square root of inverse class frequency) or inverse.
+        schedule: onecycle, or plateau (ReduceLROnPlateau on validation macro-F1).
+        ema_decay: Decay of the exponential moving average of the weights (0 turns it off).
+        selection: final (the last epoch's weights) or best (best validation macro-F1).
+        early_stopping: Stop when validation macro-F1 stops improving (after 15 epochs).
     """
+    options = {key: value for key, value in locals().items() if value is not None}
+    given = {key: options.pop(key) for key in ("curated_dir", "output_dir")}
     if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > MAX_EPOCHS:
         raise UsageError(
             f"--epochs must be at most {MAX_EPOCHS} (training is meant to take seconds), got {epochs}"
         )
-    config = FitConfig(
-        seed=seed,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        augment=augment,
-        network=network,
-    )
+    config = FitConfig(**options)
     from digits_train.fit import fit as run_fit  # torch and Lightning load only when needed
 
-    summary = run_fit(curated_dir, output_dir, config)
+    summary = run_fit(given["curated_dir"], given["output_dir"], config)
     metrics = summary["best_val_metrics"]
     print(
         f"trained {summary['epochs_run']} epochs in {summary['wall_time_seconds']:.1f} s; "
-        f"best epoch {summary['best_epoch']}: val macro-F1 {metrics['val_macro_f1']:.4f}, "
+        f"kept epoch {summary['best_epoch']}: val macro-F1 {metrics['val_macro_f1']:.4f}, "
         f"accuracy {metrics['val_accuracy']:.4f}, loss {metrics['val_loss']:.4f}"
     )
     print(f"checkpoint: {output_dir}/best.ckpt")
@@ -78,6 +82,11 @@ def export(
         f"parity with torch on {parity['images']} eval images at batch sizes "
         f"{', '.join(map(str, parity['batch_sizes']))}: argmax identical, "
         f"max |Δp| {parity['max_abs_diff']:.1e}"
+    )
+    rule = result["refusal"]
+    print(
+        f"refusal: {rule['score']} >= {rule['threshold']:.4g} accepts {rule['known_accept_rate']:.1%} "
+        f"of validation digits and refuses {result['other_val_refused'][rule['score']]:.1%} of other_val"
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from digits_data.contract import OUTLIER_SPLITS
 from digits_data.dataset import Split, load_split
 from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
@@ -24,21 +25,44 @@ def tensors(split: Split, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor
     return pixels, torch.from_numpy(lookup[split.labels])
 
 
-def class_weights(targets: torch.Tensor, n_classes: int) -> list[float]:
-    """Inverse class frequency, normalized to mean 1."""
+OUTLIER = -1
+"""Training target of an outlier: an image that is none of the classes."""
+
+
+def outlier_tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return pixels (N, 1, 28, 28) of an outlier split and targets (N,) all equal to OUTLIER."""
+    pixels = torch.from_numpy(pixels_from_uint8(split.images)).unsqueeze(1)
+    return pixels, torch.full((len(split),), OUTLIER, dtype=torch.int64)
+
+
+def class_weights(targets: torch.Tensor, n_classes: int, power: float = 1.0) -> list[float]:
+    """Inverse class frequency raised to ``power`` (1: inverse, 0.5: its square root), mean 1."""
     counts = torch.bincount(targets, minlength=n_classes).double()
-    weights = 1.0 / counts
+    weights = counts**-power
     return (weights / weights.mean()).tolist()
 
 
 def loaders(
-    curated_dir: str | os.PathLike, labels: list[int], batch_size: int, num_workers: int, seed: int
+    curated_dir: str | os.PathLike,
+    labels: list[int],
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    outliers: bool = False,
 ) -> tuple[DataLoader, DataLoader, torch.Tensor]:
-    """Build the train (shuffled by a seeded generator) and val loaders; also return train targets."""
-    train = TensorDataset(*tensors(load_split(curated_dir, "train", verify=False), labels))
+    """Build the train (shuffled by a seeded generator) and val loaders; also return train targets.
+
+    With ``outliers``, the ``other_train`` split (digits that are none of ``labels``) joins the
+    training data with target OUTLIER; the returned targets stay those of the known digits.
+    """
+    known = tensors(load_split(curated_dir, "train", verify=False), labels)
+    train = TensorDataset(*known)
+    if outliers:
+        extra = outlier_tensors(load_split(curated_dir, OUTLIER_SPLITS[0], verify=False))
+        train = TensorDataset(torch.cat([known[0], extra[0]]), torch.cat([known[1], extra[1]]))
     val = TensorDataset(*tensors(load_split(curated_dir, "val", verify=False), labels))
     generator = torch.Generator().manual_seed(seed)
     common = {"batch_size": batch_size, "num_workers": num_workers, "persistent_workers": num_workers > 0}
     train_loader = DataLoader(train, shuffle=True, generator=generator, **common)
     val_loader = DataLoader(val, shuffle=False, **{**common, "batch_size": 1024})
-    return train_loader, val_loader, train.tensors[1]
+    return train_loader, val_loader, known[1]

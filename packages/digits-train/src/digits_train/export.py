@@ -3,12 +3,14 @@
 The file follows the contract in :mod:`digits_data.contract`: input ``pixels`` float32
 (N, 1, 28, 28) in [0, 1] with a dynamic batch, outputs ``logits`` and ``probabilities``, and
 ``metadata_props`` carrying labels, normalization, the curation fingerprint, validation
-metrics, the training config, producer versions and the parity check that passed.
+metrics, the training config, producer versions, the parity check that passed and the refusal
+rule (score and threshold, chosen on validation data).
 """
 
 import json
 import logging
 import os
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
@@ -17,14 +19,20 @@ import onnx
 import torch
 from torch import nn
 
-from digits_data import atomic, contract, dataset
+from digits_data import atomic, contract, dataset, refusal
+from digits_data.contract import OUTLIER_SPLITS
 from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
+from digits_data.refusal import RefusalRule
 from digits_train.fit import configure_torch
 from digits_train.model import DigitsClassifier
 from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
 
 OPSET = 18
+KNOWN_ACCEPT_RATE = 0.995
+"""Share of validation digits the refusal threshold keeps. Above the 99% the product promises:
+one validation image is 1/600 of the split, so a threshold at exactly 99% on val would accept
+fewer than 99% of new digits about half the time."""
 PARITY_BATCH_SIZES = (1, 2, 7, 1000)
 PARITY_ATOL = 1e-5
 PRODUCERS = ("digits-data", "digits-train", "torch", "lightning", "onnx", "onnxscript", "onnxruntime")
@@ -121,6 +129,29 @@ def parity(model: DigitsClassifier, proto_bytes: bytes, pixels: np.ndarray) -> d
     }
 
 
+def choose_refusal(proto_bytes: bytes, known: np.ndarray, other: np.ndarray) -> tuple[RefusalRule, dict]:
+    """Choose the refusal score and threshold on validation data with onnxruntime's logits.
+
+    ``known`` are validation digits, ``other`` the held-out outliers (other_val). For every score
+    the threshold keeps KNOWN_ACCEPT_RATE of ``known``; the score that then refuses the most of
+    ``other`` wins. Returns the rule and, per score, the share of ``other`` it refuses.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
+    logits = {
+        name: session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
+        for name, pixels in (("known", known), ("other", other))
+    }
+    refused = {}
+    for kind in refusal.SCORES:
+        threshold = refusal.choose_threshold(refusal.scores(logits["known"], kind), KNOWN_ACCEPT_RATE)
+        refused[kind] = (threshold, float(np.mean(refusal.scores(logits["other"], kind) < threshold)))
+    best = max(refusal.SCORES, key=lambda kind: refused[kind][1])  # first listed wins a tie
+    rule = RefusalRule(best, refused[best][0], KNOWN_ACCEPT_RATE, "val")
+    return rule, {kind: share for kind, (_, share) in refused.items()}
+
+
 def producer_versions() -> dict[str, str]:
     """Versions of the packages that produced the model."""
     return {name: metadata.version(name) for name in PRODUCERS}
@@ -146,15 +177,23 @@ def export(
             f"but {curated} has {manifest_fingerprint and manifest_fingerprint[:12] + '…'}: "
             "pass the right --curated-dir"
         )
-    pixels = pixels_from_uint8(dataset.load_split(curated, "eval").images)[:, None]
+
+    def pixels(split: str) -> np.ndarray:  # (N, 1, 28, 28) float32 in [0, 1]
+        return pixels_from_uint8(dataset.load_split(curated, split).images)[:, None]
+
     proto = to_onnx(model)
-    checked = parity(model, proto.SerializeToString(), pixels)
+    checked = parity(model, proto.SerializeToString(), pixels("eval"))
+    rule, other_refused = choose_refusal(proto.SerializeToString(), pixels("val"), pixels(OUTLIER_SPLITS[1]))
+    val_metrics = checkpoint["digits_val_metrics"] | {
+        f"other_val_refused_{kind}": round(share, 6) for kind, share in other_refused.items()
+    }
     meta = {
         contract.META_LABELS: json.dumps(hparams["labels"]),
         contract.META_MEAN: json.dumps(hparams["mean"]),
         contract.META_STD: json.dumps(hparams["std"]),
         contract.META_FINGERPRINT: hparams["fingerprint"],
-        contract.META_VAL_METRICS: json.dumps(checkpoint["digits_val_metrics"], sort_keys=True),
+        contract.META_VAL_METRICS: json.dumps(val_metrics, sort_keys=True),
+        contract.META_REFUSAL: rule.to_json(),
         contract.META_TRAINING_CONFIG: json.dumps(hparams["config"], sort_keys=True),
         contract.META_VERSIONS: json.dumps(producer_versions(), sort_keys=True),
         contract.META_PARITY: json.dumps(checked, sort_keys=True),
@@ -173,4 +212,11 @@ def export(
     data = proto.SerializeToString(deterministic=True)
     atomic.write_bytes(output, data)
     params = sum(p.numel() for p in model.parameters())
-    return {"output": str(output), "bytes": len(data), "parameters": params, "parity": checked}
+    return {
+        "output": str(output),
+        "bytes": len(data),
+        "parameters": params,
+        "parity": checked,
+        "refusal": asdict(rule),
+        "other_val_refused": other_refused,
+    }

@@ -7,11 +7,12 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 
 from digits_data import atomic, dataset
@@ -20,7 +21,8 @@ from digits_train.config import FitConfig
 from digits_train.model import DigitsClassifier
 from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
 
-CHECKPOINT_NAME = "best.ckpt"
+CHECKPOINT_NAME = "best.ckpt"  # the selected checkpoint: the final one, or the best on validation
+CLASS_WEIGHT_POWER = {"inverse": 1.0, "sqrt": 0.5}
 LOG_DIR = "lightning_logs"
 OWNED = (CHECKPOINT_NAME, "config.json", "summary.json", LOG_DIR, ".fit-*")
 """What a training folder may hold (``.fit-*``: checkpoints of runs killed before it was swapped whole)."""
@@ -44,13 +46,46 @@ def quiet_lightning() -> contextlib.AbstractContextManager[None]:
     )
 
 
+def ema_with_warmup(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """An exponential moving average whose decay grows to ``decay`` as (1 + n) / (10 + n).
+
+    A fixed decay of 0.995 would keep most of the random initial weights in the average of a
+    short run (0.995**100 = 0.6); the warm-up lets early averages follow the weights, while a
+    full run (1,700 steps) ends near the full decay.
+    """
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        weight = torch.clamp((1 + num_averaged) / (10 + num_averaged), max=decay)
+        return averaged + (current - averaged) * (1 - weight)
+
+    return average
+
+
+def callbacks(config: FitConfig, checkpoint_dir: str) -> list[L.Callback]:
+    """The checkpoint that selection keeps, and the optional weight averaging and early stopping.
+
+    With weight averaging, validation and checkpoints see the averaged weights.
+    """
+    monitor = {"monitor": "val_selection", "mode": "max"} if config.selection == "best" else {}
+    chosen: list[L.Callback] = [
+        ModelCheckpoint(dirpath=checkpoint_dir, filename="best", save_top_k=1, **monitor)
+    ]
+    if config.ema_decay > 0:
+        chosen.append(WeightAveraging(avg_fn=ema_with_warmup(config.ema_decay)))
+    if config.early_stopping:
+        patience = config.early_stopping_patience
+        chosen.append(EarlyStopping(monitor="val_selection", mode="max", patience=patience))
+    return chosen
+
+
 def fit(
     curated_dir: str | os.PathLike, output_dir: str | os.PathLike, config: FitConfig | None = None
 ) -> dict:
     """Train on ``curated_dir`` and write the results to ``output_dir``; return the summary.
 
     Writes ``config.json``, ``lightning_logs/metrics.csv`` (one row per epoch), ``summary.json``
-    and ``best.ckpt``: the checkpoint with the highest validation macro-F1 (ties broken by lower
+    and ``best.ckpt``: the selected checkpoint (by default the final, weight-averaged one; with
+    ``selection="best"`` the one with the highest validation macro-F1, ties broken by lower
     validation loss). All of it is written into a scratch folder that replaces ``output_dir``
     whole when training has finished, so a killed or failed run leaves the previous run's
     folder as it was, and two runs into the same folder take turns.
@@ -67,13 +102,13 @@ def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | N
 
     labels = list(manifest["classes"])
     train_loader, val_loader, targets = data.loaders(
-        curated_dir, labels, config.batch_size, config.num_workers, config.seed
+        curated_dir, labels, config.batch_size, config.num_workers, config.seed, config.outlier_weight > 0
     )
     model = DigitsClassifier(
         labels=labels,
         mean=manifest["normalization"]["mean"],
         std=manifest["normalization"]["std"],
-        class_weights=data.class_weights(targets, len(labels)),
+        class_weights=data.class_weights(targets, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]),
         fingerprint=dataset.fingerprint(curated_dir),
         config=config.to_dict(),
         curated_dir=str(Path(curated_dir).resolve()),
@@ -82,20 +117,14 @@ def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | N
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".fit-", dir=output_dir) as scratch:
-        checkpoint = ModelCheckpoint(
-            dirpath=scratch, filename="best", monitor="val_selection", mode="max", save_top_k=1
-        )
-        stopper = EarlyStopping(
-            monitor="val_selection", mode="max", patience=config.early_stopping_patience, check_finite=True
-        )
         trainer = L.Trainer(
             accelerator="cpu",
             devices=1,
             max_epochs=config.epochs,
-            min_epochs=config.min_epochs,
+            min_epochs=config.min_epochs if config.early_stopping else None,
             deterministic=True,
             logger=CSVLogger(save_dir=output_dir, name=LOG_DIR, version=""),
-            callbacks=[checkpoint, stopper],
+            callbacks=callbacks(config, scratch),
             num_sanity_val_steps=0,
             limit_train_batches=config.limit_train_batches,
             log_every_n_steps=1,
@@ -104,7 +133,8 @@ def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | N
         )
         trainer.fit(model, train_loader, val_loader)
         wall = time.perf_counter() - start
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        selected = trainer.checkpoint_callback.best_model_path
+        best = torch.load(selected, map_location="cpu", weights_only=True)
         # EarlyStopping may ask to stop before min_epochs; training ends when both allow it.
         epochs_run = trainer.current_epoch
         stopped_early = epochs_run < config.epochs
@@ -118,5 +148,5 @@ def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | N
             "config": config.to_dict(),
         }
         atomic.write_text(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        os.replace(checkpoint.best_model_path, output_dir / CHECKPOINT_NAME)
+        os.replace(selected, output_dir / CHECKPOINT_NAME)
     return summary

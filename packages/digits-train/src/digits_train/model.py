@@ -1,4 +1,6 @@
-"""The network and its LightningModule: class-weighted loss, Adam, LR schedule, validation metrics."""
+"""The network and its LightningModule: class-weighted loss, AdamW, LR schedule, validation metrics."""
+
+import math
 
 import lightning as L
 import torch
@@ -8,8 +10,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
 
-from digits_train.augment import AffineJitter
+from digits_train.augment import Jitter
 from digits_train.config import FitConfig
+from digits_train.data import OUTLIER
 
 
 def conv_block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -58,7 +61,7 @@ class DigitsClassifier(L.LightningModule):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
-        self.jitter = AffineJitter()
+        self.jitter = Jitter()
         # Augmentation draws from its own generator so that runs are reproducible.
         self.generator = torch.Generator().manual_seed(self.config.seed)
         n = len(labels)
@@ -82,10 +85,18 @@ class DigitsClassifier(L.LightningModule):
         return self.network((pixels - self.mean) / self.std)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Class-weighted cross-entropy on the digits; outliers (target OUTLIER) pushed to uniform."""
         pixels, targets = batch
         if self.config.augment:
             pixels = self.jitter(pixels, self.generator)
-        loss = F.cross_entropy(self(pixels), targets, weight=self.class_weights)
+        logits = self(pixels)
+        known = targets != OUTLIER
+        loss = F.cross_entropy(logits[known], targets[known], weight=self.class_weights)
+        if not known.all():
+            # Cross-entropy to the uniform distribution, minus its minimum log(C): 0 when uniform.
+            log_probs = F.log_softmax(logits[~known], dim=1)
+            uniform = -log_probs.mean(1) - math.log(logits.shape[1])
+            loss = loss + self.config.outlier_weight * uniform.mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(targets))
         return loss
 
@@ -114,9 +125,17 @@ class DigitsClassifier(L.LightningModule):
         self.val_loss.reset()
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)
+        config = self.config
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        if config.schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=config.learning_rate, total_steps=self.trainer.estimated_stepping_batches
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=self.config.lr_factor, patience=self.config.lr_patience
+            optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience
         )
         return {
             "optimizer": optimizer,

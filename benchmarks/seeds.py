@@ -1,0 +1,176 @@
+"""Model quality as a distribution: train, export and evaluate one model per seed.
+
+For each seed the real pipeline runs with the defaults (`digits_train.fit`, `export`, then the
+torch-free `Predictor`). "eval acc'd" is the share of eval digits the model's refusal rule
+accepts, "other ref'd" the share of the MNIST test set's other digits (1, 2, 3, 4, 6, 7, 9) it
+refuses. One row per seed, then min / mean / max of each column; the rows and the
+summary are also written as JSON. Validation columns are what a choice may be based on; the eval
+split and the MNIST test digits are only reported.
+
+    .venv/bin/python benchmarks/seeds.py [--seeds 1 2 3 4 5] [--json artifacts/seeds.json]
+    .venv/bin/python benchmarks/seeds.py --set selection=best --set schedule=plateau   # a variant
+
+`--set FIELD=VALUE` changes a `FitConfig` field (VALUE is read as JSON, else as a string), to
+compare recipes on validation data over the same seeds.
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digits_data import atomic, contract, dataset, refusal
+from digits_data.images import pixels_from_uint8
+from digits_data.refusal import RefusalRule
+from digits_runtime import Predictor
+from digits_runtime.metrics import report
+from digits_train.config import FitConfig
+from digits_train.export import export
+from digits_train.fit import fit
+
+COLUMNS = {  # column -> (header, format)
+    "val_errors": ("val err", "{:>8d}"),
+    "val_macro_f1": ("val F1", "{:>8.4f}"),
+    "eval_macro_f1": ("eval F1", "{:>8.4f}"),
+    "eval_accuracy": ("eval acc", "{:>9.4f}"),
+    "eval_recall_5": ("eval R5", "{:>8.4f}"),
+    "test_accuracy": ("test acc", "{:>9.4f}"),
+    "test_recall_5": ("test R5", "{:>8.4f}"),
+    "eval_accepted": ("eval acc'd", "{:>11.4f}"),
+    "other_refused": ("other ref'd", "{:>12.4f}"),
+    "fit_seconds": ("fit s", "{:>7.1f}"),
+}
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` -> (field, value), VALUE parsed as JSON when it can be."""
+    field, _, raw = text.partition("=")
+    try:
+        return field, json.loads(raw)
+    except json.JSONDecodeError:
+        return field, raw
+
+
+def logits(predictor: Predictor, split: dataset.Split) -> np.ndarray:
+    """The model's logits (N, C) for a split."""
+    pixels = pixels_from_uint8(split.images)[:, None]
+    return predictor.session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
+
+
+def accepted(predictor: Predictor, values: np.ndarray) -> float:
+    """The share of images (given by their logits) that the model's refusal rule accepts."""
+    rule = RefusalRule.from_json(predictor.metadata[contract.META_REFUSAL])
+    return float(rule.accepts(refusal.scores(values, rule.score)).mean())
+
+
+def score(predictor: Predictor, split: dataset.Split) -> dict:
+    """Metrics of the predictor's argmax on one split, and the share its refusal rule accepts."""
+    values = logits(predictor, split)
+    predicted = np.asarray(predictor.labels)[values.argmax(1)]
+    return report(split.labels, predicted, predictor.labels) | {"accepted": accepted(predictor, values)}
+
+
+def throughput(predictor: Predictor, images: np.ndarray, seconds: float = 2.0) -> float:
+    """Images per second through ``Predictor.probabilities`` at batch 256."""
+    batch = images[:256]
+    predictor.probabilities(batch)
+    rounds, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        predictor.probabilities(batch)
+        rounds += 1
+    return rounds * len(batch) / (time.perf_counter() - start)
+
+
+def load_splits(curated_dir: str) -> tuple[dict[str, dataset.Split], dataset.Split]:
+    """The splits a seed is scored on (val, eval, MNIST test 0/5/8) and the MNIST test's other digits."""
+    splits = {
+        "val": dataset.load_split(curated_dir, "val"),
+        "eval": dataset.load_split(curated_dir, "eval"),
+        "test": dataset.load_test_split(curated_dir),
+    }
+    return splits, dataset.load_test_split(curated_dir, other=True)
+
+
+def run_seed(
+    curated_dir: str,
+    seed: int,
+    overrides: dict,
+    splits: dict,
+    others: dataset.Split,
+    keep_dir: str | None = None,
+) -> dict:
+    """Fit, export and evaluate one seed; return its row. ``keep_dir`` keeps seed-S.onnx there."""
+    config = FitConfig(**{**overrides, "seed": seed})
+    with tempfile.TemporaryDirectory() as out:
+        summary = fit(curated_dir, out, config)
+        model = Path(keep_dir or out) / f"seed-{seed}.onnx"
+        export(Path(out) / "best.ckpt", model)
+        predictor = Predictor(model)
+        scores = {name: score(predictor, split) for name, split in splits.items()}
+        other_accepted = accepted(predictor, logits(predictor, others))
+        rate = throughput(predictor, splits["eval"].images)
+    return {
+        "seed": seed,
+        "val_errors": scores["val"]["n"] - int(np.trace(scores["val"]["confusion_matrix"])),
+        "val_macro_f1": scores["val"]["macro_f1"],
+        "eval_macro_f1": scores["eval"]["macro_f1"],
+        "eval_accuracy": scores["eval"]["accuracy"],
+        "eval_recall_5": scores["eval"]["per_class"]["5"]["recall"],
+        "test_accuracy": scores["test"]["accuracy"],
+        "test_recall_5": scores["test"]["per_class"]["5"]["recall"],
+        "eval_accepted": scores["eval"]["accepted"],
+        "other_refused": 1 - other_accepted,
+        "fit_seconds": summary["wall_time_seconds"],
+        "images_per_second": rate,
+        "kept_epoch": summary["best_epoch"],
+        "confusion": {name: s["confusion_matrix"] for name, s in scores.items()},
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    """min / mean / max of every column over the rows."""
+    return {
+        column: {
+            "min": min(r[column] for r in rows),
+            "mean": statistics.fmean(r[column] for r in rows),
+            "max": max(r[column] for r in rows),
+        }
+        for column in COLUMNS
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--curated-dir", default="artifacts/curated")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", type=parse_override)
+    parser.add_argument("--json", default="artifacts/seeds.json", help="where to write the rows and summary")
+    parser.add_argument("--keep-dir", help="keep each seed's model here as seed-S.onnx")
+    args = parser.parse_args()
+    overrides = dict(args.set)
+    config = FitConfig(**overrides)  # fail before any training on a bad override
+    splits, others = load_splits(args.curated_dir)
+    print(f"{'seed':>6}" + "".join(f"{header:>{len(fmt.format(0))}}" for header, fmt in COLUMNS.values()))
+    rows = []
+    for seed in args.seeds:
+        row = run_seed(args.curated_dir, seed, overrides, splits, others, args.keep_dir)
+        rows.append(row)
+        cells = "".join(fmt.format(row[column]) for column, (_, fmt) in COLUMNS.items())
+        print(f"{seed:>6}{cells}", flush=True)
+    summary = summarize(rows)
+    for stat in ("min", "mean", "max"):
+        cells = "".join(
+            fmt.replace("d}", ".1f}").format(summary[column][stat]) for column, (_, fmt) in COLUMNS.items()
+        )
+        print(f"{stat:>6}{cells}")
+    result = {"config": {**config.to_dict(), "seed": args.seeds}, "rows": rows, "summary": summary}
+    atomic.write_text(args.json, json.dumps(result, indent=1) + "\n")
+    print(f"written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
