@@ -211,3 +211,13 @@ def test_the_older_recipe_is_still_available_by_flags(small_curated, tmp_path):
     checkpoint = torch.load(tmp_path / "best.ckpt", weights_only=True)
     assert "averaging_state" not in checkpoint
     assert checkpoint["epoch"] == summary["best_epoch"]
+
+
+def test_a_batch_of_outliers_only_has_a_finite_loss():
+    config = FitConfig(augment=False)
+    model = DigitsClassifier([0, 5, 8], 0.1, 0.3, [1.0, 1.0, 1.0], "f", config.to_dict(), "c")
+    model.log = lambda *args, **kwargs: None  # no Trainer attached
+    loss = model.training_step((torch.rand(1, 1, 28, 28), torch.tensor([OUTLIER])), 0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

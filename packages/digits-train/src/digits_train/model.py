@@ -91,7 +91,12 @@ class DigitsClassifier(L.LightningModule):
             pixels = self.jitter(pixels, self.generator)
         logits = self(pixels)
         known = targets != OUTLIER
-        loss = F.cross_entropy(logits[known], targets[known], weight=self.class_weights)
+        # A batch may hold outliers only (the last, short one): its digit loss is then 0, not NaN.
+        loss = (
+            F.cross_entropy(logits[known], targets[known], weight=self.class_weights)
+            if known.any()
+            else logits.new_zeros(())
+        )
         if not known.all():
             # Cross-entropy to the uniform distribution, minus its minimum log(C): 0 when uniform.
             log_probs = F.log_softmax(logits[~known], dim=1)
