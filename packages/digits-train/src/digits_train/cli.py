@@ -1,8 +1,7 @@
 """`digits-train`: fit the classifier, export it to ONNX."""
 
 from digits_data.cli_support import main_for
-from digits_data.errors import UsageError
-from digits_train.config import MAX_EPOCHS, FitConfig
+from digits_train.config import FitConfig
 
 
 def fit(
@@ -44,10 +43,6 @@ def fit(
     """
     options = {key: value for key, value in locals().items() if value is not None}
     given = {key: options.pop(key) for key in ("curated_dir", "output_dir")}
-    if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > MAX_EPOCHS:
-        raise UsageError(
-            f"--epochs must be at most {MAX_EPOCHS} (training is meant to take seconds), got {epochs}"
-        )
     config = FitConfig(**options)
     from digits_train.fit import fit as run_fit  # torch and Lightning load only when needed
 
