@@ -1,8 +1,9 @@
 """Time `digits-train fit` against a bare PyTorch loop doing the same work, in one run.
 
 Both run as fresh processes on the same curated data with the default recipe: same network,
-epochs, batch size, augmentation, class-weighted loss, AdamW with the one-cycle schedule, an
-exponential moving average of the weights, and a validation pass per epoch; the bare loop has no
+epochs, batch size, augmentation, class-weighted loss with the outliers pushed to uniform, AdamW
+with the one-cycle schedule, an exponential moving average of the weights, and a validation pass
+per epoch; the bare loop has no
 Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly as
 many epochs as the fit did.
 
@@ -20,13 +21,13 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 BARE_LOOP = r"""
-import sys, time
+import math, sys, time
 import torch, torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from digits_data import dataset
 from digits_train.augment import Jitter
 from digits_train.config import FitConfig
-from digits_train.data import class_weights, tensors
+from digits_train.data import OUTLIER, class_weights, outlier_tensors, tensors
 from digits_train.fit import CLASS_WEIGHT_POWER, ema_with_warmup
 from digits_train.model import build_network
 torch.set_num_threads(2)
@@ -37,9 +38,11 @@ batch = config.batch_size
 manifest = dataset.load_manifest(curated)
 labels = manifest["classes"]
 x, y = tensors(dataset.load_split(curated, "train"), labels)
+ox, oy = outlier_tensors(dataset.load_split(curated, "other_train"))
 xv, yv = tensors(dataset.load_split(curated, "val"), labels)
 mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
 weights = torch.tensor(class_weights(y, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]))
+x, y = torch.cat([x, ox]), torch.cat([y, oy])
 net = build_network(len(labels), config.network)
 opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 steps = epochs * -(-len(x) // batch)
@@ -52,7 +55,11 @@ for epoch in range(epochs):
     order = torch.randperm(len(x), generator=gen)
     for i in range(0, len(x), batch):
         idx = order[i : i + batch]
-        loss = F.cross_entropy(net((jitter(x[idx], gen) - mean) / std), y[idx], weight=weights.float())
+        logits, target = net((jitter(x[idx], gen) - mean) / std), y[idx]
+        known = target != OUTLIER
+        loss = F.cross_entropy(logits[known], target[known], weight=weights.float())
+        uniform = -F.log_softmax(logits[~known], 1).mean(1) - math.log(len(labels))
+        loss = loss + config.outlier_weight * uniform.mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
