@@ -46,19 +46,20 @@ def plot_tradeoff(results: dict[str, dict], rule: dict | None, score: str, out: 
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     lowest = 0.9
+    kept = {name: 1 - results[name]["refusal"]["share_refused"] for name in KNOWN} if rule is not None else {}
     for name, label in KNOWN.items():
         known = np.array([p["score"] for p in results[name]["predictions"]])
         curve = tradeoff(known, other)
         ax.plot(curve["other_refused"], curve["known_accepted"], color=COLORS[name], label=label)
         if rule is not None:
-            accepted = 1 - results[name]["refusal"]["share_refused"]
+            accepted = kept[name]
             refused = results["other"]["refusal"]["share_refused"]
             ax.plot([refused], [accepted], "o", color=COLORS[name], markeredgecolor="black", zorder=3)
             ax.annotate(
                 f"{accepted:.4f} kept, {refused:.4f} refused",
                 (refused, accepted),
                 textcoords="offset points",
-                xytext=(-8, 8 if name == "test" else -14),
+                xytext=(-8, 8 if accepted == max(kept.values()) else -14),  # the higher dot's label above
                 ha="right",
                 fontsize=8,
             )
