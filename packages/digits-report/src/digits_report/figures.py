@@ -49,7 +49,7 @@ def plot_training(epochs: list[dict], summary: dict, labels: list[int], out: Pat
         ax = axes[r][c]
         for name, key in keys.items():
             ax.plot(x, [e.get(key, np.nan) for e in epochs], marker="o", markersize=3, label=name)
-        ax.axvline(summary["best_epoch"], color="#2ca02c", linestyle="--", linewidth=1, label="best epoch")
+        ax.axvline(summary["best_epoch"], color="#2ca02c", linestyle="--", linewidth=1, label="kept epoch")
         if summary.get("stopped_epoch") is not None:
             ax.axvline(
                 summary["stopped_epoch"], color="#d62728", linestyle=":", linewidth=1, label="early stop"

@@ -98,6 +98,9 @@ def write_report(
             | {
                 "best_val_metrics": summary["best_val_metrics"],
                 "wall_time_seconds": summary["wall_time_seconds"],
+                # Runs before the final-weights default kept the best epoch, without averaging.
+                "selection": summary["config"].get("selection", "best"),
+                "ema_decay": summary["config"].get("ema_decay", 0.0),
             },
             "evaluation": {
                 name: {
