@@ -32,6 +32,10 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
         str(curated),
         "--class-counts",
         "{0: 120, 5: 60, 8: 180}",
+        "--other-train-per-digit",
+        "20",
+        "--other-val-per-digit",
+        "10",
     )
     run("digits-train", "fit", "--curated-dir", str(curated), "--output-dir", str(train), "--epochs", "2")
     summary = json.loads((train / "summary.json").read_text())
