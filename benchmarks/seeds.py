@@ -24,9 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_data import atomic, contract, dataset, refusal
-from digits_data.images import pixels_from_uint8
-from digits_data.refusal import RefusalRule
+from digits_data import atomic, contract, dataset
 from digits_runtime import Predictor
 from digits_runtime.metrics import report
 from digits_train.config import FitConfig
@@ -57,23 +55,12 @@ def parse_override(text: str) -> tuple[str, object]:
         return field, raw
 
 
-def logits(predictor: Predictor, split: dataset.Split) -> np.ndarray:
-    """The model's logits (N, C) for a split."""
-    pixels = pixels_from_uint8(split.images)[:, None]
-    return predictor.session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
-
-
-def accepted(predictor: Predictor, values: np.ndarray) -> float:
-    """The share of images (given by their logits) that the model's refusal rule accepts."""
-    rule = RefusalRule.from_json(predictor.metadata[contract.META_REFUSAL])
-    return float(rule.accepts(refusal.scores(values, rule.score)).mean())
-
-
 def score(predictor: Predictor, split: dataset.Split) -> dict:
     """Metrics of the predictor's argmax on one split, and the share its refusal rule accepts."""
-    values = logits(predictor, split)
-    predicted = np.asarray(predictor.labels)[values.argmax(1)]
-    return report(split.labels, predicted, predictor.labels) | {"accepted": accepted(predictor, values)}
+    result = predictor.classify(split.images)
+    return report(split.labels, result.predicted, predictor.labels) | {
+        "accepted": float(result.accepted.mean())
+    }
 
 
 def throughput(predictor: Predictor, images: np.ndarray, seconds: float = 2.0) -> float:
@@ -113,8 +100,7 @@ def run_seed(
         export(Path(out) / "best.ckpt", model)
         predictor = Predictor(model)
         scores = {name: score(predictor, split) for name, split in splits.items()}
-        other_accepted = accepted(predictor, logits(predictor, others))
-        rule = RefusalRule.from_json(predictor.metadata[contract.META_REFUSAL])
+        other_accepted = float(predictor.classify(others.images).accepted.mean())
         recorded = json.loads(predictor.metadata[contract.META_VAL_METRICS])
         rate = throughput(predictor, splits["eval"].images)
     return {
@@ -126,7 +112,7 @@ def run_seed(
         "eval_recall_5": scores["eval"]["per_class"]["5"]["recall"],
         "test_accuracy": scores["test"]["accuracy"],
         "test_recall_5": scores["test"]["per_class"]["5"]["recall"],
-        "other_val_refused": recorded[f"other_val_refused_{rule.score}"],
+        "other_val_refused": recorded[f"other_val_refused_{predictor.score_kind}"],
         "eval_accepted": scores["eval"]["accepted"],
         "other_refused": 1 - other_accepted,
         "fit_seconds": summary["wall_time_seconds"],

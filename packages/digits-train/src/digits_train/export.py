@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -27,6 +28,9 @@ from digits_data.refusal import RefusalRule
 from digits_train.fit import configure_torch
 from digits_train.model import DigitsClassifier
 from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 OPSET = 18
 KNOWN_ACCEPT_RATE = 0.995
@@ -99,15 +103,13 @@ def to_onnx(model: DigitsClassifier) -> onnx.ModelProto:
     return program.model_proto
 
 
-def parity(model: DigitsClassifier, proto_bytes: bytes, pixels: np.ndarray) -> dict:
-    """Compare onnxruntime with torch at every batch size in PARITY_BATCH_SIZES.
+def parity(model: DigitsClassifier, session: "ort.InferenceSession", pixels: np.ndarray) -> dict:
+    """Compare onnxruntime (``session`` on the exported graph) with torch at every batch size in
+    PARITY_BATCH_SIZES.
 
     Raises :class:`DigitsError` if any argmax differs or any probability differs by more than
     PARITY_ATOL; returns what was checked, for the model's metadata.
     """
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
     worst = 0.0
     for size in PARITY_BATCH_SIZES:
         for start in range(0, len(pixels), size):
@@ -129,16 +131,15 @@ def parity(model: DigitsClassifier, proto_bytes: bytes, pixels: np.ndarray) -> d
     }
 
 
-def choose_refusal(proto_bytes: bytes, known: np.ndarray, other: np.ndarray) -> tuple[RefusalRule, dict]:
+def choose_refusal(
+    session: "ort.InferenceSession", known: np.ndarray, other: np.ndarray
+) -> tuple[RefusalRule, dict]:
     """Choose the refusal score and threshold on validation data with onnxruntime's logits.
 
     ``known`` are validation digits, ``other`` the held-out outliers (other_val). For every score
     the threshold keeps KNOWN_ACCEPT_RATE of ``known``; the score that then refuses the most of
     ``other`` wins. Returns the rule and, per score, the share of ``other`` it refuses.
     """
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
     logits = {
         name: session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
         for name, pixels in (("known", known), ("other", other))
@@ -182,8 +183,11 @@ def export(
         return pixels_from_uint8(dataset.load_split(curated, split).images)[:, None]
 
     proto = to_onnx(model)
-    checked = parity(model, proto.SerializeToString(), pixels("eval"))
-    rule, other_refused = choose_refusal(proto.SerializeToString(), pixels("val"), pixels(OUTLIER_SPLITS[1]))
+    import onnxruntime as ort  # only export needs it, to check and measure the graph it wrote
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    checked = parity(model, session, pixels("eval"))
+    rule, other_refused = choose_refusal(session, pixels("val"), pixels(OUTLIER_SPLITS[1]))
     val_metrics = checkpoint["digits_val_metrics"] | {
         f"other_val_refused_{kind}": round(share, 6) for kind, share in other_refused.items()
     }
