@@ -26,9 +26,9 @@ import torch, torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from digits_data import dataset
 from digits_train.augment import Jitter
-from digits_train.config import FitConfig
+from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
 from digits_train.data import OUTLIER, class_weights, outlier_tensors, tensors
-from digits_train.fit import CLASS_WEIGHT_POWER, ema_with_warmup
+from digits_train.fit import ema_with_warmup
 from digits_train.model import build_network
 torch.set_num_threads(2)
 torch.manual_seed(0)

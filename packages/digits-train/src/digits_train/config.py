@@ -10,7 +10,8 @@ MAX_EPOCHS = 20
 NETWORKS = ("compact", "reference")
 SCHEDULES = ("onecycle", "plateau")
 SELECTIONS = ("final", "best")
-CLASS_WEIGHTINGS = ("sqrt", "inverse")
+CLASS_WEIGHT_POWER = {"sqrt": 0.5, "inverse": 1.0}
+"""Class weighting name -> the power of the inverse class frequency it weighs each class by."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class FitConfig:
         check_int("num_workers", self.num_workers, 0, 64)
         check_bool("augment", self.augment)
         check_choice("network", self.network, NETWORKS)
-        check_choice("class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
+        check_choice("class_weighting", self.class_weighting, tuple(CLASS_WEIGHT_POWER))
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("selection", self.selection, SELECTIONS)
         check_float("ema_decay", self.ema_decay, 0.0, 1.0, open_interval=False)

@@ -1,4 +1,5 @@
-"""Train the classifier with the Lightning Trainer and keep the best checkpoint by validation macro-F1."""
+"""Train the classifier with the Lightning Trainer and keep the selected checkpoint (by default the
+final, weight-averaged one; or the best by validation macro-F1)."""
 
 import contextlib
 import json
@@ -17,12 +18,11 @@ from lightning.pytorch.loggers import CSVLogger
 
 from digits_data import atomic, dataset
 from digits_train import data
-from digits_train.config import FitConfig
+from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
 from digits_train.model import DigitsClassifier
 from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
 
 CHECKPOINT_NAME = "best.ckpt"  # the selected checkpoint: the final one, or the best on validation
-CLASS_WEIGHT_POWER = {"inverse": 1.0, "sqrt": 0.5}
 LOG_DIR = "lightning_logs"
 OWNED = (CHECKPOINT_NAME, "config.json", "summary.json", LOG_DIR, ".fit-*")
 """What a training folder may hold (``.fit-*``: checkpoints of runs killed before it was swapped whole)."""
