@@ -96,8 +96,8 @@ $(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
 $(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json benchmarks/handwriting.py
 	$(BIN)/python benchmarks/handwriting.py --model $(MODEL) --handwriting-dir $(HANDWRITING) --json $@
 
-seeds: $(INSTALLED) $(CURATED)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
-	$(BIN)/python benchmarks/seeds.py --curated-dir $(CURATED) --seeds $(or $(SEEDS),1 2 3 4 5) --json $(ART)/seeds.json
+seeds: $(INSTALLED) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
+	$(BIN)/python benchmarks/seeds.py --curated-dir $(CURATED) --handwriting-dir $(HANDWRITING) --seeds $(or $(SEEDS),1 2 3 4 5) --json $(ART)/seeds.json
 
 predict: $(MODEL) $(if $(IMAGE),,$(SAMPLE)) ## Predict IMAGE=path (default: a sample written from the eval split)
 	$(BIN)/digits predict --model $(MODEL) $(or $(IMAGE),$(SAMPLE))

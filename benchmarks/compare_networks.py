@@ -19,12 +19,16 @@ from digits_train.config import NETWORKS
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--curated-dir", default="artifacts/curated")
+    parser.add_argument("--handwriting-dir", default="artifacts/handwriting")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
     splits, others = load_splits(args.curated_dir)
     print(f"{'network':10}{'val err':>8}{'val F1':>8}{'img/s':>9}   held out: {'eval F1':>8}{'test acc':>9}")
     for network in NETWORKS:
-        rows = [run_seed(args.curated_dir, seed, {"network": network}, splits, others) for seed in args.seeds]
+        rows = [
+            run_seed(args.curated_dir, seed, {"network": network}, splits, others, args.handwriting_dir)
+            for seed in args.seeds
+        ]
         mean = {key: statistics.fmean(r[key] for r in rows) for key in rows[0] if key != "confusion"}
         print(
             f"{network:10}{sum(r['val_errors'] for r in rows):>8d}{mean['val_macro_f1']:>8.4f}"

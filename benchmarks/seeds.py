@@ -3,7 +3,9 @@
 For each seed the real pipeline runs with the defaults (`digits_train.fit`, `export`, then the
 torch-free `Predictor`). "eval acc'd" is the share of eval digits the model's refusal rule
 accepts, "other ref'd" the share of the MNIST test set's other digits (1, 2, 3, 4, 6, 7, 9) it
-refuses, "oval ref'd" the share of other_val (validation outliers) it refused at export. One
+refuses, "oval ref'd" the share of other_val (validation outliers) it refused at export; "hw acc"
+is the accuracy on the generated handwriting's 0/5/8 and "hw ref'd" the share of its other digits
+and letters refused (`digits-data handwriting`, scored as benchmarks/handwriting.py does). One
 row per seed, then min / mean / max of each column; the rows and the
 summary are also written as JSON. Validation columns are what a choice may be based on; the eval
 split and the MNIST test digits are only reported.
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from handwriting import evaluate as evaluate_handwriting
 
 from digits_data import atomic, contract, dataset
 from digits_runtime import Predictor
@@ -42,6 +45,8 @@ COLUMNS = {  # column -> (header, format)
     "other_val_refused": ("oval ref'd", "{:>11.4f}"),
     "eval_accepted": ("eval acc'd", "{:>11.4f}"),
     "other_refused": ("other ref'd", "{:>12.4f}"),
+    "handwriting_accuracy": ("hw acc", "{:>7.4f}"),
+    "handwriting_refused": ("hw ref'd", "{:>9.4f}"),
     "fit_seconds": ("fit s", "{:>7.1f}"),
 }
 
@@ -90,6 +95,7 @@ def run_seed(
     overrides: dict,
     splits: dict,
     others: dataset.Split,
+    handwriting_dir: str,
     keep_dir: str | None = None,
 ) -> dict:
     """Fit, export and evaluate one seed; return its row. ``keep_dir`` keeps seed-S.onnx there."""
@@ -103,6 +109,7 @@ def run_seed(
         other_accepted = float(predictor.classify(others.images).accepted.mean())
         recorded = json.loads(predictor.metadata[contract.META_VAL_METRICS])
         rate = throughput(predictor, splits["eval"].images)
+        generated = evaluate_handwriting(predictor, handwriting_dir)
     return {
         "seed": seed,
         "val_errors": scores["val"]["n"] - int(np.trace(scores["val"]["confusion_matrix"])),
@@ -115,6 +122,8 @@ def run_seed(
         "other_val_refused": recorded[f"other_val_refused_{predictor.score_kind}"],
         "eval_accepted": scores["eval"]["accepted"],
         "other_refused": 1 - other_accepted,
+        "handwriting_accuracy": generated["known"]["accuracy"],
+        "handwriting_refused": generated["refusal"]["others_refused"],
         "fit_seconds": summary["wall_time_seconds"],
         "images_per_second": rate,
         "kept_epoch": summary["best_epoch"],
@@ -137,6 +146,7 @@ def summarize(rows: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--curated-dir", default="artifacts/curated")
+    parser.add_argument("--handwriting-dir", default="artifacts/handwriting", help="`make handwriting`")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", type=parse_override)
     parser.add_argument("--json", default="artifacts/seeds.json", help="where to write the rows and summary")
@@ -148,7 +158,7 @@ def main() -> None:
     print(f"{'seed':>6}" + "".join(f"{header:>{len(fmt.format(0))}}" for header, fmt in COLUMNS.values()))
     rows = []
     for seed in args.seeds:
-        row = run_seed(args.curated_dir, seed, overrides, splits, others, args.keep_dir)
+        row = run_seed(args.curated_dir, seed, overrides, splits, others, args.handwriting_dir, args.keep_dir)
         rows.append(row)
         cells = "".join(fmt.format(row[column]) for column, (_, fmt) in COLUMNS.items())
         print(f"{seed:>6}{cells}", flush=True)

@@ -25,6 +25,7 @@ class Jitter:
     scale: float = 0.1
     shear: float = 0.3  # horizontal shear factor: x' = x + shear * y
     stroke: float = 0.25
+    elastic: float = 0.0  # peak displacement of a smooth random warp, in affine_grid's units; 0: none
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a batch (B, 1, H, W) of pixels in [0, 1] with draws from ``generator``."""
@@ -49,5 +50,27 @@ class Jitter:
             [torch.stack([torch.ones(n), shear], 1), torch.stack([torch.zeros(n), torch.ones(n)], 1)], 1
         )
         theta = torch.cat([rotate @ slant, torch.stack([tx, ty], 1).unsqueeze(2)], 2)  # (B, 2, 3)
-        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (B, H, W, 2)
+        if self.elastic > 0:
+            # Elastic distortion: a coarse 4x4 field of random offsets, smoothly upsampled, bends
+            # strokes locally the way a hand wobbles, which no affine map does.
+            coarse = (torch.rand(n, 2, 4, 4, generator=generator) * 2 - 1) * self.elastic
+            field = F.interpolate(coarse, size=images.shape[-2:], mode="bicubic", align_corners=True)
+            grid = grid + field.permute(0, 2, 3, 1)
         return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+
+
+def mirror_or_turn(images: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace ``share`` of a batch (B, 1, H, W) by one of its other seven mirror and quarter-turn images.
+
+    Meant for outliers only: a mirrored or turned 2, 3, 4, 7 or 9 is no digit at all (an S, an E,
+    an L, an h, ...), so outliers turned this way show the model shapes beyond other digits, the
+    way letters and scribbles differ from its classes. A 6 turned half-way is a 9: still an outlier.
+    """
+    n = images.shape[0]
+    pick = torch.rand(n, generator=generator) < share
+    element = torch.randint(1, 8, (n,), generator=generator)  # 1..7: never the identity
+    mirrored = torch.where((element >= 4).view(n, 1, 1, 1), images.flip(-1), images)
+    turns = torch.stack([torch.rot90(mirrored, k, (-2, -1)) for k in range(4)])  # (4, B, 1, H, W)
+    turned = turns[element % 4, torch.arange(n)]
+    return torch.where(pick.view(n, 1, 1, 1), turned, images)

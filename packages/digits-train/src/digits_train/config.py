@@ -30,6 +30,11 @@ class FitConfig:
     frequency) or ``inverse``. ``ema_decay=0`` turns weight averaging off.
     ``outlier_weight`` weighs the loss that pushes the curated outliers (other digits) towards a
     uniform output, so that the model can say an image is none of its classes; 0 trains without them.
+    ``members`` > 1 trains that many networks side by side, each on its own loss, and keeps
+    their mean logits: an ensemble in one model. ``elastic`` is the peak displacement of the
+    augmentation's smooth random warp, as a fraction of the half-width (0: affine maps only).
+    ``outlier_turns`` is the share of the outliers mirrored or turned by quarter turns (with
+    ``augment``), to show the model shapes that are no digit at all.
     ``limit_train_batches`` exists for quick runs in tests (1.0 = all batches).
     """
 
@@ -40,13 +45,16 @@ class FitConfig:
     batch_size: int = 64
     num_workers: int = 0
     augment: bool = True
+    elastic: float = 0.0
     network: str = "compact"
+    members: int = 1
     class_weighting: str = "sqrt"
     schedule: str = "onecycle"
     ema_decay: float = 0.995
     selection: str = "final"
     early_stopping: bool = False
     outlier_weight: float = 0.5
+    outlier_turns: float = 0.0
     min_epochs: int = 15
     early_stopping_patience: int = 3
     lr_patience: int = 2
@@ -62,7 +70,9 @@ class FitConfig:
         check_int("batch_size", self.batch_size, 1, 4096)
         check_int("num_workers", self.num_workers, 0, 64)
         check_bool("augment", self.augment)
+        check_float("elastic", self.elastic, 0.0, 0.5, open_interval=False)
         check_choice("network", self.network, NETWORKS)
+        check_int("members", self.members, 1, 8)
         check_choice("class_weighting", self.class_weighting, tuple(CLASS_WEIGHT_POWER))
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("selection", self.selection, SELECTIONS)
@@ -73,6 +83,7 @@ class FitConfig:
             )
         check_bool("early_stopping", self.early_stopping)
         check_float("outlier_weight", self.outlier_weight, 0.0, 10.0, open_interval=False)
+        check_float("outlier_turns", self.outlier_turns, 0.0, 1.0, open_interval=False)
         check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
         check_int("lr_patience", self.lr_patience, 0, MAX_EPOCHS)
         check_float("lr_factor", self.lr_factor, 0.0, 1.0)

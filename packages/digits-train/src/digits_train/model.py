@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
 
-from digits_train.augment import Jitter
+from digits_train.augment import Jitter, mirror_or_turn
 from digits_train.config import FitConfig
 from digits_train.data import OUTLIER
 
@@ -36,6 +36,25 @@ def build_network(num_classes: int, name: str = "compact") -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(32 * 7 * 7, num_classes))
 
 
+class Ensemble(nn.Module):
+    """Networks of the same kind, each trained on its own loss; the output is the mean of their logits.
+
+    Their errors differ with their initialization, so the mean makes fewer of them, and one graph
+    holds them all: every consumer of the exported model gets the ensemble.
+    """
+
+    def __init__(self, num_classes: int, name: str, members: int) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(build_network(num_classes, name) for _ in range(members))
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's logits (M, B, num_classes) for normalized pixels x (B, 1, 28, 28)."""
+        return torch.stack([member(x) for member in self.members])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.member_logits(x).mean(0)
+
+
 class DigitsClassifier(L.LightningModule):
     """Maps pixels in [0, 1] (B, 1, 28, 28), white ink on black, to logits over ``labels``.
 
@@ -57,11 +76,15 @@ class DigitsClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.config = FitConfig(**config)
-        self.network = build_network(len(labels), self.config.network)
+        self.network = (
+            build_network(len(labels), self.config.network)
+            if self.config.members == 1
+            else Ensemble(len(labels), self.config.network, self.config.members)
+        )
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
-        self.jitter = Jitter()
+        self.jitter = Jitter(elastic=self.config.elastic)
         # Augmentation draws from its own generator so that runs are reproducible.
         self.generator = torch.Generator().manual_seed(self.config.seed)
         n = len(labels)
@@ -87,10 +110,22 @@ class DigitsClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class-weighted cross-entropy on the digits; outliers (target OUTLIER) pushed to uniform."""
         pixels, targets = batch
-        if self.config.augment:
-            pixels = self.jitter(pixels, self.generator)
-        logits = self(pixels)
         known = targets != OUTLIER
+        if self.config.augment:
+            if self.config.outlier_turns > 0 and not known.all():
+                turned = mirror_or_turn(pixels, self.config.outlier_turns, self.generator)
+                pixels = torch.where(known.view(-1, 1, 1, 1), pixels, turned)
+            pixels = self.jitter(pixels, self.generator)
+        x = (pixels - self.mean) / self.std
+        if isinstance(self.network, Ensemble):
+            loss = sum(self.loss(logits, targets, known) for logits in self.network.member_logits(x))
+        else:
+            loss = self.loss(self.network(x), targets, known)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(targets))
+        return loss
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Class-weighted cross-entropy on the known digits plus the outlier term, for one network."""
         # A batch may hold outliers only (the last, short one): its digit loss is then 0, not NaN.
         loss = (
             F.cross_entropy(logits[known], targets[known], weight=self.class_weights)
@@ -102,7 +137,6 @@ class DigitsClassifier(L.LightningModule):
             log_probs = F.log_softmax(logits[~known], dim=1)
             uniform = -log_probs.mean(1) - math.log(logits.shape[1])
             loss = loss + self.config.outlier_weight * uniform.mean()
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(targets))
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
