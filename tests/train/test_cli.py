@@ -27,6 +27,10 @@ run = cli_runner(cli.COMMANDS, "digits-train")
         (["--class-weighting", "none"], "--class-weighting must be one of sqrt, inverse, got 'none'"),
         (["--ema-decay", "1"], "--ema-decay must be below 1 (1 would never move the average), got 1.0"),
         (["--ema-decay", "-0.5"], "--ema-decay must be in [0.0, 1.0], got -0.5"),
+        (["--members", "0"], "--members must be between 1 and 8, got 0"),
+        (["--elastic", "0.9"], "--elastic must be in [0.0, 0.5], got 0.9"),
+        (["--outlier-turns", "2"], "--outlier-turns must be in [0.0, 1.0], got 2.0"),
+        (["--outlier-weight", "-1"], "--outlier-weight must be in [0.0, 10.0], got -1.0"),
     ],
 )
 def test_out_of_range_arguments_exit_2(capsys, small_curated, tmp_path, args, message):

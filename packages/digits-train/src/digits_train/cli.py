@@ -13,12 +13,16 @@ def fit(
     batch_size: int | None = None,
     num_workers: int | None = None,
     augment: bool | None = None,
+    elastic: float | None = None,
     network: str | None = None,
+    members: int | None = None,
     class_weighting: str | None = None,
     schedule: str | None = None,
     ema_decay: float | None = None,
     selection: str | None = None,
     early_stopping: bool | None = None,
+    outlier_weight: float | None = None,
+    outlier_turns: float | None = None,
 ) -> None:
     """Train the CNN on the curated splits and keep the selected checkpoint.
 
@@ -34,12 +38,16 @@ def fit(
         batch_size: Training batch size.
         num_workers: DataLoader worker processes (0 is fastest for in-memory 28x28 data).
         augment: Random rotation, shift, scale, slant and stroke width of training images.
+        elastic: Peak displacement of the augmentation's smooth random warp (0 turns it off).
         network: compact (three conv blocks, the default) or reference (two conv blocks).
+        members: Networks trained side by side and averaged in one model (1: a single network).
         class_weighting: sqrt (square root of inverse class frequency) or inverse.
         schedule: onecycle, or plateau (ReduceLROnPlateau on validation macro-F1).
         ema_decay: Decay of the exponential moving average of the weights (0 turns it off).
         selection: final (the last epoch's weights) or best (best validation macro-F1).
         early_stopping: Stop when validation macro-F1 stops improving (after 15 epochs).
+        outlier_weight: Weight of the loss pushing other digits to a uniform output (0: no outliers).
+        outlier_turns: Share of those outliers mirrored or turned by quarter turns.
     """
     options = {key: value for key, value in locals().items() if value is not None}
     given = {key: options.pop(key) for key in ("curated_dir", "output_dir")}
