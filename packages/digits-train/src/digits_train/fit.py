@@ -102,7 +102,13 @@ def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | N
 
     labels = list(manifest["classes"])
     train_loader, val_loader, targets = data.loaders(
-        curated_dir, labels, config.batch_size, config.num_workers, config.seed, config.outlier_weight > 0
+        curated_dir,
+        labels,
+        config.batch_size,
+        config.num_workers,
+        config.seed,
+        config.outlier_weight > 0,
+        config.letters,
     )
     model = DigitsClassifier(
         labels=labels,
