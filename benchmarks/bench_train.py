@@ -1,7 +1,8 @@
 """Time `digits-train fit` against a bare PyTorch loop doing the same work, in one run.
 
 Both run as fresh processes on the same curated data with the default recipe: same network,
-epochs, batch size, augmentation, class-weighted loss with the outliers pushed to uniform, AdamW
+epochs, batch size, augmentation (elastic warp, mirrored and turned outliers), class-weighted loss
+with the outliers (typeset letters included) pushed to uniform, every member of an ensemble, AdamW
 with the one-cycle schedule, an exponential moving average of the weights, and a validation pass
 per epoch; the bare loop has no
 Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly as
@@ -25,10 +26,11 @@ import math, sys, time
 import torch, torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from digits_data import dataset
-from digits_train.augment import Jitter
+from digits_train.augment import Jitter, mirror_or_turn
 from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
 from digits_train.data import OUTLIER, class_weights, outlier_tensors, tensors
 from digits_train.fit import ema_with_warmup
+from digits_train.letters import typeset
 from digits_train.model import build_network
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -39,35 +41,44 @@ manifest = dataset.load_manifest(curated)
 labels = manifest["classes"]
 x, y = tensors(dataset.load_split(curated, "train"), labels)
 ox, oy = outlier_tensors(dataset.load_split(curated, "other_train"))
+lx = torch.from_numpy(typeset(config.letters)).unsqueeze(1)
 xv, yv = tensors(dataset.load_split(curated, "val"), labels)
 mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
 weights = torch.tensor(class_weights(y, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]))
-x, y = torch.cat([x, ox]), torch.cat([y, oy])
-net = build_network(len(labels), config.network)
-opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+x, y = torch.cat([x, ox, lx]), torch.cat([y, oy, torch.full((len(lx),), OUTLIER)])
+nets = torch.nn.ModuleList(build_network(len(labels), config.network) for _ in range(config.members))
+opt = torch.optim.AdamW(nets.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 steps = epochs * -(-len(x) // batch)
 schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=steps)
-ema = AveragedModel(net, avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
-jitter, gen = Jitter(), torch.Generator().manual_seed(0)
+ema = AveragedModel(nets, avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
+jitter, gen = Jitter(elastic=config.elastic), torch.Generator().manual_seed(0)
 start = time.perf_counter()
 for epoch in range(epochs):
-    net.train()
+    nets.train()
     order = torch.randperm(len(x), generator=gen)
     for i in range(0, len(x), batch):
         idx = order[i : i + batch]
-        logits, target = net((jitter(x[idx], gen) - mean) / std), y[idx]
+        pixels, target = x[idx], y[idx]
         known = target != OUTLIER
-        loss = F.cross_entropy(logits[known], target[known], weight=weights.float())
-        uniform = -F.log_softmax(logits[~known], 1).mean(1) - math.log(len(labels))
-        loss = loss + config.outlier_weight * uniform.mean()
+        if config.outlier_turns > 0:
+            turned = mirror_or_turn(pixels, config.outlier_turns, gen)
+            pixels = torch.where(known.view(-1, 1, 1, 1), pixels, turned)
+        pixels = (jitter(pixels, gen) - mean) / std
+        loss = 0
+        for net in nets:
+            logits = net(pixels)
+            loss = loss + F.cross_entropy(logits[known], target[known], weight=weights.float())
+            uniform = -F.log_softmax(logits[~known], 1).mean(1) - math.log(len(labels))
+            loss = loss + config.outlier_weight * uniform.mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         schedule.step()
-        ema.update_parameters(net)
+        ema.update_parameters(nets)
     ema.eval()
     with torch.no_grad():
-        val = (ema((xv - mean) / std).argmax(1) == yv).float().mean()
+        scaled = (xv - mean) / std
+        val = (torch.stack([net(scaled) for net in ema.module]).mean(0).argmax(1) == yv).float().mean()
 print(f"{time.perf_counter() - start:.2f}")
 """
 
