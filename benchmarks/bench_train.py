@@ -2,7 +2,7 @@
 
 Both run as fresh processes on the same curated data with the default recipe: same network,
 epochs, batch size, augmentation (elastic warp, mirrored and turned outliers), class-weighted loss
-with the outliers (typeset letters included) pushed to uniform, every member of an ensemble, AdamW
+with the outliers (typeset letters and digits included) pushed to uniform, every member of an ensemble, AdamW
 with the one-cycle schedule, an exponential moving average of the weights, and a validation pass
 per epoch; the bare loop has no
 Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly as
@@ -30,7 +30,7 @@ from digits_train.augment import Jitter, mirror_or_turn
 from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
 from digits_train.data import OUTLIER, class_weights, outlier_tensors, tensors
 from digits_train.fit import ema_with_warmup
-from digits_train.letters import typeset
+from digits_train.typeset import typeset
 from digits_train.model import build_network
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -41,7 +41,7 @@ manifest = dataset.load_manifest(curated)
 labels = manifest["classes"]
 x, y = tensors(dataset.load_split(curated, "train"), labels)
 ox, oy = outlier_tensors(dataset.load_split(curated, "other_train"))
-lx = torch.from_numpy(typeset(config.letters)).unsqueeze(1)
+lx = torch.from_numpy(typeset(config.typeset)).unsqueeze(1)
 xv, yv = tensors(dataset.load_split(curated, "val"), labels)
 mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
 weights = torch.tensor(class_weights(y, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]))

@@ -1,4 +1,4 @@
-"""Parts of the recipe: elastic warp, mirrored and turned outliers, typeset letters, the ensemble."""
+"""Parts of the recipe: elastic warp, mirrored and turned outliers, typeset characters, the ensemble."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from digits_train import letters
+from digits_train import typeset
 from digits_train.augment import Jitter, mirror_or_turn
 from digits_train.config import FitConfig
 from digits_train.data import OUTLIER, loaders
@@ -76,11 +76,11 @@ def test_an_ensemble_outputs_the_mean_logits_and_trains_each_member_on_its_own_l
     assert expected > 0
 
 
-def test_typeset_letters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8():
-    assert not set("OoSsB") & set(letters.LETTERS)
-    assert len(letters.LETTERS) == 47
-    count = len(letters.LETTERS) * len(letters.PENS) + 5
-    images = letters.typeset(count)
+def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8():
+    assert not set("OoSsB058") & set(typeset.CHARACTERS)
+    assert len(typeset.CHARACTERS) == 7 + 47
+    count = len(typeset.CHARACTERS) * len(typeset.PENS) + 5
+    images = typeset.typeset(count)
     assert images.shape == (count, 28, 28)
     assert images.dtype == np.float32
     assert images.max(axis=(1, 2)).min() == pytest.approx(1.0)  # ink peak scaled to 1
@@ -89,15 +89,15 @@ def test_typeset_letters_are_in_mnist_form_and_leave_out_those_written_like_0_5_
         height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
         assert max(height, width) in (20, 21)  # 21: interpolation may spill into one more pixel
     distinct = {im.tobytes() for im in images[: count - 5]}
-    assert len(distinct) >= count - 5 - 2  # every letter and pen its own image (l and I may coincide)
+    assert len(distinct) >= count - 5 - 2  # every character and pen its own image (l and I may coincide)
     assert np.array_equal(images[-5:], images[:5])  # then the cycle starts again
-    assert letters.typeset(0).shape == (0, 28, 28)
+    assert typeset.typeset(0).shape == (0, 28, 28)
 
 
-def test_typeset_letters_join_the_outliers(small_curated):
-    train, _, _ = loaders(small_curated, [0, 5, 8], 64, 0, seed=1, outliers=True, letters=30)
+def test_typeset_characters_join_the_outliers(small_curated):
+    train, _, _ = loaders(small_curated, [0, 5, 8], 64, 0, seed=1, outliers=True, typeset_count=30)
     plain, _, _ = loaders(small_curated, [0, 5, 8], 64, 0, seed=1, outliers=True)
     pixels, targets = train.dataset.tensors
     assert len(pixels) == len(plain.dataset) + 30
     assert int((targets == OUTLIER).sum()) == int((plain.dataset.tensors[1] == OUTLIER).sum()) + 30
-    assert torch.equal(pixels[-30:, 0], torch.from_numpy(letters.typeset(30)))
+    assert torch.equal(pixels[-30:, 0], torch.from_numpy(typeset.typeset(30)))

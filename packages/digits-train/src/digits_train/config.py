@@ -34,8 +34,8 @@ class FitConfig:
     their mean logits: an ensemble in one model. ``elastic`` is the peak displacement of the
     augmentation's smooth random warp, as a fraction of the half-width (0: affine maps only).
     ``outlier_turns`` is the share of the outliers mirrored or turned by quarter turns (with
-    ``augment``), to show the model shapes that are no digit at all; ``letters`` adds that many
-    letters typeset in Pillow's font to the outliers (digits_train.letters).
+    ``augment``), to show the model shapes that are no digit at all; ``typeset`` adds that many
+    letters and other digits typeset in Pillow's font to the outliers (digits_train.typeset).
     ``limit_train_batches`` exists for quick runs in tests (1.0 = all batches).
     """
 
@@ -56,7 +56,7 @@ class FitConfig:
     early_stopping: bool = False
     outlier_weight: float = 0.5
     outlier_turns: float = 0.0
-    letters: int = 0
+    typeset: int = 0
     min_epochs: int = 15
     early_stopping_patience: int = 3
     lr_patience: int = 2
@@ -86,7 +86,7 @@ class FitConfig:
         check_bool("early_stopping", self.early_stopping)
         check_float("outlier_weight", self.outlier_weight, 0.0, 10.0, open_interval=False)
         check_float("outlier_turns", self.outlier_turns, 0.0, 1.0, open_interval=False)
-        check_int("letters", self.letters, 0, 100_000)
+        check_int("typeset", self.typeset, 0, 100_000)
         check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
         check_int("lr_patience", self.lr_patience, 0, MAX_EPOCHS)
         check_float("lr_factor", self.lr_factor, 0.0, 1.0)

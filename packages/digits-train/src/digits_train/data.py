@@ -10,7 +10,7 @@ from digits_data.contract import OUTLIER_SPLITS
 from digits_data.dataset import Split, load_split
 from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
-from digits_train.letters import typeset as letters_typeset
+from digits_train.typeset import typeset
 
 
 def tensors(split: Split, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,22 +50,22 @@ def loaders(
     num_workers: int,
     seed: int,
     outliers: bool = False,
-    letters: int = 0,
+    typeset_count: int = 0,
 ) -> tuple[DataLoader, DataLoader, torch.Tensor]:
     """Build the train (shuffled by a seeded generator) and val loaders; also return train targets.
 
     With ``outliers``, the ``other_train`` split (digits that are none of ``labels``) and
-    ``letters`` typeset letters join the training data with target OUTLIER; the returned targets
-    stay those of the known digits.
+    ``typeset_count`` typeset characters (digits_train.typeset) join the training data with
+    target OUTLIER; the returned targets stay those of the known digits.
     """
     known = tensors(load_split(curated_dir, "train", verify=False), labels)
     train = TensorDataset(*known)
     if outliers:
         pixels, targets = outlier_tensors(load_split(curated_dir, OUTLIER_SPLITS[0], verify=False))
-        typeset = torch.from_numpy(letters_typeset(letters)).unsqueeze(1)
+        characters = torch.from_numpy(typeset(typeset_count)).unsqueeze(1)
         train = TensorDataset(
-            torch.cat([known[0], pixels, typeset]),
-            torch.cat([known[1], targets, torch.full((letters,), OUTLIER, dtype=torch.int64)]),
+            torch.cat([known[0], pixels, characters]),
+            torch.cat([known[1], targets, torch.full((typeset_count,), OUTLIER, dtype=torch.int64)]),
         )
     val = TensorDataset(*tensors(load_split(curated_dir, "val", verify=False), labels))
     generator = torch.Generator().manual_seed(seed)

@@ -108,7 +108,7 @@ def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | N
         config.num_workers,
         config.seed,
         config.outlier_weight > 0,
-        config.letters,
+        config.typeset,
     )
     model = DigitsClassifier(
         labels=labels,
