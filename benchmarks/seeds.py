@@ -5,7 +5,8 @@ torch-free `Predictor`). "eval acc'd" is the share of eval digits the model's re
 accepts, "other ref'd" the share of the MNIST test set's other digits (1, 2, 3, 4, 6, 7, 9) it
 refuses, "oval ref'd" the share of other_val (validation outliers) it refused at export; "hw acc"
 is the accuracy on the generated handwriting's 0/5/8 and "hw ref'd" the share of its other digits
-and letters refused (`digits-data handwriting`, scored as benchmarks/handwriting.py does). One
+and letters refused (`digits-data handwriting`, scored as benchmarks/handwriting.py does). "val NLL" is the
+mean negative log-likelihood of the true digit on the validation split. One
 row per seed, then min / mean / max of each column; the rows and the
 summary are also written as JSON. Validation columns are what a choice may be based on; the eval
 split and the MNIST test digits are only reported.
@@ -36,6 +37,7 @@ from digits_train.fit import fit
 
 COLUMNS = {  # column -> (header, format)
     "val_errors": ("val err", "{:>8d}"),
+    "val_nll": ("val NLL", "{:>8.4f}"),
     "val_macro_f1": ("val F1", "{:>8.4f}"),
     "eval_macro_f1": ("eval F1", "{:>8.4f}"),
     "eval_accuracy": ("eval acc", "{:>9.4f}"),
@@ -61,10 +63,13 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def score(predictor: Predictor, split: dataset.Split) -> dict:
-    """Metrics of the predictor's argmax on one split, and the share its refusal rule accepts."""
+    """Metrics of the predictor's argmax on one split, the share its refusal rule accepts, and the
+    mean negative log-likelihood of the true digits (finer than a count of errors)."""
     result = predictor.classify(split.images)
+    true = result.probabilities[np.arange(len(split)), [predictor.labels.index(d) for d in split.labels]]
     return report(split.labels, result.predicted, predictor.labels) | {
-        "accepted": float(result.accepted.mean())
+        "accepted": float(result.accepted.mean()),
+        "nll": float(-np.log(np.maximum(true, 1e-12)).mean()),
     }
 
 
@@ -113,6 +118,7 @@ def run_seed(
     return {
         "seed": seed,
         "val_errors": scores["val"]["n"] - int(np.trace(scores["val"]["confusion_matrix"])),
+        "val_nll": scores["val"]["nll"],
         "val_macro_f1": scores["val"]["macro_f1"],
         "eval_macro_f1": scores["eval"]["macro_f1"],
         "eval_accuracy": scores["eval"]["accuracy"],

@@ -53,7 +53,7 @@ def test_curate_prints_the_counts(capsys, curated):
     assert rows["val"] == ["5", "2", "7", "14"]
     assert rows["eval"] == ["8", "4", "12", "24"]
     assert rows["outliers"] == [*(w for d in (1, 2, 3, 4, 6, 7, 9) for w in ("digit", str(d))), "total"]
-    assert rows["other_train"] == ["300"] * 7 + ["2100"]
+    assert rows["other_train"] == ["1000"] * 7 + ["7000"]
     assert rows["other_val"] == ["100"] * 7 + ["700"]
 
 
@@ -200,7 +200,7 @@ def test_subprocess_curate_then_inspect(mnist_dir, tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"curated 20 images and 3200 outliers into {out}\n")
+    assert done.stdout.startswith(f"curated 20 images and 8800 outliers into {out}\n")
     done = subprocess.run(
         [sys.executable, "-m", "digits_data", "inspect", "--curated-dir", str(out)],
         capture_output=True,

@@ -62,7 +62,7 @@ def test_no_image_is_in_two_splits(full):
     assert curate.check_overlap(manifest) == []
     entries = [*manifest["splits"].values(), *manifest["outliers"]["splits"].values()]
     all_indices = [i for s in entries for i in s["mnist_indices"]]
-    assert len(all_indices) == len(set(all_indices)) == 5000 + 7 * 400
+    assert len(all_indices) == len(set(all_indices)) == 5000 + 7 * (1000 + 100)
     broken = json.loads(json.dumps(manifest))
     broken["outliers"]["splits"]["other_val"]["mnist_indices"].append(
         manifest["splits"]["eval"]["mnist_indices"][0]
@@ -83,7 +83,7 @@ def test_outlier_splits_are_the_other_training_digits(full, mnist_dir):
     out, manifest = full
     outliers = manifest["outliers"]
     assert outliers["digits"] == OTHER_DIGITS
-    assert outliers["per_digit"] == {"other_train": 300, "other_val": 100}
+    assert outliers["per_digit"] == {"other_train": 1000, "other_val": 100}
     raw = mnist.raw_dir(mnist_dir)
     images = mnist.read_images(raw / mnist.TRAIN_IMAGES)
     labels = mnist.read_labels(raw / mnist.TRAIN_LABELS)

@@ -22,7 +22,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "eval")
 OUTLIER_SPLITS: tuple[str, ...] = ("other_train", "other_val")
 """Splits of the MNIST training set's other digits (not in the curated classes), for learning to
 refuse them (``other_train``) and choosing the refusal threshold (``other_val``)."""
-DEFAULT_OTHER_TRAIN_PER_DIGIT = 300
+DEFAULT_OTHER_TRAIN_PER_DIGIT = 1000
 """Images of each other digit the default curation draws into ``other_train``."""
 DEFAULT_OTHER_VAL_PER_DIGIT = 100
 """Images of each other digit the default curation draws into ``other_val``."""
