@@ -75,6 +75,8 @@ def test_missing_and_non_onnx_models_are_refused(tmp_path):
         DigitsError, match=f"^model {tmp_path / 'none.onnx'} does not exist: run `make train`"
     ):
         Predictor(tmp_path / "none.onnx")
+    with pytest.raises(DigitsError, match=f"^model {tmp_path} is a folder: give the .onnx file, e.g. "):
+        Predictor(tmp_path)
     text = tmp_path / "model.onnx"
     text.write_text("not a model")
     with pytest.raises(DigitsError, match=f"^{text} is not a usable ONNX model: "):

@@ -67,6 +67,8 @@ class Predictor:
         import onnxruntime as ort  # the heaviest import, paid once per Predictor
 
         path = Path(model_path)
+        if path.is_dir():
+            raise DigitsError(f"model {path} is a folder: give the .onnx file, e.g. {path / 'model.onnx'}")
         if not path.is_file():
             raise DigitsError(f"model {path} does not exist: run `make train` to create it")
         options = ort.SessionOptions()
