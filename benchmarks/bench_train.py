@@ -1,7 +1,7 @@
 """Time `digits-train fit` against a bare PyTorch loop doing the same work, in one run.
 
 Both run as fresh processes on the same curated data with the default recipe: same network,
-epochs, batch size, augmentation (elastic warp, mirrored and turned outliers), class-weighted loss
+epochs, batch size, augmentation (elastic warp included), class-weighted loss
 with the outliers (typeset letters and digits included) pushed to uniform, every member of an ensemble, AdamW
 with the one-cycle schedule, an exponential moving average of the weights, and a validation pass
 per epoch; the bare loop has no
@@ -26,7 +26,7 @@ import math, sys, time
 import torch, torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from digits_data import dataset
-from digits_train.augment import Jitter, mirror_or_turn
+from digits_train.augment import Jitter
 from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
 from digits_train.data import OUTLIER, class_weights, outlier_tensors, tensors
 from digits_train.fit import ema_with_warmup
@@ -60,9 +60,6 @@ for epoch in range(epochs):
         idx = order[i : i + batch]
         pixels, target = x[idx], y[idx]
         known = target != OUTLIER
-        if config.outlier_turns > 0:
-            turned = mirror_or_turn(pixels, config.outlier_turns, gen)
-            pixels = torch.where(known.view(-1, 1, 1, 1), pixels, turned)
         pixels = (jitter(pixels, gen) - mean) / std
         loss = 0
         for net in nets:

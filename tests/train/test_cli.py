@@ -29,7 +29,7 @@ run = cli_runner(cli.COMMANDS, "digits-train")
         (["--ema-decay", "-0.5"], "--ema-decay must be in [0.0, 1.0], got -0.5"),
         (["--members", "0"], "--members must be between 1 and 8, got 0"),
         (["--elastic", "0.9"], "--elastic must be in [0.0, 0.5], got 0.9"),
-        (["--outlier-turns", "2"], "--outlier-turns must be in [0.0, 1.0], got 2.0"),
+        (["--typeset", "-1"], "--typeset must be between 0 and 100000, got -1"),
         (["--outlier-weight", "-1"], "--outlier-weight must be in [0.0, 10.0], got -1.0"),
     ],
 )

@@ -91,7 +91,7 @@ def test_outliers_join_training_with_their_own_target(small_curated):
 
 
 def test_outlier_loss_pushes_outliers_towards_a_uniform_output():
-    config = FitConfig(augment=False)
+    config = FitConfig(augment=False, members=1)
     model = DigitsClassifier([0, 5, 8], 0.1, 0.3, [1.0, 1.0, 1.0], "f", config.to_dict(), "c")
     model.log = lambda *args, **kwargs: None  # no Trainer attached
     pixels, targets = torch.zeros(4, 1, 28, 28), torch.tensor([0, OUTLIER, OUTLIER, 2])
@@ -215,7 +215,7 @@ def test_the_older_recipe_is_still_available_by_flags(small_curated, tmp_path):
 
 
 def test_a_batch_of_outliers_only_has_a_finite_loss():
-    config = FitConfig(augment=False)
+    config = FitConfig(augment=False, members=1)
     model = DigitsClassifier([0, 5, 8], 0.1, 0.3, [1.0, 1.0, 1.0], "f", config.to_dict(), "c")
     model.log = lambda *args, **kwargs: None  # no Trainer attached
     loss = model.training_step((torch.rand(1, 1, 28, 28), torch.tensor([OUTLIER])), 0)

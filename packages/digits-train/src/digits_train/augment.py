@@ -58,19 +58,3 @@ class Jitter:
             field = F.interpolate(coarse, size=images.shape[-2:], mode="bicubic", align_corners=True)
             grid = grid + field.permute(0, 2, 3, 1)
         return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
-
-
-def mirror_or_turn(images: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
-    """Replace ``share`` of a batch (B, 1, H, W) by one of its other seven mirror and quarter-turn images.
-
-    Meant for outliers only: a mirrored or turned 2, 3, 4, 7 or 9 is no digit at all (an S, an E,
-    an L, an h, ...), so outliers turned this way show the model shapes beyond other digits, the
-    way letters and scribbles differ from its classes. A 6 turned half-way is a 9: still an outlier.
-    """
-    n = images.shape[0]
-    pick = torch.rand(n, generator=generator) < share
-    element = torch.randint(1, 8, (n,), generator=generator)  # 1..7: never the identity
-    mirrored = torch.where((element >= 4).view(n, 1, 1, 1), images.flip(-1), images)
-    turns = torch.stack([torch.rot90(mirrored, k, (-2, -1)) for k in range(4)])  # (4, B, 1, H, W)
-    turned = turns[element % 4, torch.arange(n)]
-    return torch.where(pick.view(n, 1, 1, 1), turned, images)

@@ -22,7 +22,6 @@ def fit(
     selection: str | None = None,
     early_stopping: bool | None = None,
     outlier_weight: float | None = None,
-    outlier_turns: float | None = None,
     typeset: int | None = None,
 ) -> None:
     """Train the CNN on the curated splits and keep the selected checkpoint.
@@ -48,7 +47,6 @@ def fit(
         selection: final (the last epoch's weights) or best (best validation macro-F1).
         early_stopping: Stop when validation macro-F1 stops improving (after 15 epochs).
         outlier_weight: Weight of the loss pushing other digits to a uniform output (0: no outliers).
-        outlier_turns: Share of those outliers mirrored or turned by quarter turns.
         typeset: Letters and other digits typeset in a font, added to the outliers.
     """
     options = {key: value for key, value in locals().items() if value is not None}

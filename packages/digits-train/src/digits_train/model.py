@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
 
-from digits_train.augment import Jitter, mirror_or_turn
+from digits_train.augment import Jitter
 from digits_train.config import FitConfig
 from digits_train.data import OUTLIER
 
@@ -112,9 +112,6 @@ class DigitsClassifier(L.LightningModule):
         pixels, targets = batch
         known = targets != OUTLIER
         if self.config.augment:
-            if self.config.outlier_turns > 0 and not known.all():
-                turned = mirror_or_turn(pixels, self.config.outlier_turns, self.generator)
-                pixels = torch.where(known.view(-1, 1, 1, 1), pixels, turned)
             pixels = self.jitter(pixels, self.generator)
         x = (pixels - self.mean) / self.std
         if isinstance(self.network, Ensemble):
