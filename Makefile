@@ -61,7 +61,11 @@ curate: $(CURATED)/manifest.json ## Curate the 0/5/8 subset and split it into tr
 # version): such a folder is curated again, not trusted.
 CURATED_CHANGED := $(shell find $(CURATED) -maxdepth 1 -name '*.npz' -newer $(CURATED)/manifest.json 2>/dev/null)
 
-$(CURATED)/manifest.json: $(RAW_FILES) $(if $(CURATED_CHANGED),FORCE)
+# A step runs again when the code that decides its output changes (new defaults, a new recipe).
+CURATE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,contract.py curate.py)
+TRAIN_SOURCES := $(addprefix packages/digits-train/src/digits_train/,config.py model.py augment.py data.py typeset.py fit.py)
+
+$(CURATED)/manifest.json: $(RAW_FILES) $(CURATE_SOURCES) $(if $(CURATED_CHANGED),FORCE)
 	$(TIMED) curate -- $(BIN)/digits-data curate --data-dir $(MNIST) --output-dir $(CURATED)
 
 inspect: $(CURATED)/samples.png ## Summarize the curated data and draw a contact sheet
@@ -76,7 +80,7 @@ $(HANDWRITING)/manifest.json: packages/digits-data/src/digits_data/handwriting.p
 
 train: $(MODEL) ## Train the CNN and export the kept checkpoint to artifacts/model.onnx
 
-$(TRAIN)/best.ckpt: $(CURATED)/manifest.json
+$(TRAIN)/best.ckpt: $(CURATED)/manifest.json $(TRAIN_SOURCES)
 	$(TIMED) train -- $(BIN)/digits-train fit --curated-dir $(CURATED) --output-dir $(TRAIN)
 
 $(MODEL): $(TRAIN)/best.ckpt
