@@ -108,7 +108,8 @@ class DigitsClassifier(L.LightningModule):
         return self.network((pixels - self.mean) / self.std)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Class-weighted cross-entropy on the digits; outliers (target OUTLIER) pushed to uniform."""
+        """Class-weighted cross-entropy on the digits, outliers (target OUTLIER) pushed to uniform; for
+        an ensemble, the sum of each network's own loss."""
         pixels, targets = batch
         known = targets != OUTLIER
         if self.config.augment:
