@@ -359,3 +359,17 @@ def test_handwriting_measured_on_another_set_is_refused(handwriting_inputs, tmp_
         "run `make evaluate`"
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_training_paragraph_says_when_the_model_is_an_ensemble(report, report_inputs, tmp_path):
+    assert "networks side by side" not in report["index"].read_text()  # the fixture's run: one network
+    train = tmp_path / "train"
+    shutil.copytree(report_inputs["train"], train)
+    summary = json.loads((train / "summary.json").read_text())
+    summary["config"] = {"seed": 1, "members": 2, "selection": "final", "ema_decay": 0.995}
+    (train / "summary.json").write_text(json.dumps(summary))
+    i = report_inputs
+    page = write_report(i["curated"], train, i["model"], i["eval"], i["timings"], tmp_path / "r").read_text()
+    ensemble = "3 epochs in 1.5 s of\n2 networks side by side, kept as one model that averages their logits;"
+    assert ensemble in page
+    assert "the model is the final weights of epoch 1, averaged\n(moving average, decay 0.995)" in page

@@ -101,6 +101,7 @@ def write_report(
                 # Runs before the final-weights default kept the best epoch, without averaging.
                 "selection": summary["config"].get("selection", "best"),
                 "ema_decay": summary["config"].get("ema_decay", 0.0),
+                "members": summary["config"].get("members", 1),
             },
             "evaluation": {
                 name: {
