@@ -23,6 +23,7 @@ from digits_train.model import DigitsClassifier
 def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
     out, summary = trained["dir"], trained["summary"]
     assert sorted(p.name for p in out.iterdir()) == [
+        ".model.onnx.lock",  # the fixture exported model.onnx here too
         "best.ckpt",
         "config.json",
         "lightning_logs",
@@ -189,6 +190,16 @@ def test_failed_parity_check_leaves_no_model_file(trained, tmp_path, monkeypatch
     with pytest.raises(DigitsError, match="ONNX and torch probabilities differ by .* at batch size 1"):
         export(trained["dir"] / "best.ckpt", out)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_removes_what_a_killed_export_left(trained, tmp_path):
+    orphan = tmp_path / ".model.onnx.k1ll3d.tmp"  # the scratch name atomic.write_bytes uses
+    orphan.write_bytes(b"half a model")
+    unrelated = tmp_path / ".other.onnx.k1ll3d.tmp"
+    unrelated.write_bytes(b"not ours")
+    export(trained["dir"] / "best.ckpt", tmp_path / "model.onnx")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".model.onnx.lock", ".other.onnx.k1ll3d.tmp", "model.onnx"]
 
 
 @pytest.mark.slow

@@ -214,7 +214,8 @@ def export(
     except onnx.checker.ValidationError as exc:
         raise DigitsError(f"the exported graph fails the ONNX checker: {str(exc).splitlines()[0]}") from None
     data = proto.SerializeToString(deterministic=True)
-    atomic.write_bytes(output, data)
+    with atomic.exclusive(output):  # one export at a time; removes what killed exports left
+        atomic.write_bytes(output, data)
     params = sum(p.numel() for p in model.parameters())
     return {
         "output": str(output),
