@@ -1,12 +1,11 @@
 """Time `digits-train fit` against a bare PyTorch loop doing the same work, in one run.
 
-Both run as fresh processes on the same curated data with the default recipe: same network,
-epochs, batch size, augmentation (elastic warp included), class-weighted loss
-with the outliers (typeset letters and digits included) pushed to uniform, every member of an ensemble, AdamW
-with the one-cycle schedule, an exponential moving average of the weights, and a validation pass
-per epoch; the bare loop has no
-Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly as
-many epochs as the fit did.
+Both run as fresh processes on the same curated data with the default recipe: same networks
+(every member of an ensemble), epochs, batch size, augmentation (elastic warp included),
+class-weighted loss with the outliers (typeset letters and digits included) pushed to uniform,
+AdamW with the one-cycle schedule, an exponential moving average of the weights, and a
+validation pass per epoch; the bare loop has no Lightning (no callbacks, logging, metrics
+objects or checkpoints). The bare loop runs exactly as many epochs as the fit did.
 
     .venv/bin/python benchmarks/bench_train.py [--curated-dir artifacts/curated]
 """
@@ -30,8 +29,8 @@ from digits_train.augment import Jitter
 from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
 from digits_train.data import OUTLIER, class_weights, outlier_tensors, tensors
 from digits_train.fit import ema_with_warmup
-from digits_train.typeset import typeset
 from digits_train.model import build_network
+from digits_train.typeset import typeset
 torch.set_num_threads(2)
 torch.manual_seed(0)
 curated, epochs = sys.argv[1], int(sys.argv[2])

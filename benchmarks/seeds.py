@@ -1,15 +1,15 @@
 """Model quality as a distribution: train, export and evaluate one model per seed.
 
 For each seed the real pipeline runs with the defaults (`digits_train.fit`, `export`, then the
-torch-free `Predictor`). "eval acc'd" is the share of eval digits the model's refusal rule
-accepts, "other ref'd" the share of the MNIST test set's other digits (1, 2, 3, 4, 6, 7, 9) it
-refuses, "oval ref'd" the share of other_val (validation outliers) it refused at export; "hw acc"
-is the accuracy on the generated handwriting's 0/5/8 and "hw ref'd" the share of its other digits
-and letters refused (`digits-data handwriting`, scored as benchmarks/handwriting.py does). "val NLL" is the
-mean negative log-likelihood of the true digit on the validation split. One
-row per seed, then min / mean / max of each column; the rows and the
-summary are also written as JSON. Validation columns are what a choice may be based on; the eval
-split and the MNIST test digits are only reported.
+torch-free `Predictor`). "val NLL" is the mean negative log-likelihood of the true digit on the
+validation split; "eval acc'd" is the share of eval digits the model's refusal rule accepts,
+"other ref'd" the share of the MNIST test set's other digits (1, 2, 3, 4, 6, 7, 9) it refuses,
+"oval ref'd" the share of other_val (validation outliers) it refused at export; "hw acc" is the
+accuracy on the generated handwriting's 0/5/8 and "hw ref'd" the share of its other digits and
+letters refused (`make handwriting`, scored as benchmarks/handwriting.py does). One row per
+seed, then min / mean / max of each column; the rows and the summary are also written as JSON.
+Validation columns are what a choice may be based on; the eval split, the MNIST test digits and
+the generated handwriting are only reported.
 
     .venv/bin/python benchmarks/seeds.py [--seeds 1 2 3 4 5] [--json artifacts/seeds.json]
     .venv/bin/python benchmarks/seeds.py --set selection=best --set schedule=plateau   # a variant

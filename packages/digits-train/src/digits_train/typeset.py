@@ -12,17 +12,24 @@ import string
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digits_data.contract import CLASSES, IMAGE_SIZE
 from digits_data.images import to_mnist
 
-CHARACTERS = "1234679" + "".join(c for c in string.ascii_letters if c not in "OoSsB")
+LOOK_LIKE_CLASSES = "OoSsB"  # letters written like a 0, 5 or 8
+CHARACTERS = "".join(str(d) for d in range(10) if d not in CLASSES) + "".join(
+    c for c in string.ascii_letters if c not in LOOK_LIKE_CLASSES
+)
 PENS = (0, 1, 3)  # extra stroke width in pixels at SIZE: a thin, a medium and a bold pen
 SIZE = 64  # font size in pixels; to_mnist scales each letter to fit 20x20 anyway
 
 
 def typeset(count: int) -> np.ndarray:
-    """``count`` character images (count, 28, 28) in [0, 1], every character and pen equally often."""
+    """``count`` character images (count, 28, 28) in [0, 1], every character and pen equally often.
+
+    The images depend on the Pillow (and FreeType) version only, which constraints.txt pins.
+    """
     if count == 0:
-        return np.zeros((0, 28, 28), dtype=np.float32)
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     font = ImageFont.load_default(SIZE)
     variants = []
     for pen in PENS:
