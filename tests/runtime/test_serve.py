@@ -358,6 +358,18 @@ def test_taken_port_and_unknown_host_are_one_line_errors(capsys, model_path):
     )
 
 
+def test_ctrl_c_is_an_interruption_even_when_asyncio_drops_the_signal(capsys, model_path, monkeypatch):
+    import uvicorn
+
+    def stopped_by_a_signal(self, sockets=None):  # uvicorn caught Ctrl-C, shut down, and returned
+        self.should_exit = True
+        for sock in sockets:
+            sock.close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", stopped_by_a_signal)
+    assert serve_cli(capsys, "--model", model_path, "--port", 0) == (130, "digits: interrupted\n")
+
+
 @pytest.mark.slow
 def test_several_workers_serve_and_stop_cleanly(model_path, eval_pngs, expected):
     process = subprocess.Popen(

@@ -269,8 +269,13 @@ def run(model: str | os.PathLike, host: str, port: int, workers: int) -> None:
     print(f"digits: serving {model} at {url} with {workers} worker(s); Ctrl-C stops", flush=True)
     options: dict[str, Any] = {"access_log": False, "log_level": "warning", "lifespan": "off"}
     if workers == 1:
-        config = uvicorn.Config(create_app(predictor), **options)
-        uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(uvicorn.Config(create_app(predictor), **options))
+        server.run(sockets=[sock])
+        # uvicorn raises the signal that stopped it again once it has shut down, but asyncio's
+        # own Ctrl-C handler drops it when the server task has just finished: Ctrl-C must still
+        # end as an interruption (exit 130), never as a clean exit.
+        if server.should_exit:
+            raise KeyboardInterrupt
         return
     from uvicorn.supervisors import Multiprocess
 
