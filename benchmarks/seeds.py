@@ -13,6 +13,7 @@ the generated handwriting are only reported.
 
     .venv/bin/python benchmarks/seeds.py [--seeds 1 2 3 4 5] [--json artifacts/seeds.json]
     .venv/bin/python benchmarks/seeds.py --set selection=best --set schedule=plateau   # a variant
+    .venv/bin/python benchmarks/seeds.py --threads 1 ...   # two sweeps side by side on 2 cores
 
 `--set FIELD=VALUE` changes a `FitConfig` field (VALUE is read as JSON, else as a string), to
 compare recipes on validation data over the same seeds.
@@ -102,11 +103,13 @@ def run_seed(
     others: dataset.Split,
     handwriting_dir: str,
     keep_dir: str | None = None,
+    threads: int | None = None,
 ) -> dict:
-    """Fit, export and evaluate one seed; return its row. ``keep_dir`` keeps seed-S.onnx there."""
+    """Fit, export and evaluate one seed; return its row. ``keep_dir`` keeps seed-S.onnx there;
+    ``threads`` is torch's threads for training (default one per core)."""
     config = FitConfig(**{**overrides, "seed": seed})
     with tempfile.TemporaryDirectory() as out:
-        summary = fit(curated_dir, out, config)
+        summary = fit(curated_dir, out, config, threads)
         model = Path(keep_dir or out) / f"seed-{seed}.onnx"
         export(Path(out) / "best.ckpt", model)
         predictor = Predictor(model)
@@ -157,14 +160,28 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", type=parse_override)
     parser.add_argument("--json", default="artifacts/seeds.json", help="where to write the rows and summary")
     parser.add_argument("--keep-dir", help="keep each seed's model here as seed-S.onnx")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads for training (default one per core; weights depend on it)"
+    )
     args = parser.parse_args()
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     overrides = dict(args.set)
     config = FitConfig(**overrides)  # fail before any training on a bad override
     splits, others = load_splits(args.curated_dir)
     print(f"{'seed':>6}" + "".join(f"{header:>{len(fmt.format(0))}}" for header, fmt in COLUMNS.values()))
     rows = []
     for seed in args.seeds:
-        row = run_seed(args.curated_dir, seed, overrides, splits, others, args.handwriting_dir, args.keep_dir)
+        row = run_seed(
+            args.curated_dir,
+            seed,
+            overrides,
+            splits,
+            others,
+            args.handwriting_dir,
+            args.keep_dir,
+            args.threads,
+        )
         rows.append(row)
         cells = "".join(fmt.format(row[column]) for column, (_, fmt) in COLUMNS.items())
         print(f"{seed:>6}{cells}", flush=True)

@@ -5,6 +5,7 @@ import shutil
 
 import lightning as L
 import pytest
+import torch
 
 from digits_data.cli_support import run_fire
 from digits_data.errors import DigitsError
@@ -52,8 +53,9 @@ def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated)
     (inside / "best.ckpt").write_bytes(b"\0" * 4096)
     beside = previous_run.parent / ".train.x81q.tmp"  # a killed run's scratch folder
     (beside / "lightning_logs").mkdir(parents=True)
-    summary = fit(small_curated, previous_run, ONE_EPOCH)
+    summary = fit(small_curated, previous_run, ONE_EPOCH, threads=1)
     assert summary["epochs_run"] == 1
+    assert torch.get_num_threads() == 1  # the run used the threads it was given
     assert sorted(p.name for p in previous_run.iterdir()) == [
         "best.ckpt",
         "config.json",

@@ -79,9 +79,14 @@ def callbacks(config: FitConfig, checkpoint_dir: str) -> list[L.Callback]:
 
 
 def fit(
-    curated_dir: str | os.PathLike, output_dir: str | os.PathLike, config: FitConfig | None = None
+    curated_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    config: FitConfig | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Train on ``curated_dir`` and write the results to ``output_dir``; return the summary.
+
+    ``threads`` is torch's CPU threads (default one per core); the weights depend on it, as on the CPU.
 
     Writes ``config.json``, ``lightning_logs/metrics.csv`` (one row per epoch), ``summary.json``
     and ``best.ckpt``: the selected checkpoint (by default the final, weight-averaged one; with
@@ -91,13 +96,15 @@ def fit(
     folder as it was, and two runs into the same folder take turns.
     """
     with atomic.atomic_dir(output_dir, OWNED) as scratch, quiet_lightning():
-        return _fit(curated_dir, scratch, config)
+        return _fit(curated_dir, scratch, config, threads)
 
 
-def _fit(curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | None) -> dict:
+def _fit(
+    curated_dir: str | os.PathLike, output_dir: Path, config: FitConfig | None, threads: int | None
+) -> dict:
     config = config or FitConfig()
     manifest = dataset.load_manifest(curated_dir)  # checks every split against its sha256
-    configure_torch()
+    configure_torch(threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     labels = list(manifest["classes"])
