@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from digits_data.contract import CLASSES, IMAGE_SIZE
-from digits_data.images import to_mnist
+from digits_data.images import MIN_SIDE, to_mnist
 
 LOOK_LIKE_CLASSES = "OoSsB"  # letters written like a 0, 5 or 8
 CHARACTERS = "".join(str(d) for d in range(10) if d not in CLASSES) + "".join(
@@ -25,9 +25,13 @@ CHARACTERS = "".join(str(d) for d in range(10) if d not in CLASSES) + "".join(
 FONTS_DIR = Path(__file__).with_name("fonts")
 PENS = (0, 1, 3)  # extra stroke width in pixels at SIZE: a thin, a medium and a bold pen
 SIZE = 64  # font size in pixels; to_mnist scales each letter to fit 20x20 anyway
+# Background kept around the ink: to_mnist reads the paper from it, and even a narrowed i keeps
+# the size that to_mnist accepts and filters.
+MARGIN = 3 * MIN_SIDE
+# Type sets lowercase letters about as wide as tall; people often write them narrow, and a narrow
+# a, e, n or U is shaped much like a 0. Each character also comes narrowed to these widths.
+WIDTHS = (1.0, 0.75, 0.5)
 ORDER_SEED = 0  # the fixed order the images are dealt in, so that any count samples every font
-
-
 DEFAULT_FONT = "Aileron"  # the font Pillow ships with (ImageFont.load_default)
 
 
@@ -38,29 +42,46 @@ def fonts() -> list[str]:
 
 def load_font(name: str) -> ImageFont.FreeTypeFont:
     """The font ``name`` (one of ``fonts()``) at SIZE."""
-    return ImageFont.load_default(SIZE) if name == DEFAULT_FONT else ImageFont.truetype(str(FONTS_DIR / name), SIZE)
+    if name == DEFAULT_FONT:
+        return ImageFont.load_default(SIZE)
+    return ImageFont.truetype(str(FONTS_DIR / name), SIZE)
 
 
-def render(font: ImageFont.FreeTypeFont, character: str, pen: int) -> np.ndarray:
-    """One character in ``font`` with a pen ``pen`` pixels wider, in MNIST form (28, 28)."""
+def _draw(font: ImageFont.FreeTypeFont, character: str, pen: int) -> Image.Image:
+    """The character in white on black, cropped to its ink with a margin."""
     # A canvas three sizes wide holds the swashes of script faces, which reach far from the centre.
     canvas = Image.new("L", (3 * SIZE, 3 * SIZE), 0)
-    ImageDraw.Draw(canvas).text(
-        (1.5 * SIZE, 1.5 * SIZE), character, fill=255, font=font, anchor="mm", stroke_width=pen, stroke_fill=255
-    )
-    return to_mnist(canvas, f"character {character}")
+    ink = {"fill": 255, "stroke_width": pen, "stroke_fill": 255}
+    ImageDraw.Draw(canvas).text((1.5 * SIZE, 1.5 * SIZE), character, font=font, anchor="mm", **ink)
+    box = canvas.getbbox() or (0, 0, 1, 1)  # a blank drawing stays blank: to_mnist says so
+    return canvas.crop((box[0] - MARGIN, box[1] - MARGIN, box[2] + MARGIN, box[3] + MARGIN))
 
 
-def variants() -> list[tuple[str, int, str]]:
-    """Every (font, pen, character), in the fixed shuffled order ``typeset`` deals them in."""
-    keys = [(font, pen, character) for font in fonts() for pen in PENS for character in CHARACTERS]
+def _narrow(drawn: Image.Image, width: float) -> Image.Image:
+    if width == 1.0:
+        return drawn
+    return drawn.resize((round(drawn.width * width), drawn.height), Image.Resampling.BOX)
+
+
+def render(font: ImageFont.FreeTypeFont, character: str, pen: int, width: float = 1.0) -> np.ndarray:
+    """One character in ``font`` with a pen ``pen`` pixels wider, narrowed to ``width`` of its
+    typeset width, in MNIST form (28, 28)."""
+    return to_mnist(_narrow(_draw(font, character, pen), width), f"character {character}")
+
+
+def variants() -> list[tuple[str, int, float, str]]:
+    """Every (font, pen, width, character), in the fixed shuffled order ``typeset`` deals them in."""
+    keys = [(f, pen, width, c) for f in fonts() for pen in PENS for width in WIDTHS for c in CHARACTERS]
     return [keys[i] for i in np.random.default_rng(ORDER_SEED).permutation(len(keys))]
 
 
 @functools.cache
 def _images() -> np.ndarray:
     loaded = {name: load_font(name) for name in fonts()}
-    images = np.stack([render(loaded[font], character, pen) for font, pen, character in variants()])
+    drawn = {(f, pen, c): _draw(loaded[f], c, pen) for f in loaded for pen in PENS for c in CHARACTERS}
+    images = np.stack(
+        [to_mnist(_narrow(drawn[f, pen, c], width), f"character {c}") for f, pen, width, c in variants()]
+    )
     images = images.astype(np.float32)
     images.flags.writeable = False  # cached and shared: no caller may change it
     return images
