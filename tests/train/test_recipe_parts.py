@@ -63,8 +63,7 @@ def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0
     assert len(fonts) == 17  # Pillow's own and the 16 of fonts/
     assert fonts[0] == typeset.DEFAULT_FONT
     keys = typeset.variants()
-    per_font = len(typeset.PENS) * len(typeset.WIDTHS) * len(typeset.CHARACTERS)
-    assert len(keys) == len(set(keys)) == len(fonts) * per_font
+    assert len(keys) == len(set(keys)) == len(fonts) * len(typeset.PENS) * len(typeset.CHARACTERS)
     images = typeset.typeset(len(keys) + 5)
     assert images.shape == (len(keys) + 5, 28, 28)
     assert images.dtype == np.float32
@@ -74,35 +73,18 @@ def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0
         height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
         assert max(height, width) in (20, 21)  # 21: interpolation may spill into one more pixel
     assert np.array_equal(images[-5:], images[:5])  # then the cycle starts again
-    font, pen, width, character = keys[0]
-    assert np.array_equal(images[0], typeset.render(typeset.load_font(font), character, pen, width))
+    font, pen, character = keys[0]
+    assert np.array_equal(images[0], typeset.render(typeset.load_font(font), character, pen))
     assert typeset.typeset(0).shape == (0, 28, 28)
 
 
 def test_typeset_order_deals_every_font_and_pen_early():
     """The default count (2,000) is below the number of variants: the order must not favour a font."""
     dealt = typeset.variants()[:1000]
-    per_font = Counter(font for font, _, _, _ in dealt)
+    per_font = Counter(font for font, _, _ in dealt)
     assert set(per_font) == set(typeset.fonts())
     assert min(per_font.values()) > 1000 / len(typeset.fonts()) / 2
-    assert set(pen for _, pen, _, _ in dealt) == set(typeset.PENS)
-    assert set(width for _, _, width, _ in dealt) == set(typeset.WIDTHS)
-
-
-def test_narrowed_characters_are_narrower_and_as_tall():
-    font = typeset.load_font("ComicNeue-Regular.otf")
-
-    def extent(image: np.ndarray) -> tuple[int, int]:
-        rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
-        return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
-
-    height, width = extent(typeset.render(font, "a", 0))
-    assert height in (20, 21)
-    assert 14 <= width <= 17  # this face's a is three quarters as wide as tall
-    for narrowed in (0.75, 0.5):
-        h, w = extent(typeset.render(font, "a", 0, narrowed))
-        assert h in (20, 21)
-        assert abs(w - width * narrowed) <= 1.5
+    assert set(pen for _, pen, _ in dealt) == set(typeset.PENS)
 
 
 def test_every_font_draws_every_character():

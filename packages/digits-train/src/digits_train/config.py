@@ -55,7 +55,7 @@ class FitConfig:
     selection: str = "final"
     early_stopping: bool = False
     outlier_weight: float = 0.5
-    typeset: int = 2000
+    typeset: int = 4000
     min_epochs: int = 15
     early_stopping_patience: int = 3
     lr_patience: int = 2
