@@ -63,8 +63,7 @@ CURATED_CHANGED := $(shell find $(CURATED) -maxdepth 1 -name '*.npz' -newer $(CU
 
 # A step runs again when the code that decides its output changes (new defaults, a new recipe).
 CURATE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,contract.py curate.py)
-TRAIN_SOURCES := $(addprefix packages/digits-train/src/digits_train/,config.py model.py augment.py data.py typeset.py fit.py) \
-	$(wildcard packages/digits-train/src/digits_train/fonts/*.[ot]tf)
+TRAIN_SOURCES := $(addprefix packages/digits-train/src/digits_train/,config.py model.py augment.py data.py typeset.py fit.py)
 
 $(CURATED)/manifest.json: $(RAW_FILES) $(CURATE_SOURCES) $(if $(CURATED_CHANGED),FORCE)
 	$(TIMED) curate -- $(BIN)/digits-data curate --data-dir $(MNIST) --output-dir $(CURATED)

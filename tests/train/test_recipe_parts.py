@@ -1,13 +1,11 @@
 """Parts of the recipe: elastic warp, typeset characters as outliers, the ensemble."""
 
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 
-from digits_data.images import ImageError
 from digits_train import typeset
 from digits_train.augment import Jitter
 from digits_train.config import FitConfig
@@ -59,44 +57,19 @@ def test_an_ensemble_outputs_the_mean_logits_and_trains_each_member_on_its_own_l
 def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8():
     assert not set("OoSsB058") & set(typeset.CHARACTERS)
     assert len(typeset.CHARACTERS) == 7 + 47
-    fonts = typeset.fonts()
-    assert len(fonts) == 17  # Pillow's own and the 16 of fonts/
-    assert fonts[0] == typeset.DEFAULT_FONT
-    keys = typeset.variants()
-    assert len(keys) == len(set(keys)) == len(fonts) * len(typeset.PENS) * len(typeset.CHARACTERS)
-    images = typeset.typeset(len(keys) + 5)
-    assert images.shape == (len(keys) + 5, 28, 28)
+    count = len(typeset.CHARACTERS) * len(typeset.PENS) + 5
+    images = typeset.typeset(count)
+    assert images.shape == (count, 28, 28)
     assert images.dtype == np.float32
     assert images.max(axis=(1, 2)).min() == pytest.approx(1.0)  # ink peak scaled to 1
     for image in images:  # the ink is scaled to fit 20x20, as MNIST's is
         rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
         height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
         assert max(height, width) in (20, 21)  # 21: interpolation may spill into one more pixel
+    distinct = {im.tobytes() for im in images[: count - 5]}
+    assert len(distinct) >= count - 5 - 2  # every character and pen its own image (l and I may coincide)
     assert np.array_equal(images[-5:], images[:5])  # then the cycle starts again
-    font, pen, character = keys[0]
-    assert np.array_equal(images[0], typeset.render(typeset.load_font(font), character, pen))
     assert typeset.typeset(0).shape == (0, 28, 28)
-
-
-def test_typeset_order_deals_every_font_and_pen_early():
-    """The default count (2,000) is below the number of variants: the order must not favour a font."""
-    dealt = typeset.variants()[:1000]
-    per_font = Counter(font for font, _, _ in dealt)
-    assert set(per_font) == set(typeset.fonts())
-    assert min(per_font.values()) > 1000 / len(typeset.fonts()) / 2
-    assert set(pen for _, pen, _ in dealt) == set(typeset.PENS)
-
-
-def test_every_font_draws_every_character():
-    """A character missing from a font is drawn as its placeholder box, which looks like a 0."""
-    for name in typeset.fonts():
-        font = typeset.load_font(name)
-        try:
-            placeholder = typeset.render(font, "\u4e2d", 0)  # a Han character none of the fonts has
-        except ImageError:  # drawn blank: a missing character would raise when typeset
-            continue
-        drawn = [c for c in typeset.CHARACTERS if np.array_equal(typeset.render(font, c, 0), placeholder)]
-        assert drawn == [], f"{name} lacks {drawn}"
 
 
 def test_typeset_characters_join_the_outliers(small_curated):

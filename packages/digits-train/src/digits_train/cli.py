@@ -47,7 +47,7 @@ def fit(
         selection: final (the last epoch's weights) or best (best validation macro-F1).
         early_stopping: Stop when validation macro-F1 stops improving (after 15 epochs).
         outlier_weight: Weight of the loss pushing other digits to a uniform output (0: no outliers).
-        typeset: Letters and other digits typeset in handwriting fonts, added to the outliers.
+        typeset: Letters and other digits typeset in a font, added to the outliers.
     """
     options = {key: value for key, value in locals().items() if value is not None}
     given = {key: options.pop(key) for key in ("curated_dir", "output_dir")}

@@ -31,7 +31,7 @@ class FitConfig:
     ties broken by lower loss). ``class_weighting`` is ``sqrt`` (square root of the inverse class
     frequency) or ``inverse``. ``ema_decay=0`` turns weight averaging off.
     ``outlier_weight`` weighs the loss that pushes the outliers (the curated other digits, and
-    ``typeset`` letters and digits typeset in handwriting fonts, digits_train.typeset) towards a
+    ``typeset`` letters and digits typeset in Pillow's font, digits_train.typeset) towards a
     uniform output, so that the model can say an image is none of its classes; 0 trains without them.
     ``members`` > 1 trains that many networks side by side, each on its own loss, and keeps
     their mean logits: an ensemble in one model. ``elastic`` is the peak displacement of the
@@ -55,7 +55,7 @@ class FitConfig:
     selection: str = "final"
     early_stopping: bool = False
     outlier_weight: float = 0.5
-    typeset: int = 4000
+    typeset: int = 2000
     min_epochs: int = 15
     early_stopping_patience: int = 3
     lr_patience: int = 2
