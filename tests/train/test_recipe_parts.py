@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from digits_train import typeset
 from digits_train.augment import Jitter
@@ -52,6 +53,27 @@ def test_an_ensemble_outputs_the_mean_logits_and_trains_each_member_on_its_own_l
         assert float(model.training_step((pixels, targets), 0)) == pytest.approx(expected, rel=1e-5)
     assert math.isfinite(expected)
     assert expected > 0
+
+
+def test_a_reject_class_is_trained_on_the_outliers_and_leaves_the_digit_probabilities_alone():
+    model = _classifier(members=1, augment=False, outlier_target="reject", outlier_weight=0.7).eval()
+    assert model.network[-1].out_features == 4  # 0, 5, 8 and the reject class
+    pixels = torch.rand(6, 1, 28, 28)
+    targets = torch.tensor([0, 1, OUTLIER, 2, OUTLIER, 0])
+    known = targets != OUTLIER
+    with torch.no_grad():
+        raw = model.network((pixels - model.mean) / model.std)
+        logits = model(pixels)
+        assert logits.shape == (6, 3)
+        assert torch.allclose(logits, raw[:, :3] - raw[:, 3:], atol=1e-6)
+        assert torch.allclose(logits.softmax(1), raw[:, :3].softmax(1), atol=1e-6)
+        # energy = log of the digits' summed odds against the reject class
+        odds = raw.softmax(1)[:, :3].sum(1) / raw.softmax(1)[:, 3]
+        assert torch.allclose(torch.logsumexp(logits, 1), odds.log(), atol=1e-5)
+        digits = F.cross_entropy(raw[known], targets[known])  # the classifier's weights are all 1
+        outliers = F.cross_entropy(raw[~known], torch.full((2,), 3))
+        expected = float(digits + 0.7 * outliers)
+        assert float(model.loss(raw, targets, known)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8():

@@ -22,6 +22,7 @@ def fit(
     selection: str | None = None,
     early_stopping: bool | None = None,
     outlier_weight: float | None = None,
+    outlier_target: str | None = None,
     typeset: int | None = None,
 ) -> None:
     """Train the CNN on the curated splits and keep the selected checkpoint.
@@ -47,6 +48,8 @@ def fit(
         selection: final (the last epoch's weights) or best (best validation macro-F1).
         early_stopping: Stop when validation macro-F1 stops improving (after 15 epochs).
         outlier_weight: Weight of the loss pushing other digits to a uniform output (0: no outliers).
+        outlier_target: uniform (outliers trained to no digit in particular) or reject (to a class
+            of their own).
         typeset: Letters and other digits typeset in a font, added to the outliers.
     """
     options = {key: value for key, value in locals().items() if value is not None}

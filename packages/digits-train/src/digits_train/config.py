@@ -10,6 +10,7 @@ MAX_EPOCHS = 20
 NETWORKS = ("compact", "reference")
 SCHEDULES = ("onecycle", "plateau")
 SELECTIONS = ("final", "best")
+OUTLIER_TARGETS = ("uniform", "reject")
 CLASS_WEIGHT_POWER = {"sqrt": 0.5, "inverse": 1.0}
 """Class weighting name -> the power of the inverse class frequency it weighs each class by."""
 
@@ -33,6 +34,10 @@ class FitConfig:
     ``outlier_weight`` weighs the loss that pushes the outliers (the curated other digits, and
     ``typeset`` letters and digits typeset in Pillow's font, digits_train.typeset) towards a
     uniform output, so that the model can say an image is none of its classes; 0 trains without them.
+    ``outlier_target="reject"`` instead gives each network one more output, a reject class the
+    outliers are trained to; the model then outputs each digit's logit minus the reject logit, so
+    that its probabilities over the digits are unchanged and the energy score (the logsumexp of
+    those logits) is the log-odds of a digit against the reject class.
     ``members`` > 1 trains that many networks side by side, each on its own loss, and keeps
     their mean logits: an ensemble in one model. ``elastic`` is the peak displacement of the
     augmentation's smooth random warp, as a fraction of the half-width (0: affine maps only).
@@ -55,6 +60,7 @@ class FitConfig:
     selection: str = "final"
     early_stopping: bool = False
     outlier_weight: float = 0.5
+    outlier_target: str = "uniform"
     typeset: int = 2000
     min_epochs: int = 15
     early_stopping_patience: int = 3
@@ -84,6 +90,7 @@ class FitConfig:
             )
         check_bool("early_stopping", self.early_stopping)
         check_float("outlier_weight", self.outlier_weight, 0.0, 10.0, open_interval=False)
+        check_choice("outlier_target", self.outlier_target, OUTLIER_TARGETS)
         check_int("typeset", self.typeset, 0, 100_000)
         check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
         check_int("lr_patience", self.lr_patience, 0, MAX_EPOCHS)

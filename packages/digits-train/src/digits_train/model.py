@@ -76,10 +76,12 @@ class DigitsClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.config = FitConfig(**config)
+        self.reject = self.config.outlier_target == "reject"
+        outputs = len(labels) + self.reject  # the reject class is the last output
         self.network = (
-            build_network(len(labels), self.config.network)
+            build_network(outputs, self.config.network)
             if self.config.members == 1
-            else Ensemble(len(labels), self.config.network, self.config.members)
+            else Ensemble(outputs, self.config.network, self.config.members)
         )
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
@@ -105,11 +107,16 @@ class DigitsClassifier(L.LightningModule):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Return logits (B, n_classes) for pixels (B, 1, 28, 28) in [0, 1]."""
-        return self.network((pixels - self.mean) / self.std)
+        logits = self.network((pixels - self.mean) / self.std)
+        if self.reject:
+            # A shift common to the digits leaves their softmax as it is; it makes the energy
+            # score log(sum of the digits' odds against the reject class).
+            return logits[:, :-1] - logits[:, -1:]
+        return logits
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Class-weighted cross-entropy on the digits, outliers (target OUTLIER) pushed to uniform; for
-        an ensemble, the sum of each network's own loss."""
+        """Class-weighted cross-entropy on the digits, outliers (target OUTLIER) pushed to uniform or
+        to the reject class; for an ensemble, the sum of each network's own loss."""
         pixels, targets = batch
         known = targets != OUTLIER
         if self.config.augment:
@@ -125,17 +132,23 @@ class DigitsClassifier(L.LightningModule):
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """Class-weighted cross-entropy on the known digits plus the outlier term, for one network."""
         # A batch may hold outliers only (the last, short one): its digit loss is then 0, not NaN.
+        # Cross-entropy wants a weight per output; no digit's target is the reject class, so its
+        # weight (1) is never used.
+        weights = F.pad(self.class_weights, (0, 1), value=1.0) if self.reject else self.class_weights
         loss = (
-            F.cross_entropy(logits[known], targets[known], weight=self.class_weights)
+            F.cross_entropy(logits[known], targets[known], weight=weights)
             if known.any()
             else logits.new_zeros(())
         )
-        if not known.all():
-            # Cross-entropy to the uniform distribution, minus its minimum log(C): 0 when uniform.
-            log_probs = F.log_softmax(logits[~known], dim=1)
-            uniform = -log_probs.mean(1) - math.log(logits.shape[1])
-            loss = loss + self.config.outlier_weight * uniform.mean()
-        return loss
+        if known.all():
+            return loss
+        if self.reject:
+            rejected = torch.full_like(targets[~known], logits.shape[1] - 1)
+            return loss + self.config.outlier_weight * F.cross_entropy(logits[~known], rejected)
+        # Cross-entropy to the uniform distribution, minus its minimum log(C): 0 when uniform.
+        log_probs = F.log_softmax(logits[~known], dim=1)
+        uniform = -log_probs.mean(1) - math.log(logits.shape[1])
+        return loss + self.config.outlier_weight * uniform.mean()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         pixels, targets = batch
