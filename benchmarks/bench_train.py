@@ -2,7 +2,8 @@
 
 Both run as fresh processes on the same curated data with the default recipe: same networks
 (every member of an ensemble), epochs, batch size, augmentation (elastic warp included),
-class-weighted loss with the outliers (typeset letters and digits included) pushed to uniform,
+class-weighted loss with the outliers (typeset letters and digits included) trained to the
+reject class or pushed to uniform, as the config says,
 AdamW with the one-cycle schedule, an exponential moving average of the weights, and a
 validation pass per epoch; the bare loop has no Lightning (no callbacks, logging, metrics
 objects or checkpoints). The bare loop runs exactly as many epochs as the fit did.
@@ -45,7 +46,11 @@ xv, yv = tensors(dataset.load_split(curated, "val"), labels)
 mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
 weights = torch.tensor(class_weights(y, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]))
 x, y = torch.cat([x, ox, lx]), torch.cat([y, oy, torch.full((len(lx),), OUTLIER)])
-nets = torch.nn.ModuleList(build_network(len(labels), config.network) for _ in range(config.members))
+reject = config.outlier_target == "reject"  # one more output, the reject class
+if reject:
+    weights = F.pad(weights, (0, 1), value=1.0)
+outputs = len(labels) + reject
+nets = torch.nn.ModuleList(build_network(outputs, config.network) for _ in range(config.members))
 opt = torch.optim.AdamW(nets.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 steps = epochs * -(-len(x) // batch)
 schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=steps)
@@ -64,8 +69,12 @@ for epoch in range(epochs):
         for net in nets:
             logits = net(pixels)
             loss = loss + F.cross_entropy(logits[known], target[known], weight=weights.float())
-            uniform = -F.log_softmax(logits[~known], 1).mean(1) - math.log(len(labels))
-            loss = loss + config.outlier_weight * uniform.mean()
+            if reject:
+                rejected = torch.full((int((~known).sum()),), len(labels))
+                loss = loss + config.outlier_weight * F.cross_entropy(logits[~known], rejected)
+            else:
+                uniform = -F.log_softmax(logits[~known], 1).mean(1) - math.log(len(labels))
+                loss = loss + config.outlier_weight * uniform.mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -74,7 +83,8 @@ for epoch in range(epochs):
     ema.eval()
     with torch.no_grad():
         scaled = (xv - mean) / std
-        val = (torch.stack([net(scaled) for net in ema.module]).mean(0).argmax(1) == yv).float().mean()
+        logits = torch.stack([net(scaled)[:, : len(labels)] for net in ema.module]).mean(0)
+        val = (logits.argmax(1) == yv).float().mean()
 print(f"{time.perf_counter() - start:.2f}")
 """
 

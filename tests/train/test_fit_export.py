@@ -13,7 +13,7 @@ import torch
 from digits_data import contract, dataset, refusal
 from digits_data.images import pixels_from_uint8
 from digits_data.refusal import RefusalRule
-from digits_train.config import FitConfig
+from digits_train.config import OUTLIER_TARGETS, FitConfig
 from digits_train.data import OUTLIER, class_weights, loaders
 from digits_train.export import KNOWN_ACCEPT_RATE, PARITY_BATCH_SIZES, export, load_checkpoint
 from digits_train.fit import fit
@@ -92,7 +92,7 @@ def test_outliers_join_training_with_their_own_target(small_curated):
 
 
 def test_outlier_loss_pushes_outliers_towards_a_uniform_output():
-    config = FitConfig(augment=False, members=1)
+    config = FitConfig(augment=False, members=1, outlier_target="uniform")
     model = DigitsClassifier([0, 5, 8], 0.1, 0.3, [1.0, 1.0, 1.0], "f", config.to_dict(), "c")
     model.log = lambda *args, **kwargs: None  # no Trainer attached
     pixels, targets = torch.zeros(4, 1, 28, 28), torch.tensor([0, OUTLIER, OUTLIER, 2])
@@ -225,8 +225,9 @@ def test_the_older_recipe_is_still_available_by_flags(small_curated, tmp_path):
     assert checkpoint["epoch"] == summary["best_epoch"]
 
 
-def test_a_batch_of_outliers_only_has_a_finite_loss():
-    config = FitConfig(augment=False, members=1)
+@pytest.mark.parametrize("target", OUTLIER_TARGETS)
+def test_a_batch_of_outliers_only_has_a_finite_loss(target):
+    config = FitConfig(augment=False, members=1, outlier_target=target)
     model = DigitsClassifier([0, 5, 8], 0.1, 0.3, [1.0, 1.0, 1.0], "f", config.to_dict(), "c")
     model.log = lambda *args, **kwargs: None  # no Trainer attached
     loss = model.training_step((torch.rand(1, 1, 28, 28), torch.tensor([OUTLIER])), 0)

@@ -47,9 +47,9 @@ def fit(
         ema_decay: Decay of the exponential moving average of the weights (0 turns it off).
         selection: final (the last epoch's weights) or best (best validation macro-F1).
         early_stopping: Stop when validation macro-F1 stops improving (after 15 epochs).
-        outlier_weight: Weight of the loss pushing other digits to a uniform output (0: no outliers).
-        outlier_target: uniform (outliers trained to no digit in particular) or reject (to a class
-            of their own).
+        outlier_weight: Weight of the loss on other digits and letters (0: no outliers).
+        outlier_target: reject (outliers trained to a class of their own) or uniform (to equal
+            probabilities of the digits).
         typeset: Letters and other digits typeset in a font, added to the outliers.
     """
     options = {key: value for key, value in locals().items() if value is not None}

@@ -10,7 +10,7 @@ MAX_EPOCHS = 20
 NETWORKS = ("compact", "reference")
 SCHEDULES = ("onecycle", "plateau")
 SELECTIONS = ("final", "best")
-OUTLIER_TARGETS = ("uniform", "reject")
+OUTLIER_TARGETS = ("reject", "uniform")
 CLASS_WEIGHT_POWER = {"sqrt": 0.5, "inverse": 1.0}
 """Class weighting name -> the power of the inverse class frequency it weighs each class by."""
 
@@ -31,13 +31,14 @@ class FitConfig:
     (ReduceLROnPlateau, EarlyStopping after ``min_epochs``, best checkpoint on validation macro-F1,
     ties broken by lower loss). ``class_weighting`` is ``sqrt`` (square root of the inverse class
     frequency) or ``inverse``. ``ema_decay=0`` turns weight averaging off.
-    ``outlier_weight`` weighs the loss that pushes the outliers (the curated other digits, and
-    ``typeset`` letters and digits typeset in Pillow's font, digits_train.typeset) towards a
-    uniform output, so that the model can say an image is none of its classes; 0 trains without them.
-    ``outlier_target="reject"`` instead gives each network one more output, a reject class the
-    outliers are trained to; the model then outputs each digit's logit minus the reject logit, so
-    that its probabilities over the digits are unchanged and the energy score (the logsumexp of
-    those logits) is the log-odds of a digit against the reject class.
+    ``outlier_weight`` weighs the loss on the outliers (the curated other digits, and ``typeset``
+    letters and digits typeset in Pillow's font, digits_train.typeset), which teaches the model to
+    say an image is none of its classes; 0 trains without them. With ``outlier_target="reject"``
+    each network has one more output, a reject class the outliers are trained to, and the model
+    outputs each digit's logit minus the reject logit: its probabilities over the digits are those
+    of the digits' outputs, and the energy score (the logsumexp of those logits) is the log-odds of
+    a digit against the reject class. ``"uniform"`` pushes the outliers towards a uniform output
+    over the digits instead.
     ``members`` > 1 trains that many networks side by side, each on its own loss, and keeps
     their mean logits: an ensemble in one model. ``elastic`` is the peak displacement of the
     augmentation's smooth random warp, as a fraction of the half-width (0: affine maps only).
@@ -60,7 +61,7 @@ class FitConfig:
     selection: str = "final"
     early_stopping: bool = False
     outlier_weight: float = 0.5
-    outlier_target: str = "uniform"
+    outlier_target: str = "reject"
     typeset: int = 2000
     min_epochs: int = 15
     early_stopping_patience: int = 3
