@@ -45,9 +45,10 @@ def test_an_ensemble_outputs_the_mean_logits_and_trains_each_member_on_its_own_l
     pixels = torch.rand(5, 1, 28, 28)
     targets = torch.tensor([0, 1, OUTLIER, 2, 0])
     with torch.no_grad():
-        members = model.network.member_logits((pixels - model.mean) / model.std)  # (3, 5, 3)
-        assert members.shape == (3, 5, 3)
-        assert torch.allclose(model(pixels), members.mean(0), atol=1e-6)
+        members = model.network.member_logits((pixels - model.mean) / model.std)
+        assert members.shape == (3, 5, 4)  # 0, 5, 8 and the reject class
+        mean = members.mean(0)
+        assert torch.allclose(model(pixels), mean[:, :3] - mean[:, 3:], atol=1e-6)
         known = targets != OUTLIER
         expected = sum(float(model.loss(logits, targets, known)) for logits in members)
         assert float(model.training_step((pixels, targets), 0)) == pytest.approx(expected, rel=1e-5)
