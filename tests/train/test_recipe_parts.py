@@ -77,6 +77,15 @@ def test_a_reject_class_is_trained_on_the_outliers_and_leaves_the_digit_probabil
         assert float(model.loss(raw, targets, known)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_checkpoint_config_without_an_outlier_target_is_read_as_uniform():
+    older = FitConfig().to_dict()
+    del older["outlier_target"]
+    model = DigitsClassifier([0, 5, 8], 0.1, 0.3, [1.0, 1.0, 1.0], "f", older, "c")
+    assert model.config.outlier_target == "uniform"
+    assert model.network.members[0][-1].out_features == 3
+    assert _classifier().network.members[0][-1].out_features == 4  # today's default: reject
+
+
 def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8():
     assert not set("OoSsB058") & set(typeset.CHARACTERS)
     assert len(typeset.CHARACTERS) == 7 + 47

@@ -75,7 +75,8 @@ class DigitsClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.config = FitConfig(**config)
+        # Checkpoints written before the reject class existed name no target: theirs was uniform.
+        self.config = FitConfig(**{"outlier_target": "uniform", **config})
         self.reject = self.config.outlier_target == "reject"
         outputs = len(labels) + self.reject  # the reject class is the last output
         self.network = (
