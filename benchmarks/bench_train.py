@@ -3,10 +3,10 @@
 Both run as fresh processes on the same curated data with the default recipe: same networks
 (every member of an ensemble), epochs, batch size, augmentation (elastic warp included),
 class-weighted loss with the outliers (typeset letters and digits included) trained to the
-reject class or pushed to uniform, as the config says,
-AdamW with the one-cycle schedule, an exponential moving average of the weights, and a
-validation pass per epoch; the bare loop has no Lightning (no callbacks, logging, metrics
-objects or checkpoints). The bare loop runs exactly as many epochs as the fit did.
+reject class or pushed to uniform, as the config says, AdamW with the one-cycle schedule, an
+exponential moving average of the weights, and a validation pass per epoch; the bare loop has no
+Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly as
+many epochs as the fit did.
 
     .venv/bin/python benchmarks/bench_train.py [--curated-dir artifacts/curated]
 """
