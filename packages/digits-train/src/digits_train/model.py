@@ -87,10 +87,6 @@ class DigitsClassifier(L.LightningModule):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
-        # Cross-entropy wants a weight per output; no digit's target is the reject class, so its
-        # weight (1) is never used. Derived, so not saved with the checkpoint.
-        loss_weights = F.pad(self.class_weights, (0, 1), value=1.0) if self.reject else self.class_weights
-        self.register_buffer("loss_weights", loss_weights, persistent=False)
         self.jitter = Jitter(elastic=self.config.elastic)
         # Augmentation draws from its own generator so that runs are reproducible.
         self.generator = torch.Generator().manual_seed(self.config.seed)
@@ -137,8 +133,11 @@ class DigitsClassifier(L.LightningModule):
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """Class-weighted cross-entropy on the known digits plus the outlier term, for one network."""
         # A batch may hold outliers only (the last, short one): its digit loss is then 0, not NaN.
+        # Cross-entropy wants a weight per output; no digit's target is the reject class, so its
+        # weight (1) is never used.
+        weights = F.pad(self.class_weights, (0, 1), value=1.0) if self.reject else self.class_weights
         loss = (
-            F.cross_entropy(logits[known], targets[known], weight=self.loss_weights)
+            F.cross_entropy(logits[known], targets[known], weight=weights)
             if known.any()
             else logits.new_zeros(())
         )
