@@ -1,25 +1,33 @@
-"""Time `digits-train fit` against a bare PyTorch loop doing the same work, in one run.
+"""Time `digits-train fit` against the previous default recipe and against a bare PyTorch loop, in one run.
 
-Both run as fresh processes on the same curated data with the default recipe: same networks
-(every member of an ensemble), epochs, batch size, augmentation (elastic warp included),
-class-weighted loss with the outliers (typeset letters and digits included) trained to the
-reject class or pushed to uniform, as the config says, AdamW with the one-cycle schedule, an
-exponential moving average of the weights, and a validation pass per epoch; the bare loop has no
-Lightning (no callbacks, logging, metrics objects or checkpoints). The bare loop runs exactly as
-many epochs as the fit did.
+Three fresh processes on the same curated data, one after the other (`--rounds N` alternates them
+N times, and each line reports its fastest run):
+- the previous default: `digits-train fit` as it was at commit `--previous` (all 12,400 images
+  every epoch for 20 epochs, default memory layout), its sources taken with `git archive` and run
+  on this environment's torch and Lightning;
+- the default recipe of this checkout;
+- a bare PyTorch loop doing the default recipe's work: same networks (every member of an
+  ensemble), epochs, batch size, outliers drawn per epoch, augmentation (elastic warp included),
+  memory layout, class-weighted loss with the outliers (typeset letters and digits included)
+  trained to the reject class or pushed to uniform, as the config says, AdamW with the one-cycle
+  schedule, an exponential moving average of the weights, and a validation pass per epoch; it has
+  no Lightning (no callbacks, logging, metrics objects or checkpoints).
 
-    .venv/bin/python benchmarks/bench_train.py [--curated-dir artifacts/curated]
+    .venv/bin/python benchmarks/bench_train.py [--curated-dir artifacts/curated] [--rounds 1]
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+PREVIOUS = "74573cd"
+"""The last commit whose default recipe took every image every epoch, in the default memory layout."""
 
 BARE_LOOP = r"""
 import math, sys, time
@@ -28,11 +36,11 @@ from torch.optim.swa_utils import AveragedModel
 from digits_data import dataset
 from digits_train.augment import Jitter
 from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
-from digits_train.data import OUTLIER, class_weights, outlier_tensors, tensors
-from digits_train.fit import ema_with_warmup
+from digits_train.data import OUTLIER, OutlierSubsetSampler, class_weights, outlier_tensors, tensors
+from digits_train.fit import configure_torch, ema_with_warmup
 from digits_train.model import build_network
 from digits_train.typeset import typeset
-torch.set_num_threads(2)
+configure_torch(2)
 torch.manual_seed(0)
 curated, epochs = sys.argv[1], int(sys.argv[2])
 config = FitConfig()
@@ -45,26 +53,31 @@ lx = torch.from_numpy(typeset(config.typeset)).unsqueeze(1)
 xv, yv = tensors(dataset.load_split(curated, "val"), labels)
 mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
 weights = torch.tensor(class_weights(y, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]))
+known = len(y)
 x, y = torch.cat([x, ox, lx]), torch.cat([y, oy, torch.full((len(lx),), OUTLIER)])
 reject = config.outlier_target == "reject"  # one more output, the reject class
 if reject:
     weights = F.pad(weights, (0, 1), value=1.0)
 outputs = len(labels) + reject
 nets = torch.nn.ModuleList(build_network(outputs, config.network) for _ in range(config.members))
+nets.to(memory_format=torch.channels_last)
+gen = torch.Generator().manual_seed(0)
+per_epoch = config.outliers_per_epoch or len(y) - known
+sampler = OutlierSubsetSampler(known, len(y) - known, per_epoch, gen)
 opt = torch.optim.AdamW(nets.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-steps = epochs * -(-len(x) // batch)
+steps = epochs * -(-len(sampler) // batch)
 schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=steps)
 ema = AveragedModel(nets, avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
-jitter, gen = Jitter(elastic=config.elastic), torch.Generator().manual_seed(0)
+jitter = Jitter(elastic=config.elastic)
 start = time.perf_counter()
 for epoch in range(epochs):
     nets.train()
-    order = torch.randperm(len(x), generator=gen)
-    for i in range(0, len(x), batch):
+    order = torch.tensor(list(sampler))
+    for i in range(0, len(order), batch):
         idx = order[i : i + batch]
         pixels, target = x[idx], y[idx]
         known = target != OUTLIER
-        pixels = (jitter(pixels, gen) - mean) / std
+        pixels = ((jitter(pixels, gen) - mean) / std).contiguous(memory_format=torch.channels_last)
         loss = 0
         for net in nets:
             logits = net(pixels)
@@ -89,35 +102,73 @@ print(f"{time.perf_counter() - start:.2f}")
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--curated-dir", default="artifacts/curated")
-    args = parser.parse_args()
+def previous_sources(revision: str, into: Path) -> str:
+    """Unpack digits-data and digits-train as they were at ``revision``; return their PYTHONPATH."""
+    archive = into / "previous.tar"
+    packages = ["packages/digits-data/src", "packages/digits-train/src"]
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        ["git", "-C", str(repo), "archive", "--output", str(archive), revision, *packages], check=True
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return os.pathsep.join(str(into / p) for p in packages)
+
+
+def timed_fit(curated_dir: str, pythonpath: str | None = None) -> tuple[float, dict]:
+    """Run `digits-train fit` in a fresh process (``pythonpath``: other sources); return the whole
+    process's seconds and its summary."""
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         subprocess.run(
-            [str(BIN / "digits-train"), "fit", "--curated-dir", args.curated_dir, "--output-dir", out],
+            [sys.executable, "-m", "digits_train", "fit", "--curated-dir", curated_dir, "--output-dir", out],
             check=True,
             stdout=subprocess.DEVNULL,
+            env=env,
         )
-        fit_process = time.perf_counter() - start
-        summary = json.loads((Path(out) / "summary.json").read_text())
-    epochs = summary["epochs_run"]
+        seconds = time.perf_counter() - start
+        return seconds, json.loads((Path(out) / "summary.json").read_text())
+
+
+def timed_bare_loop(curated_dir: str, epochs: int) -> tuple[float, float]:
+    """Run the bare loop in a fresh process; return the whole process's and the loop's seconds."""
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", BARE_LOOP, args.curated_dir, str(epochs)],
+        [sys.executable, "-c", BARE_LOOP, curated_dir, str(epochs)],
         check=True,
         capture_output=True,
         text=True,
     )
-    bare_process = time.perf_counter() - start
-    bare_loop = float(done.stdout.strip())
-    print(f"epochs: {epochs} (default recipe, validation every epoch)")
-    fit_seconds = summary["wall_time_seconds"]
-    print(f"digits-train fit: {fit_process:6.1f} s whole process, {fit_seconds:6.1f} s in Trainer.fit")
-    print(f"bare PyTorch loop: {bare_process:6.1f} s whole process, {bare_loop:6.1f} s in the loop")
-    print(f"ratio (whole process): {fit_process / bare_process:.2f}  (target <= 1.5)")
-    print(f"ratio (training only): {fit_seconds / bare_loop:.2f}")
+    return time.perf_counter() - start, float(done.stdout.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--curated-dir", default="artifacts/curated")
+    parser.add_argument("--previous", default=PREVIOUS, help="commit of the previous default recipe")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the three runs this many times")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        old_path = previous_sources(args.previous, Path(scratch))
+        old, new, bare = [], [], []
+        for _ in range(args.rounds):
+            old.append(timed_fit(args.curated_dir, old_path))
+            new.append(timed_fit(args.curated_dir))
+            bare.append(timed_bare_loop(args.curated_dir, new[-1][1]["epochs_run"]))
+    (old_seconds, old_summary), (new_seconds, new_summary) = min(old), min(new)
+    bare_seconds, bare_loop = min(bare)
+    for name, seconds, summary in (
+        (f"previous default ({args.previous})", old_seconds, old_summary),
+        ("default recipe", new_seconds, new_summary),
+    ):
+        in_fit = summary["wall_time_seconds"]
+        print(f"{name}: {summary['epochs_run']} epochs, validation every epoch")
+        print(f"  digits-train fit: {seconds:6.1f} s whole process, {in_fit:6.1f} s in Trainer.fit")
+    print(f"  bare PyTorch loop: {bare_seconds:6.1f} s whole process, {bare_loop:6.1f} s in the loop")
+    print(f"default / previous (whole process): {new_seconds / old_seconds:.3f}  (target <= 0.333)")
+    print(f"fit / bare loop (whole process): {new_seconds / bare_seconds:.2f}  (target <= 1.5)")
+    print(f"fit / bare loop (training only): {new_summary['wall_time_seconds'] / bare_loop:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def fit(
     outlier_weight: float | None = None,
     outlier_target: str | None = None,
     typeset: int | None = None,
+    outliers_per_epoch: int | None = None,
 ) -> None:
     """Train the CNN on the curated splits and keep the selected checkpoint.
 
@@ -51,6 +52,7 @@ def fit(
         outlier_target: reject (outliers trained to a class of their own) or uniform (to equal
             probabilities of the digits).
         typeset: Letters and other digits typeset in a font, added to the outliers.
+        outliers_per_epoch: Outliers drawn afresh for each epoch (0: all of them every epoch).
     """
     options = {key: value for key, value in locals().items() if value is not None}
     given = {key: options.pop(key) for key in ("curated_dir", "output_dir")}

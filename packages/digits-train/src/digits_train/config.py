@@ -63,6 +63,7 @@ class FitConfig:
     outlier_weight: float = 0.5
     outlier_target: str = "reject"
     typeset: int = 2000
+    outliers_per_epoch: int = 3400
     min_epochs: int = 15
     early_stopping_patience: int = 3
     lr_patience: int = 2
@@ -93,6 +94,7 @@ class FitConfig:
         check_float("outlier_weight", self.outlier_weight, 0.0, 10.0, open_interval=False)
         check_choice("outlier_target", self.outlier_target, OUTLIER_TARGETS)
         check_int("typeset", self.typeset, 0, 100_000)
+        check_int("outliers_per_epoch", self.outliers_per_epoch, 0, 1_000_000)
         check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
         check_int("lr_patience", self.lr_patience, 0, MAX_EPOCHS)
         check_float("lr_factor", self.lr_factor, 0.0, 1.0)

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from digits_data.contract import OUTLIER_SPLITS
 from digits_data.dataset import Split, load_split
@@ -43,6 +43,26 @@ def class_weights(targets: torch.Tensor, n_classes: int, power: float = 1.0) -> 
     return (weights / weights.mean()).tolist()
 
 
+class OutlierSubsetSampler(Sampler[int]):
+    """Every known image and a fresh random draw of ``per_epoch`` outliers each epoch, shuffled.
+
+    The dataset holds ``known`` images first, then ``outliers``. Every outlier is still seen over
+    the epochs, but an epoch costs as many outliers as the known digits need, not all of them.
+    """
+
+    def __init__(self, known: int, outliers: int, per_epoch: int, generator: torch.Generator) -> None:
+        self.known, self.outliers, self.generator = known, outliers, generator
+        self.per_epoch = min(per_epoch, outliers)
+
+    def __len__(self) -> int:
+        return self.known + self.per_epoch
+
+    def __iter__(self):
+        drawn = self.known + torch.randperm(self.outliers, generator=self.generator)[: self.per_epoch]
+        chosen = torch.cat([torch.arange(self.known), drawn])
+        return iter(chosen[torch.randperm(len(chosen), generator=self.generator)].tolist())
+
+
 def loaders(
     curated_dir: str | os.PathLike,
     labels: list[int],
@@ -51,12 +71,14 @@ def loaders(
     seed: int,
     outliers: bool = False,
     typeset_count: int = 0,
+    outliers_per_epoch: int = 0,
 ) -> tuple[DataLoader, DataLoader, torch.Tensor]:
     """Build the train (shuffled by a seeded generator) and val loaders; also return train targets.
 
     With ``outliers``, the ``other_train`` split (digits that are none of ``labels``) and
     ``typeset_count`` typeset characters (digits_train.typeset) join the training data with
-    target OUTLIER; the returned targets stay those of the known digits.
+    target OUTLIER; the returned targets stay those of the known digits. ``outliers_per_epoch``
+    > 0 draws that many of them afresh each epoch (OutlierSubsetSampler) instead of all.
     """
     known = tensors(load_split(curated_dir, "train", verify=False), labels)
     train = TensorDataset(*known)
@@ -70,6 +92,11 @@ def loaders(
     val = TensorDataset(*tensors(load_split(curated_dir, "val", verify=False), labels))
     generator = torch.Generator().manual_seed(seed)
     common = {"batch_size": batch_size, "num_workers": num_workers, "persistent_workers": num_workers > 0}
-    train_loader = DataLoader(train, shuffle=True, generator=generator, **common)
+    outlier_count = len(train) - len(known[1])
+    if outliers_per_epoch and outliers_per_epoch < outlier_count:
+        sampler = OutlierSubsetSampler(len(known[1]), outlier_count, outliers_per_epoch, generator)
+        train_loader = DataLoader(train, sampler=sampler, **common)
+    else:
+        train_loader = DataLoader(train, shuffle=True, generator=generator, **common)
     val_loader = DataLoader(val, shuffle=False, **{**common, "batch_size": 1024})
     return train_loader, val_loader, known[1]

@@ -88,6 +88,8 @@ def to_onnx(model: DigitsClassifier) -> onnx.ModelProto:
     batch = torch.export.Dim("batch", min=1, max=1_000_000)
     # The exporter logs that it skips torchvision's ops (torchvision is not installed), and
     # tracing meets Lightning's use of a deprecated pytree class: neither is ours to act on.
+    # Training keeps the weights channels-last; the graph should not carry that layout's transposes.
+    model = model.to(memory_format=torch.contiguous_format)
     with quiet({"torch.onnx": logging.ERROR}, [LEAFSPEC_DEPRECATION]), torch.no_grad():
         program = torch.onnx.export(
             WithProbabilities(model).eval(),
