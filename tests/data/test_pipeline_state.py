@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from digits_data import atomic, cli, curate, dataset, mnist
+from digits_data import atomic, cli, curate, dataset, handwriting, mnist
 from digits_data.cli_support import run_fire
+from digits_data.contact_sheet import write_contact_sheet
 from digits_data.errors import DigitsError
 
 from helpers import assert_disk_full_line
@@ -125,10 +126,66 @@ def test_curate_never_replaces_a_folder_holding_other_files(mnist_dir, tmp_path)
     with pytest.raises(DigitsError) as raised:
         curate.curate(mnist_dir, folder, **TINY)
     assert str(raised.value) == (
-        f"{folder} holds files this step did not write (thesis.tex), so it will not replace it: "
-        "choose a new or empty output folder"
+        f"{folder} holds files `digits-data curate` did not write (eval.npz, thesis.tex), so it will not "
+        "replace it: move them out or choose a new or empty output folder"
     )
     assert snapshot(folder) == {"eval.npz": b"old", "thesis.tex": b"years of work"}
+
+
+def test_curate_refuses_a_folder_of_the_users_own_npz_files(capsys, mnist_dir, tmp_path):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "my_experiment_results.npz").write_bytes(b"weeks of runs")
+    argv = ["curate", "--data-dir", str(mnist_dir), "--output-dir", str(folder), "--class-counts"]
+    code = run_fire(cli.COMMANDS, "digits-data", [*argv, "{0: 30, 5: 20, 8: 30}"])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-data: error: {folder} holds files `digits-data curate` did not write "
+        "(my_experiment_results.npz), so it will not replace it: move them out or choose a new or empty "
+        "output folder\n"
+    )
+    assert snapshot(folder) == {"my_experiment_results.npz": b"weeks of runs"}
+    assert scratch_of(folder) == []
+
+
+def test_curate_records_what_it_wrote_and_replaces_only_that(curated, mnist_dir):
+    written = sorted(p.name for p in curated.iterdir() if p.name != atomic.MARK)
+    assert atomic.written_by(curated) == {"step": "digits-data curate", "files": written}
+    write_contact_sheet(curated, curated / "samples.png")  # what `make inspect` adds to the folder
+    curate.curate(mnist_dir, curated, **TINY)  # its own folder: replaced whole
+    assert sorted(p.name for p in curated.iterdir()) == sorted([atomic.MARK, *written])
+    (curated / "my_experiment_results.npz").write_bytes(b"weeks of runs")  # added by the user since
+    before = snapshot(curated)
+    with pytest.raises(DigitsError, match=r"did not write \(my_experiment_results.npz\)"):
+        curate.curate(mnist_dir, curated, **TINY)
+    assert snapshot(curated) == before
+
+
+def test_curate_refuses_a_folder_another_step_wrote(mnist_dir, tmp_path):
+    handwriting.write(tmp_path / "hw", per_style=1, seed=1)
+    before = snapshot(tmp_path / "hw")
+    with pytest.raises(DigitsError) as raised:
+        curate.curate(mnist_dir, tmp_path / "hw", **TINY)
+    assert str(raised.value) == (
+        f"{tmp_path / 'hw'} was written by `digits-data handwriting`, not `digits-data curate`, "
+        "so it will not replace it: choose another output folder"
+    )
+    assert snapshot(tmp_path / "hw") == before
+
+
+def test_a_curated_folder_of_an_older_version_is_replaced_if_its_manifest_lists_all_of_it(curated, mnist_dir):
+    (curated / atomic.MARK).unlink()  # older versions wrote no record
+    write_contact_sheet(curated, curated / "samples.png")
+    curate.curate(mnist_dir, curated, **TINY)
+    assert atomic.written_by(curated)["step"] == "digits-data curate"
+    assert dataset.load_manifest(curated)["splits"]["eval"]["n"] == 16
+    (curated / atomic.MARK).unlink()
+    (curated / "old_train.npz").write_bytes(b"a user's copy")  # not in the manifest: not ours
+    before = snapshot(curated)
+    with pytest.raises(DigitsError, match=r"did not write \(.*old_train.npz.*\)"):
+        curate.curate(mnist_dir, curated, **TINY)
+    assert snapshot(curated) == before
 
 
 def test_curate_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, mnist_dir, small_disk):
