@@ -69,9 +69,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     changes = state_changes(before, artifacts_state(ARTIFACTS))
     if changes:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        lines = [f"tests must write only in their temporary folders, but under {ARTIFACTS}:", *changes]
-        for line in lines[:21] + (["..."] if len(lines) > 21 else []):
-            if reporter is not None:
+        if reporter is not None:
+            reporter.write_line("")  # ends the line of progress dots
+            lines = [f"tests must write only in their temporary folders, but under {ARTIFACTS}:", *changes]
+            for line in lines[:21] + (["..."] if len(lines) > 21 else []):
                 reporter.write_line(line, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

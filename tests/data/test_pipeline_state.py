@@ -247,10 +247,36 @@ def test_a_killed_download_leaves_nothing_the_next_run_keeps(mnist_dir, tmp_path
     (tmp_path / "local").mkdir()
     for name in mnist.FILES:
         (tmp_path / "local" / name).symlink_to(mnist.raw_dir(mnist_dir) / name)
+    linked = {name: (mnist.raw_dir(mnist_dir) / name).stat() for name in mnist.FILES[1:]}
     mnist.download(data, str(tmp_path / "local"), log=lambda message: None)
     assert sorted(p.name for p in raw.iterdir()) == sorted(mnist.FILES)
     assert not pip_scratch.exists()
     assert mnist.verify(data)
+    for name, before in linked.items():  # valid files are kept: the links, and what they point to
+        assert (raw / name).is_symlink()
+        after = (mnist.raw_dir(mnist_dir) / name).stat()
+        assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+            before.st_ino,
+            before.st_mtime_ns,
+            before.st_ctime_ns,
+        )
+
+
+def test_download_replaces_a_link_to_a_bad_file_and_leaves_what_it_pointed_to(mnist_dir, tmp_path):
+    raw = mnist.raw_dir(tmp_path / "data")
+    raw.mkdir(parents=True)
+    elsewhere = tmp_path / "someone-elses" / mnist.TRAIN_LABELS
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"not MNIST, and not ours")
+    (raw / mnist.TRAIN_LABELS).symlink_to(elsewhere)
+    shutil.copyfile(mnist.raw_dir(mnist_dir) / mnist.TEST_LABELS, raw / mnist.TEST_LABELS)
+    kept = (raw / mnist.TEST_LABELS).stat()
+    mnist.download(tmp_path / "data", str(mnist_dir), log=lambda message: None)
+    assert mnist.verify(tmp_path / "data")
+    assert not (raw / mnist.TRAIN_LABELS).is_symlink()  # the link gave way to the verified file
+    assert elsewhere.read_bytes() == b"not MNIST, and not ours"
+    again = (raw / mnist.TEST_LABELS).stat()  # a valid file is not written again
+    assert (again.st_ino, again.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
 
 
 def test_an_unwritable_timings_folder_does_not_fail_a_step_that_succeeded(small_disk):
@@ -275,6 +301,48 @@ def test_an_unwritable_timings_folder_does_not_fail_a_step_that_succeeded(small_
         f"timing: warning: the curate time was not recorded: output folder {timings} is not writable: "
         "choose another or fix its permissions\n"
     )
+
+
+def test_the_next_write_of_a_file_removes_what_a_killed_writer_left_but_not_a_live_ones_scratch(tmp_path):
+    target = tmp_path / "eval.json"
+    writer = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from digits_data import atomic
+
+        with atomic.atomic_path({str(target)!r}) as tmp:
+            tmp.write_bytes(b'{{"half": ')
+            print(tmp, flush=True)
+            if sys.argv[1] == "die":
+                os.kill(os.getpid(), signal.SIGKILL)
+            sys.stdin.readline()  # a writer still at work, until told to finish
+            tmp.write_bytes(b'{{"done": true}}')
+        """
+    )
+    killed = subprocess.run([sys.executable, "-c", writer, "die"], capture_output=True, text=True)
+    assert killed.returncode == -9
+    left = Path(killed.stdout.strip())
+    assert left.parent == tmp_path
+    assert atomic.scratch_pattern(target) == ".eval.json.*.tmp"
+    assert left.match(".eval.json.*.tmp")
+    assert left.exists()
+    with subprocess.Popen(
+        [sys.executable, "-c", writer, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as alive:
+        try:
+            busy = Path(alive.stdout.readline().strip())
+            atomic.write_text(target, "{}")
+            assert not left.exists()  # its writer was killed
+            assert busy.exists()  # its writer is still running
+            assert target.read_text() == "{}"
+            alive.stdin.write("finish\n")
+            alive.stdin.close()
+            assert alive.wait(timeout=60) == 0
+        finally:
+            if alive.poll() is None:
+                alive.kill()
+    assert target.read_text() == '{"done": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json"]
 
 
 def test_outputs_never_replace_devices_and_follow_links(tmp_path):

@@ -264,6 +264,20 @@ def test_report_never_replaces_a_folder_holding_other_files(report_inputs, tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]
 
 
+def test_report_output_dir_empty_is_a_usage_error_not_the_current_folder(
+    capsys, report_inputs, tmp_path, monkeypatch
+):
+    from digits_report import cli as report_cli
+
+    monkeypatch.chdir(tmp_path)
+    argv = [str(a) for a in report_argv(report_inputs, "")]
+    code = run_fire(report_cli.report, "digits-report", argv)
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == "digits-report: error: --output-dir must name a path to write, got ''\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_refuses_a_folder_of_holiday_photos(capsys, report_inputs, tmp_path):
     from digits_report import cli as report_cli
 
