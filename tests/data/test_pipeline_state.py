@@ -153,6 +153,7 @@ def test_curate_records_what_it_wrote_and_replaces_only_that(curated, mnist_dir)
     written = sorted(p.name for p in curated.iterdir() if p.name != atomic.MARK)
     assert atomic.written_by(curated) == {"step": "digits-data curate", "files": written}
     write_contact_sheet(curated, curated / "samples.png")  # what `make inspect` adds to the folder
+    (curated / ".samples.png.k3j2.tmp").write_bytes(b"half")  # left by an inspect that was killed
     curate.curate(mnist_dir, curated, **TINY)  # its own folder: replaced whole
     assert sorted(p.name for p in curated.iterdir()) == sorted([atomic.MARK, *written])
     (curated / "my_experiment_results.npz").write_bytes(b"weeks of runs")  # added by the user since

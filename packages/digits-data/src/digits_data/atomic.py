@@ -190,10 +190,11 @@ def atomic_dir(
     The folder gets a record, :data:`MARK`, naming ``step`` and every entry it wrote. An existing
     ``target`` is replaced only when its record names the same ``step`` and it holds nothing but
     what the record lists and the files other steps are known to add to it (``added_later``, by
-    exact name). Any other non-empty folder is refused before any work, so an output folder
-    given by mistake never loses a user's files. A folder written before records existed has
-    none: ``legacy(folder)`` returns the names that the step's own older records (its manifest,
-    its summary) account for, and such a folder is replaced only when they account for all of it.
+    exact name; scratch that killed writers of those left is removed). Any other non-empty
+    folder is refused before any work, so an output folder given by mistake never loses a
+    user's files. A folder written before records existed has none: ``legacy(folder)`` returns
+    the names that the step's own older records (its manifest, its summary) account for, and
+    such a folder is replaced only when they account for all of it.
     """
     target = Path(target)
     if target.is_symlink():
@@ -256,6 +257,8 @@ def _check_owned(
         return
     if not target.is_dir():
         raise DigitsError(f"{target} exists and is not a folder: choose another output folder")
+    for name in added_later:  # what a killed writer of such a file left is not in the way
+        _remove_dead_scratch(target / name)
     present = {p.name for p in target.iterdir()}
     if not present:
         return

@@ -234,7 +234,7 @@ def _listed(folder: Path) -> set[str]:
     """What the manifest of a curated folder (one written before folders had records) accounts for."""
     manifest = atomic.read_json(folder / MANIFEST_NAME)
     try:
-        splits = {**manifest["splits"], **manifest["outliers"]["splits"]}
+        splits = {**manifest["splits"], **manifest.get("outliers", {}).get("splits", {})}
         return {MANIFEST_NAME, CONTACT_SHEET, *(entry["file"] for entry in splits.values())}
     except (TypeError, KeyError, AttributeError):
         return set()
