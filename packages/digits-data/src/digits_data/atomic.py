@@ -145,7 +145,10 @@ def _scratch_file(target: Path) -> tuple[int, Path]:
     """
     while True:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks: nobody can lock it to remove it either
+            return fd, Path(tmp)
         with contextlib.suppress(FileNotFoundError):
             if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
                 return fd, Path(tmp)
@@ -163,8 +166,8 @@ def _remove_dead_scratch(target: Path) -> None:
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 leftover.unlink(missing_ok=True)
-        except BlockingIOError:
-            pass  # a writer still running holds it
+        except OSError:
+            pass  # a writer still running holds it (or the file system has no locks: keep it)
         finally:
             os.close(fd)
 
