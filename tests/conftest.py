@@ -1,6 +1,8 @@
 """Fixtures shared by every package's tests: real MNIST (cached), a small real curation, a tiny model."""
 
 import json
+import os
+import stat
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from digits_data import contract, curate, dataset, mnist
+from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
 from digits_data.refusal import RefusalRule, choose_threshold, scores
 
@@ -16,15 +19,82 @@ if TYPE_CHECKING:
     import onnx
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_CACHE = REPO / "artifacts" / "mnist"
+ARTIFACTS = REPO / "artifacts"
+MNIST_CACHE = ARTIFACTS / "mnist"
 SMALL_COUNTS = {0: 120, 5: 60, 8: 180}
+_ARTIFACTS_BEFORE = pytest.StashKey[dict[str, tuple]]()
+
+
+def artifacts_state(folder: Path) -> dict[str, tuple]:
+    """Every entry under ``folder`` (links not followed): its kind, size, and times of change.
+
+    The change time (ctime) moves with every write, rename or link to a file and cannot be set
+    back, so two equal states mean nothing was created, changed or deleted in between.
+    """
+    state = {}
+    for path in [folder, *folder.rglob("*")] if folder.exists() else []:
+        info = path.lstat()
+        kind = stat.S_IFMT(info.st_mode)
+        times = () if stat.S_ISDIR(info.st_mode) else (info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        state[str(path.relative_to(folder))] = (kind, *times)
+    return state
+
+
+def state_changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
+    """What differs between two :func:`artifacts_state`: one line per created, changed or deleted entry."""
+    return [
+        f"{'created' if name not in before else 'deleted' if name not in after else 'changed'}: {name}"
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name) != after.get(name)
+    ]
+
+
+def _controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")  # pytest-xdist's workers have it, the controller not
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Record artifacts/ before any test runs (once, in the process that runs or leads the tests)."""
+    if _controller(session.config):
+        session.config.stash[_ARTIFACTS_BEFORE] = artifacts_state(ARTIFACTS)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run when a test created, changed or deleted anything under artifacts/."""
+    before = session.config.stash.get(_ARTIFACTS_BEFORE, None)
+    if before is None:
+        return
+    changes = state_changes(before, artifacts_state(ARTIFACTS))
+    if changes:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("")  # ends the line of progress dots
+            lines = [f"tests must write only in their temporary folders, but under {ARTIFACTS}:", *changes]
+            for line in lines[:21] + (["..."] if len(lines) > 21 else []):
+                reporter.write_line(line, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    """The real, verified MNIST in artifacts/mnist (fetched once via the offline-capable sources)."""
-    mnist.download(MNIST_CACHE, log=lambda message: None)
-    return MNIST_CACHE
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real, verified MNIST, only ever read by tests.
+
+    artifacts/mnist when it holds a verified copy; otherwise one fetched once per run (via the
+    offline-capable sources) into a temporary folder that every test process of the run shares.
+    """
+    try:
+        mnist.verify(MNIST_CACHE)
+        return MNIST_CACHE
+    except DigitsError:
+        pass
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    shared = root / "mnist"
+    mnist.download(shared, log=lambda message: None)  # a second process waits for the first
+    return shared
 
 
 @pytest.fixture(scope="session")

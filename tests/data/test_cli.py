@@ -230,3 +230,32 @@ def test_misuse_is_one_line_before_any_work(capsys, tmp_path):
         "digits-data: error: digits-data has no command 'curat': "
         "choose one of download, curate, inspect, sample, handwriting\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["download", "--data-dir", ""], "--data-dir"),
+        (["curate", "--output-dir", ""], "--output-dir"),
+        (["curate", "--output-dir= "], "--output-dir"),
+        (["handwriting", "--output-dir", ""], "--output-dir"),
+        (["inspect", "--samples", ""], "--samples"),
+        (["sample", "--output", ""], "--output"),
+    ],
+)
+def test_an_empty_output_path_is_a_usage_error_not_the_current_folder(
+    capsys, mnist_dir, curated, tmp_path, monkeypatch, argv, flag
+):
+    monkeypatch.chdir(tmp_path)
+    argv = [*argv, "--data-dir", str(mnist_dir)] if argv[0] == "curate" else argv
+    argv = [*argv, "--curated-dir", str(curated)] if argv[0] in ("inspect", "sample") else argv
+    before = sorted(tmp_path.iterdir())
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    value = argv[1].partition("=")[2] if "=" in argv[1] else argv[2]
+    expected = {
+        "--output": "--output is required: the path of the PNG to write",
+        "--samples": f"--samples must name a path to write, got {value!r}",
+    }.get(flag, f"{flag} must name a path to write, got {value!r}")
+    assert err == f"digits-data: error: {expected}\n"
+    assert sorted(tmp_path.iterdir()) == before

@@ -53,7 +53,11 @@ def test_manifest_records_every_file_with_its_sha256(generated):
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert handwriting.load_manifest(out) == manifest
     files = {p.name for p in out.iterdir()}
-    assert files == {e["file"] for e in manifest["samples"]} | {"manifest.json", "sheet.png"}
+    assert files == {e["file"] for e in manifest["samples"]} | {"manifest.json", "sheet.png", atomic.MARK}
+    assert atomic.written_by(out) == {
+        "step": "digits-data handwriting",
+        "files": sorted(files - {atomic.MARK}),
+    }
     for entry in manifest["samples"][:: len(manifest["samples"]) // 10]:
         assert atomic.Path(out / entry["file"]).stat().st_size > 0
         assert entry["sha256"] == handwriting.sha256_file(out / entry["file"])
@@ -139,7 +143,7 @@ def test_cli_writes_a_set_in_place_of_an_older_one(capsys, generated, tmp_path):
     assert stdout == f"wrote 51 images to {out}: 8 of 0/5/8, 15 other digits, 28 letters\n"
     manifest = handwriting.load_manifest(out)
     assert (manifest["seed"], manifest["per_style"]) == (3, 1)
-    assert len(list(out.iterdir())) == 51 + 2  # the older, larger set is gone whole
+    assert len(list(out.iterdir())) == 51 + 3  # the older, larger set is gone whole
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hw.lock", "hw"]  # no scratch or old folder left
 
 
@@ -169,10 +173,57 @@ def test_cli_refuses_to_replace_a_folder_that_is_not_a_set(capsys, tmp_path):
     code, _, err = run(capsys, "handwriting", "--output-dir", str(keep), "--per-style", "1")
     assert code == 1
     assert err == (
-        f"digits-data: error: {keep} holds files this step did not write (mine.jpg), "
-        "so it will not replace it: choose a new or empty output folder\n"
+        f"digits-data: error: {keep} holds files `digits-data handwriting` did not write (mine.jpg), "
+        "so it will not replace it: move them out or choose a new or empty output folder\n"
     )
     assert [p.name for p in keep.iterdir()] == ["mine.jpg"]
+
+
+def files_of(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_cli_refuses_a_folder_of_scans_named_like_samples(capsys, tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "digit-5-from-bank-form.png").write_bytes(b"a scan")
+    (scans / "lower-left-corner.png").write_bytes(b"another")
+    code, out, err = run(capsys, "handwriting", "--output-dir", str(scans), "--per-style", "1")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"digits-data: error: {scans} holds files `digits-data handwriting` did not write "
+        "(digit-5-from-bank-form.png, lower-left-corner.png), so it will not replace it: move them out "
+        "or choose a new or empty output folder\n"
+    )
+    assert files_of(scans) == {"digit-5-from-bank-form.png": b"a scan", "lower-left-corner.png": b"another"}
+
+
+def test_a_set_is_not_replaced_once_a_user_added_a_file_to_it(capsys, generated, tmp_path):
+    out = shutil.copytree(generated[0], tmp_path / "hw")
+    (out / "digit-5-from-bank-form.png").write_bytes(b"a scan")
+    before = files_of(out)
+    code, _, err = run(capsys, "handwriting", "--output-dir", str(out), "--per-style", "1")
+    assert code == 1
+    assert err.endswith(
+        "did not write (digit-5-from-bank-form.png), so it will not replace it: move them out "
+        "or choose a new or empty output folder\n"
+    )
+    assert files_of(out) == before
+
+
+def test_a_set_of_an_older_version_is_replaced_if_its_manifest_lists_all_of_it(capsys, generated, tmp_path):
+    out = shutil.copytree(generated[0], tmp_path / "hw")
+    (out / atomic.MARK).unlink()  # older versions wrote no record
+    code, _, _ = run(capsys, "handwriting", "--output-dir", str(out), "--per-style", "1", "--seed", "3")
+    assert code == 0
+    assert handwriting.load_manifest(out)["seed"] == 3
+    assert atomic.written_by(out)["step"] == "digits-data handwriting"
+    (out / atomic.MARK).unlink()
+    (out / "lower-left-corner.png").write_bytes(b"a scan")
+    code, _, err = run(capsys, "handwriting", "--output-dir", str(out), "--per-style", "1")
+    assert code == 1
+    assert "did not write (lower-left-corner.png)" in err
+    assert (out / "lower-left-corner.png").read_bytes() == b"a scan"
 
 
 def test_load_manifest_names_a_missing_or_altered_file(generated, tmp_path):

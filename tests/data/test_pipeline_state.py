@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from digits_data import atomic, cli, curate, dataset, mnist
+from digits_data import atomic, cli, curate, dataset, handwriting, mnist
 from digits_data.cli_support import run_fire
+from digits_data.contact_sheet import write_contact_sheet
 from digits_data.errors import DigitsError
 
 from helpers import assert_disk_full_line
@@ -125,10 +126,67 @@ def test_curate_never_replaces_a_folder_holding_other_files(mnist_dir, tmp_path)
     with pytest.raises(DigitsError) as raised:
         curate.curate(mnist_dir, folder, **TINY)
     assert str(raised.value) == (
-        f"{folder} holds files this step did not write (thesis.tex), so it will not replace it: "
-        "choose a new or empty output folder"
+        f"{folder} holds files `digits-data curate` did not write (eval.npz, thesis.tex), so it will not "
+        "replace it: move them out or choose a new or empty output folder"
     )
     assert snapshot(folder) == {"eval.npz": b"old", "thesis.tex": b"years of work"}
+
+
+def test_curate_refuses_a_folder_of_the_users_own_npz_files(capsys, mnist_dir, tmp_path):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "my_experiment_results.npz").write_bytes(b"weeks of runs")
+    argv = ["curate", "--data-dir", str(mnist_dir), "--output-dir", str(folder), "--class-counts"]
+    code = run_fire(cli.COMMANDS, "digits-data", [*argv, "{0: 30, 5: 20, 8: 30}"])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-data: error: {folder} holds files `digits-data curate` did not write "
+        "(my_experiment_results.npz), so it will not replace it: move them out or choose a new or empty "
+        "output folder\n"
+    )
+    assert snapshot(folder) == {"my_experiment_results.npz": b"weeks of runs"}
+    assert scratch_of(folder) == []
+
+
+def test_curate_records_what_it_wrote_and_replaces_only_that(curated, mnist_dir):
+    written = sorted(p.name for p in curated.iterdir() if p.name != atomic.MARK)
+    assert atomic.written_by(curated) == {"step": "digits-data curate", "files": written}
+    write_contact_sheet(curated, curated / "samples.png")  # what `make inspect` adds to the folder
+    (curated / ".samples.png.k3j2.tmp").write_bytes(b"half")  # left by an inspect that was killed
+    curate.curate(mnist_dir, curated, **TINY)  # its own folder: replaced whole
+    assert sorted(p.name for p in curated.iterdir()) == sorted([atomic.MARK, *written])
+    (curated / "my_experiment_results.npz").write_bytes(b"weeks of runs")  # added by the user since
+    before = snapshot(curated)
+    with pytest.raises(DigitsError, match=r"did not write \(my_experiment_results.npz\)"):
+        curate.curate(mnist_dir, curated, **TINY)
+    assert snapshot(curated) == before
+
+
+def test_curate_refuses_a_folder_another_step_wrote(mnist_dir, tmp_path):
+    handwriting.write(tmp_path / "hw", per_style=1, seed=1)
+    before = snapshot(tmp_path / "hw")
+    with pytest.raises(DigitsError) as raised:
+        curate.curate(mnist_dir, tmp_path / "hw", **TINY)
+    assert str(raised.value) == (
+        f"{tmp_path / 'hw'} was written by `digits-data handwriting`, not `digits-data curate`, "
+        "so it will not replace it: choose another output folder"
+    )
+    assert snapshot(tmp_path / "hw") == before
+
+
+def test_a_curated_folder_of_an_older_version_is_replaced_if_its_manifest_lists_all_of_it(curated, mnist_dir):
+    (curated / atomic.MARK).unlink()  # older versions wrote no record
+    write_contact_sheet(curated, curated / "samples.png")
+    curate.curate(mnist_dir, curated, **TINY)
+    assert atomic.written_by(curated)["step"] == "digits-data curate"
+    assert dataset.load_manifest(curated)["splits"]["eval"]["n"] == 16
+    (curated / atomic.MARK).unlink()
+    (curated / "old_train.npz").write_bytes(b"a user's copy")  # not in the manifest: not ours
+    before = snapshot(curated)
+    with pytest.raises(DigitsError, match=r"did not write \(.*old_train.npz.*\)"):
+        curate.curate(mnist_dir, curated, **TINY)
+    assert snapshot(curated) == before
 
 
 def test_curate_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, mnist_dir, small_disk):
@@ -190,10 +248,36 @@ def test_a_killed_download_leaves_nothing_the_next_run_keeps(mnist_dir, tmp_path
     (tmp_path / "local").mkdir()
     for name in mnist.FILES:
         (tmp_path / "local" / name).symlink_to(mnist.raw_dir(mnist_dir) / name)
+    linked = {name: (mnist.raw_dir(mnist_dir) / name).stat() for name in mnist.FILES[1:]}
     mnist.download(data, str(tmp_path / "local"), log=lambda message: None)
     assert sorted(p.name for p in raw.iterdir()) == sorted(mnist.FILES)
     assert not pip_scratch.exists()
     assert mnist.verify(data)
+    for name, before in linked.items():  # valid files are kept: the links, and what they point to
+        assert (raw / name).is_symlink()
+        after = (mnist.raw_dir(mnist_dir) / name).stat()
+        assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+            before.st_ino,
+            before.st_mtime_ns,
+            before.st_ctime_ns,
+        )
+
+
+def test_download_replaces_a_link_to_a_bad_file_and_leaves_what_it_pointed_to(mnist_dir, tmp_path):
+    raw = mnist.raw_dir(tmp_path / "data")
+    raw.mkdir(parents=True)
+    elsewhere = tmp_path / "someone-elses" / mnist.TRAIN_LABELS
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"not MNIST, and not ours")
+    (raw / mnist.TRAIN_LABELS).symlink_to(elsewhere)
+    shutil.copyfile(mnist.raw_dir(mnist_dir) / mnist.TEST_LABELS, raw / mnist.TEST_LABELS)
+    kept = (raw / mnist.TEST_LABELS).stat()
+    mnist.download(tmp_path / "data", str(mnist_dir), log=lambda message: None)
+    assert mnist.verify(tmp_path / "data")
+    assert not (raw / mnist.TRAIN_LABELS).is_symlink()  # the link gave way to the verified file
+    assert elsewhere.read_bytes() == b"not MNIST, and not ours"
+    again = (raw / mnist.TEST_LABELS).stat()  # a valid file is not written again
+    assert (again.st_ino, again.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
 
 
 def test_an_unwritable_timings_folder_does_not_fail_a_step_that_succeeded(small_disk):
@@ -218,6 +302,48 @@ def test_an_unwritable_timings_folder_does_not_fail_a_step_that_succeeded(small_
         f"timing: warning: the curate time was not recorded: output folder {timings} is not writable: "
         "choose another or fix its permissions\n"
     )
+
+
+def test_the_next_write_of_a_file_removes_what_a_killed_writer_left_but_not_a_live_ones_scratch(tmp_path):
+    target = tmp_path / "eval.json"
+    writer = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from digits_data import atomic
+
+        with atomic.atomic_path({str(target)!r}) as tmp:
+            tmp.write_bytes(b'{{"half": ')
+            print(tmp, flush=True)
+            if sys.argv[1] == "die":
+                os.kill(os.getpid(), signal.SIGKILL)
+            sys.stdin.readline()  # a writer still at work, until told to finish
+            tmp.write_bytes(b'{{"done": true}}')
+        """
+    )
+    killed = subprocess.run([sys.executable, "-c", writer, "die"], capture_output=True, text=True)
+    assert killed.returncode == -9
+    left = Path(killed.stdout.strip())
+    assert left.parent == tmp_path
+    assert atomic.scratch_pattern(target) == ".eval.json.*.tmp"
+    assert left.match(".eval.json.*.tmp")
+    assert left.exists()
+    with subprocess.Popen(
+        [sys.executable, "-c", writer, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as alive:
+        try:
+            busy = Path(alive.stdout.readline().strip())
+            atomic.write_text(target, "{}")
+            assert not left.exists()  # its writer was killed
+            assert busy.exists()  # its writer is still running
+            assert target.read_text() == "{}"
+            alive.stdin.write("finish\n")
+            alive.stdin.close()
+            assert alive.wait(timeout=60) == 0
+        finally:
+            if alive.poll() is None:
+                alive.kill()
+    assert target.read_text() == '{"done": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json"]
 
 
 def test_outputs_never_replace_devices_and_follow_links(tmp_path):

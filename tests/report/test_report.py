@@ -259,9 +259,59 @@ def test_a_second_report_waits_for_the_first_and_removes_what_killed_runs_left(r
 def test_report_never_replaces_a_folder_holding_other_files(report_inputs, tmp_path):
     (tmp_path / "eval.json").write_text("{}")  # e.g. --output-dir artifacts/eval, mistyped
     i = report_inputs
-    with pytest.raises(DigitsError, match=r"holds files this step did not write \(eval.json\)"):
+    with pytest.raises(DigitsError, match=r"holds files `digits-report` did not write \(eval.json\)"):
         write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]
+
+
+def test_report_output_dir_empty_is_a_usage_error_not_the_current_folder(
+    capsys, report_inputs, tmp_path, monkeypatch
+):
+    from digits_report import cli as report_cli
+
+    monkeypatch.chdir(tmp_path)
+    argv = [str(a) for a in report_argv(report_inputs, "")]
+    code = run_fire(report_cli.report, "digits-report", argv)
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == "digits-report: error: --output-dir must name a path to write, got ''\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_refuses_a_folder_of_holiday_photos(capsys, report_inputs, tmp_path):
+    from digits_report import cli as report_cli
+
+    photos = tmp_path / "holiday"
+    photos.mkdir()
+    for name in ("beach.png", "counts.png", "sunset.png", "training.png"):
+        Image.new("RGB", (4, 4), (200, 120, 40)).save(photos / name)
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    code = run_fire(report_cli.report, "digits-report", [str(a) for a in report_argv(report_inputs, photos)])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-report: error: {photos} holds files `digits-report` did not write (beach.png, counts.png, "
+        "sunset.png, ...), so it will not replace it: move them out or choose a new or empty output folder\n"
+    )
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_a_report_is_replaced_by_the_next_unless_a_user_added_a_file(report, report_inputs, tmp_path):
+    from digits_data import atomic
+
+    i = report_inputs
+    out = shutil.copytree(report["dir"], tmp_path / "report")
+    assert atomic.written_by(out) == {
+        "step": "digits-report",
+        "files": sorted(p.name for p in out.iterdir() if p.name != atomic.MARK),
+    }
+    (out / atomic.MARK).unlink()  # a report of an older version, which wrote no record: replaced too
+    write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out)
+    assert atomic.written_by(out)["step"] == "digits-report"
+    (out / "notes.txt").write_text("for the meeting")
+    with pytest.raises(DigitsError, match=r"did not write \(notes.txt\)"):
+        write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out)
+    assert (out / "notes.txt").read_text() == "for the meeting"
 
 
 def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, report_inputs, small_disk):

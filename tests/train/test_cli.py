@@ -120,3 +120,14 @@ def test_option_without_value_is_refused_before_any_work(capsys, tmp_path, monke
     assert (code, out) == (2, "")
     assert err == f"digits-train: error: {flag} needs a value: see `digits-train {argv[0]} --help`\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("command", "flag"), [("fit", "--output-dir"), ("export", "--output")])
+def test_an_empty_output_path_is_a_usage_error_not_the_current_folder(
+    capsys, tmp_path, monkeypatch, command, flag
+):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, command, flag, "")
+    assert (code, out) == (2, "")
+    assert err == f"digits-train: error: {flag} must name a path to write, got ''\n"
+    assert list(tmp_path.iterdir()) == []

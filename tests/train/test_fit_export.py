@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from digits_data import contract, dataset, refusal
+from digits_data import atomic, contract, dataset, refusal
 from digits_data.images import pixels_from_uint8
 from digits_data.refusal import RefusalRule
 from digits_train.config import OUTLIER_TARGETS, FitConfig
@@ -24,12 +24,17 @@ def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
     out, summary = trained["dir"], trained["summary"]
     assert sorted(p.name for p in out.iterdir()) == [
         ".model.onnx.lock",  # the fixture exported model.onnx here too
+        atomic.MARK,
         "best.ckpt",
         "config.json",
         "lightning_logs",
         "model.onnx",
         "summary.json",
     ]
+    assert atomic.written_by(out) == {
+        "step": "digits-train fit",
+        "files": ["best.ckpt", "config.json", "lightning_logs", "summary.json"],
+    }
     assert summary["epochs_run"] == 2
     assert summary["best_epoch"] == 1  # the final weights are kept
     assert summary["stopped_early"] is False

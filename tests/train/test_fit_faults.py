@@ -7,11 +7,12 @@ import lightning as L
 import pytest
 import torch
 
+from digits_data import atomic
 from digits_data.cli_support import run_fire
 from digits_data.errors import DigitsError
 from digits_train import cli
 from digits_train.config import FitConfig
-from digits_train.fit import OWNED, fit
+from digits_train.fit import fit
 
 from helpers import assert_disk_full_line
 
@@ -48,6 +49,7 @@ def test_an_interrupted_fit_leaves_the_previous_run_as_it_was(previous_run, smal
 
 @pytest.mark.slow
 def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated):
+    (previous_run / atomic.MARK).unlink()  # a folder of an older version, which had no record
     inside = previous_run / ".fit-k2j4"  # a killed run's checkpoints, as older versions left them
     inside.mkdir()
     (inside / "best.ckpt").write_bytes(b"\0" * 4096)
@@ -57,6 +59,7 @@ def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated)
     assert summary["epochs_run"] == 1
     assert torch.get_num_threads() == 1  # the run used the threads it was given
     assert sorted(p.name for p in previous_run.iterdir()) == [
+        atomic.MARK,
         "best.ckpt",
         "config.json",
         "lightning_logs",
@@ -67,10 +70,36 @@ def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated)
 
 def test_fit_never_replaces_a_folder_holding_other_files(small_curated, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(DigitsError, match=r"holds files this step did not write \(notes.txt\)"):
+    with pytest.raises(DigitsError, match=r"holds files `digits-train fit` did not write \(notes.txt\)"):
         fit(small_curated, tmp_path, ONE_EPOCH)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
-    assert set(OWNED) >= {"best.ckpt", "lightning_logs"}
+
+
+def test_fit_refuses_a_projects_folder_and_leaves_its_config(capsys, small_curated, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.json").write_text('{"db": "postgres://..."}\n')  # the project's own
+    argv = ["fit", "--curated-dir", small_curated, "--output-dir", project, "--epochs", "1"]
+    code = run_fire(cli.COMMANDS, "digits-train", [str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-train: error: {project} holds files `digits-train fit` did not write (config.json), so it "
+        "will not replace it: move them out or choose a new or empty output folder\n"
+    )
+    assert snapshot(project) == {"config.json": b'{"db": "postgres://..."}\n'}
+
+
+def test_fit_refuses_its_own_folder_once_a_user_added_a_file(capsys, previous_run, small_curated):
+    (previous_run / "notes.md").write_text("what I tried")
+    before = snapshot(previous_run)
+    with pytest.raises(DigitsError) as raised:
+        fit(small_curated, previous_run, ONE_EPOCH)
+    assert str(raised.value) == (
+        f"{previous_run} holds files `digits-train fit` did not write (notes.md), so it will not replace it: "
+        "move them out or choose a new or empty output folder"
+    )
+    assert snapshot(previous_run) == before
 
 
 @pytest.mark.slow

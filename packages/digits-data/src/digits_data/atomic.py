@@ -3,20 +3,23 @@
 A crash or a failed check leaves either the old output or nothing, never a half-written one.
 Scratch names start with the target's name (``.NAME.XXXX.tmp``), so the next writer of the same
 target finds what a killed run left behind and removes it. Folders are written under a lock,
-so two runs writing the same folder take turns instead of tripping over each other.
+so two runs writing the same folder take turns instead of tripping over each other, and carry
+a record of the step that wrote them, so that a step replaces only a folder of its own.
 """
 
 import contextlib
 import errno
 import fcntl
-import fnmatch
 import glob
+import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 from digits_data.errors import DigitsError
 
@@ -100,27 +103,28 @@ def exclusive(target: str | os.PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, *, follow_link: bool = True) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success rename it to ``target``.
 
     On any exception the temporary file is removed and ``target`` is left untouched. A write
     that fails for lack of space or permission becomes a :class:`DigitsError` naming ``target``.
-    A symbolic link is followed; a device, pipe or folder at ``target`` is refused.
+    A symbolic link is followed (with ``follow_link=False`` the link itself is replaced by the
+    file); a device, pipe or folder at ``target`` is refused. Scratch files of ``target`` that
+    killed writers left are removed first; those of writers still running are left alone.
     """
     target = Path(target)
-    if target.is_symlink():
+    if follow_link and target.is_symlink():
         target = Path(os.path.realpath(target))  # write what the link points to, keep the link
-    if target.exists() and not target.is_file():
+    if target.exists() and not target.is_symlink() and not target.is_file():
         # Renaming over it would replace a device (/dev/null), a pipe or a folder with our file.
         raise DigitsError(
             f"{target} is not a regular file (a device, pipe or folder): give a file path to write"
         )
     ensure_dir(target.parent)
-    tmp_path = None
+    fd = tmp_path = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
+        _remove_dead_scratch(target)
+        fd, tmp_path = _scratch_file(target)
         yield tmp_path
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, target)
@@ -129,28 +133,85 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path is not None:
             tmp_path.unlink(missing_ok=True)
+        if fd is not None:
+            os.close(fd)  # releases the lock that marks the scratch file as in use
+
+
+def _scratch_file(target: Path) -> tuple[int, Path]:
+    """A new scratch file beside ``target``, locked (``flock``) for as long as its descriptor is open.
+
+    The lock tells a writer that is alive from one that was killed: the kernel releases it when
+    the process ends, however it ends.
+    """
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks: nobody can lock it to remove it either
+            return fd, Path(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                return fd, Path(tmp)
+        os.close(fd)  # removed as dead between its creation and the lock: make another
+
+
+def _remove_dead_scratch(target: Path) -> None:
+    """Remove the scratch files of ``target`` whose writers are gone (no one holds their lock)."""
+    for leftover in target.parent.glob(scratch_pattern(target)):
+        try:
+            fd = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # a link, or gone already
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                leftover.unlink(missing_ok=True)
+        except OSError:
+            pass  # a writer still running holds it (or the file system has no locks: keep it)
+        finally:
+            os.close(fd)
+
+
+MARK = ".written-by"
+"""The file in an output folder recording which step wrote it and what it put there (JSON)."""
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, owned: Sequence[str]) -> Iterator[Path]:
+def atomic_dir(
+    target: str | os.PathLike,
+    step: str,
+    *,
+    added_later: Collection[str] = (),
+    legacy: Callable[[Path], Collection[str]] | None = None,
+) -> Iterator[Path]:
     """Yield an empty scratch folder beside ``target``; on success it replaces ``target`` whole.
 
     So a step's outputs change together or not at all: a run killed or failing half way leaves
     the previous folder as it was (and its scratch is removed by the next run). Writers of the
-    same folder take turns (:func:`exclusive`). An existing ``target`` is replaced only when every
-    entry in it matches one of the ``owned`` glob patterns (the files this step writes); anything
-    else is refused, so a mistyped output folder never loses a user's files.
+    same folder take turns (:func:`exclusive`).
+
+    The folder gets a record, :data:`MARK`, naming ``step`` and every entry it wrote. An existing
+    ``target`` is replaced only when its record names the same ``step`` and it holds nothing but
+    what the record lists and the files other steps are known to add to it (``added_later``, by
+    exact name; scratch that killed writers of those left is removed). Any other non-empty
+    folder is refused before any work, so an output folder given by mistake never loses a
+    user's files. A folder written before records existed has none: ``legacy(folder)`` returns
+    the names that the step's own older records (its manifest, its summary) account for, and
+    such a folder is replaced only when they account for all of it.
     """
     target = Path(target)
     if target.is_symlink():
         target = Path(os.path.realpath(target))  # replace what the link points to, keep the link
     with exclusive(target):
-        _check_owned(target, owned)
+        _check_owned(target, step, added_later, legacy)
         scratch = None
         try:
             scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
             os.chmod(scratch, 0o755)
             yield scratch
+            written = sorted(p.name for p in scratch.iterdir())
+            record = {"step": step, "files": written}
+            (scratch / MARK).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
             old = None
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -170,23 +231,62 @@ def atomic_dir(target: str | os.PathLike, owned: Sequence[str]) -> Iterator[Path
                 shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _check_owned(target: Path, owned: Sequence[str]) -> None:
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value in ``path``, or None when it is missing or not JSON (for records a step may find)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def written_by(folder: str | os.PathLike) -> dict | None:
+    """The record of the step that wrote ``folder`` (``{"step", "files"}``), or None if it has none."""
+    record = read_json(Path(folder) / MARK)
+    if not isinstance(record, dict) or not isinstance(record.get("step"), str):
+        return None
+    files = record.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return record
+
+
+def _check_owned(
+    target: Path,
+    step: str,
+    added_later: Collection[str],
+    legacy: Callable[[Path], Collection[str]] | None,
+) -> None:
     if not target.exists():
         return
     if not target.is_dir():
         raise DigitsError(f"{target} exists and is not a folder: choose another output folder")
-    strangers = sorted(p.name for p in target.iterdir() if not any(fnmatch.fnmatch(p.name, g) for g in owned))
-    if strangers:
+    for name in added_later:  # what a killed writer of such a file left is not in the way
+        _remove_dead_scratch(target / name)
+    present = {p.name for p in target.iterdir()}
+    if not present:
+        return
+    record = written_by(target)
+    if record is not None and record["step"] != step:
         raise DigitsError(
-            f"{target} holds files this step did not write ({', '.join(strangers[:3])}"
-            f"{', ...' if len(strangers) > 3 else ''}), so it will not replace it: "
-            "choose a new or empty output folder"
+            f"{target} was written by `{record['step']}`, not `{step}`, so it will not replace it: "
+            "choose another output folder"
+        )
+    if record is not None:
+        known = {MARK, *record["files"], *added_later}
+    else:
+        known = set(legacy(target)) if legacy is not None else set()
+    strangers = sorted(present - known)
+    if strangers:
+        listed = ", ".join(strangers[:3]) + (", ..." if len(strangers) > 3 else "")
+        raise DigitsError(
+            f"{target} holds files `{step}` did not write ({listed}), so it will not replace it: "
+            "move them out or choose a new or empty output folder"
         )
 
 
-def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
-    """Atomically write ``data`` to ``target``."""
-    with atomic_path(target) as tmp:
+def write_bytes(target: str | os.PathLike, data: bytes, *, follow_link: bool = True) -> Path:
+    """Atomically write ``data`` to ``target`` (see :func:`atomic_path` for ``follow_link``)."""
+    with atomic_path(target, follow_link=follow_link) as tmp:
         tmp.write_bytes(data)
     return Path(target)
 

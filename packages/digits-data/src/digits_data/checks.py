@@ -44,3 +44,10 @@ def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}", name)
     return value
+
+
+def check_path(name: str, value: Any) -> str:
+    """Return ``value`` as a path to write if it names one; an empty path would mean the current folder."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise ConfigError(f"{name} must name a path to write, got {value!r}", name)
+    return str(value)

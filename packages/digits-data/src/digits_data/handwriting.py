@@ -584,8 +584,7 @@ def generate(per_style: int = DEFAULT_PER_STYLE, seed: int = DEFAULT_SEED) -> li
     return samples
 
 
-OWNED = ("digit-*", "upper-*", "lower-*", SHEET_NAME, MANIFEST_NAME)
-"""Glob patterns of what :func:`write` puts in its folder: a folder holding anything else is kept."""
+STEP = "digits-data handwriting"
 
 
 def write(
@@ -594,12 +593,12 @@ def write(
     """Generate the set into ``output_dir``: image files, ``sheet.png`` and ``manifest.json``.
 
     The files are written to a scratch folder that then replaces ``output_dir`` whole, so the
-    folder holds one complete set or the previous one. A folder holding files the generator did
-    not write is refused rather than replaced. Returns the manifest.
+    folder holds one complete set or the previous one. A folder that the generator did not write
+    (see :func:`digits_data.atomic.atomic_dir`) is refused rather than replaced. Returns the manifest.
     """
     samples = generate(per_style, seed)
     entries = []
-    with atomic.atomic_dir(output_dir, OWNED) as scratch:
+    with atomic.atomic_dir(output_dir, STEP, legacy=_listed) as scratch:
         for sample in samples:
             (scratch / sample.file).write_bytes(sample.image)
             entry = {"file": sample.file, "label": sample.label, "kind": sample.kind, "styles": sample.styles}
@@ -616,6 +615,17 @@ def write(
         }
         (scratch / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
+
+
+def _listed(folder: Path) -> set[str]:
+    """What the manifest of a set (written before folders had records) accounts for."""
+    manifest = atomic.read_json(folder / MANIFEST_NAME)
+    try:
+        if manifest["format"] != FORMAT:
+            return set()
+        return {MANIFEST_NAME, SHEET_NAME, *(entry["file"] for entry in manifest["samples"])}
+    except (TypeError, KeyError):
+        return set()
 
 
 def _format_of(manifest: Path) -> str | None:

@@ -373,9 +373,10 @@ def download(
     """Make sure ``data_dir/MNIST/raw`` holds the four canonical MNIST IDX files.
 
     An existing valid copy is kept as it is. Otherwise the sources for ``source`` are tried in
-    order until one gives four files that all match their md5; each file is then written
-    atomically. Returns the raw folder. Raises :class:`DigitsError` listing every source tried
-    and why it failed.
+    order until one gives four files that all match their md5; each file that is missing or not
+    canonical is then written atomically (a valid one is kept untouched, and a symbolic link is
+    replaced by the file rather than written through). Returns the raw folder. Raises
+    :class:`DigitsError` listing every source tried and why it failed.
     """
     data_dir = Path(data_dir)
     folder = raw_dir(data_dir)
@@ -400,6 +401,15 @@ def _present(data_dir: Path, log: Callable[[str], None]) -> bool:
     return True
 
 
+def _holds(path: Path, name: str) -> bool:
+    """Whether ``path`` is already the canonical ``name`` file (then it is kept, not rewritten)."""
+    try:
+        check_file(name, path.read_bytes(), str(path))
+    except (OSError, DigitsError):
+        return False
+    return True
+
+
 def _fetch(folder: Path, candidates: list[Source], log: Callable[[str], None]) -> Path:
     atomic.ensure_dir(folder)
     failures = []
@@ -414,7 +424,9 @@ def _fetch(folder: Path, candidates: list[Source], log: Callable[[str], None]) -
             log(f"  failed: {exc}")
             continue
         for name in FILES:
-            atomic.write_bytes(folder / name, files[name])
+            if not _holds(folder / name, name):
+                # A link is replaced, not written through: what it points to is not ours to change.
+                atomic.write_bytes(folder / name, files[name], follow_link=False)
         log(f"MNIST verified (md5) and written to {folder}, from {candidate.label}")
         return folder
     raise DigitsError("could not get MNIST from any source: " + "; ".join(failures))

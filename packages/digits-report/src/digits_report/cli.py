@@ -1,5 +1,6 @@
 """`digits-report`: write the HTML report on the data, the training and the model's errors."""
 
+from digits_data.checks import check_path
 from digits_data.cli_support import main_for
 from digits_runtime.cli import DEFAULT_MODEL
 
@@ -25,6 +26,7 @@ def report(
         handwriting_dir: The generated handwriting set that EVAL_DIR/handwriting.json (written by
             benchmarks/handwriting.py) measured; its section is left out when that file is absent.
     """
+    check_path("output_dir", output_dir)
     from digits_report.report import write_report  # matplotlib loads only when a report is written
 
     index = write_report(curated_dir, train_dir, model, eval_dir, timings_dir, output_dir, handwriting_dir)

@@ -31,8 +31,7 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
-OWNED = ("index.html", "report.json", "*.png")
-"""What a report folder holds; the report refuses to replace a folder holding anything else."""
+STEP = "digits-report"
 
 
 def write_report(
@@ -61,7 +60,7 @@ def write_report(
     labels = list(manifest["classes"])
 
     # Written in a scratch folder that replaces output_dir whole; two runs at once take turns.
-    with atomic.atomic_dir(output_dir, OWNED) as scratch:
+    with atomic.atomic_dir(output_dir, STEP, legacy=_listed) as scratch:
         drawn = {
             "counts": figures.plot_counts(manifest, scratch),
             "samples": contact_sheet(curated_dir, scratch),
@@ -123,6 +122,15 @@ def write_report(
         atomic.write_text(scratch / "report.json", json.dumps(numbers, indent=2) + "\n")
         atomic.write_text(scratch / "index.html", render(numbers, drawn, model, labels))
     return output_dir / "index.html"
+
+
+def _listed(folder: Path) -> set[str]:
+    """What the report.json of a report (written before folders had records) accounts for."""
+    numbers = atomic.read_json(folder / "report.json")
+    try:
+        return {"index.html", "report.json", *numbers["figures"].values()}
+    except (TypeError, KeyError, AttributeError):
+        return set()
 
 
 def contact_sheet(curated_dir: Path, out: Path) -> str:

@@ -155,11 +155,7 @@ def evaluate(
     else:
         result = {"split": split, **report(data.labels, classified.predicted, predictor.labels)}
         result["refusal"] = refusal
-    print(f"{model} on the {split} split of {curated_dir} ({result['n']} images)\n")
-    if split != "other":
-        print(format_report(result) + "\n")
-    print(format_refusal(refusal))
-    if json is not None:
+    if json is not None:  # written first: no report is printed when its JSON could not be written
         result |= {
             "model": str(model),
             "fingerprint": fingerprint,
@@ -184,6 +180,10 @@ def evaluate(
             ],
         }
         atomic.write_text(json, jsonlib.dumps(result, indent=1) + "\n")
+    print(f"{model} on the {split} split of {curated_dir} ({result['n']} images)\n")
+    if split != "other":
+        print(format_report(result) + "\n")
+    print(format_refusal(refusal))
 
 
 def serve(model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:

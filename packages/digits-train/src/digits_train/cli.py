@@ -1,5 +1,6 @@
 """`digits-train`: fit the classifier, export it to ONNX."""
 
+from digits_data.checks import check_path
 from digits_data.cli_support import main_for
 from digits_train.config import FitConfig
 
@@ -56,6 +57,7 @@ def fit(
     """
     options = {key: value for key, value in locals().items() if value is not None}
     given = {key: options.pop(key) for key in ("curated_dir", "output_dir")}
+    check_path("output_dir", output_dir)
     config = FitConfig(**options)
     from digits_train.fit import fit as run_fit  # torch and Lightning load only when needed
 
@@ -81,6 +83,7 @@ def export(
         output: Path of the ONNX model to write.
         curated_dir: Curated folder for the parity check (default: the one the checkpoint was trained on).
     """
+    check_path("output", output)
     from digits_train.export import export as run_export
 
     result = run_export(checkpoint_path, output, curated_dir)
