@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from digits_data import dataset
 from digits_train import typeset
 from digits_train.augment import Jitter
 from digits_train.config import FitConfig
-from digits_train.data import OUTLIER, loaders
+from digits_train.data import OUTLIER, OutlierSubsetSampler, loaders
 from digits_train.model import DigitsClassifier, Ensemble
 
 
@@ -111,3 +112,30 @@ def test_typeset_characters_join_the_outliers(small_curated):
     assert len(pixels) == len(plain.dataset) + 30
     assert int((targets == OUTLIER).sum()) == int((plain.dataset.tensors[1] == OUTLIER).sum()) + 30
     assert torch.equal(pixels[-30:, 0], torch.from_numpy(typeset.typeset(30)))
+
+
+def test_each_epoch_takes_every_known_image_and_a_fresh_draw_of_outliers():
+    sampler = OutlierSubsetSampler(
+        known=10, outliers=30, per_epoch=12, generator=torch.Generator().manual_seed(5)
+    )
+    epochs = [list(sampler) for _ in range(3)]
+    for order in epochs:
+        assert len(order) == len(sampler) == 22
+        assert sorted(i for i in order if i < 10) == list(range(10))  # every known image, once
+        drawn = [i for i in order if i >= 10]
+        assert len(set(drawn)) == 12  # outliers without repetition
+        assert all(10 <= i < 40 for i in drawn)
+    assert len({tuple(sorted(order)) for order in epochs}) == 3  # another draw each epoch
+    again = OutlierSubsetSampler(10, 30, 12, torch.Generator().manual_seed(5))
+    assert [list(again) for _ in range(3)] == epochs  # the seed decides the draws
+
+
+def test_loaders_draw_outliers_per_epoch_only_when_asked(small_curated):
+    known = len(dataset.load_split(small_curated, "train"))
+    other = len(dataset.load_split(small_curated, "other_train"))
+    subset, _, _ = loaders(small_curated, [0, 5, 8], 64, 0, seed=1, outliers=True, outliers_per_epoch=50)
+    assert isinstance(subset.sampler, OutlierSubsetSampler)
+    assert len(subset.sampler) == known + 50
+    assert len(subset) == -(-(known + 50) // 64)  # batches an epoch, as the schedule counts them
+    every, _, _ = loaders(small_curated, [0, 5, 8], 64, 0, seed=1, outliers=True, outliers_per_epoch=other)
+    assert len(every.sampler) == known + other  # asking for all of them shuffles them all
