@@ -112,8 +112,8 @@ def save_variant(make_model, tmp_path, labels, width=3, batch=None):
     [
         ([0, 5, 8], 10, None, "gives 'logits' of shape [10] per image but has 3 labels [0, 5, 8]: "),
         ([0, 5, 8, 9], 3, None, "gives 'logits' of shape [3] per image but has 4 labels [0, 5, 8, 9]: "),
-        ([], 3, None, "has labels []: a digits model needs at least two, each once"),
-        ([0, 0, 0], 3, None, "has labels [0, 0, 0]: a digits model needs at least two, each once"),
+        ([], 3, None, "has labels [] (fewer than two digits): a digits model's labels are at least two "),
+        ([0, 0, 0], 3, None, "has labels [0, 0, 0] (0 is given more than once): a digits model's labels "),
         ([0, 5, 8], 3, 1, "takes a fixed batch of 1 image(s): export it with a dynamic batch dimension"),
     ],
 )
@@ -124,6 +124,32 @@ def test_models_whose_outputs_do_not_match_their_labels_are_refused(
     with pytest.raises(DigitsError) as raised:
         Predictor(path)
     assert str(raised.value).startswith(f"{path} {problem}")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[0, 5, 1e400]", "has labels [0, 5, Infinity] (Infinity is not a whole digit 0-9)"),
+        ("[true, false, 8]", "has labels [true, false, 8] (true is not a whole digit 0-9)"),
+        ("[0.5, 5.2, 8.9]", "has labels [0.5, 5.2, 8.9] (0.5 is not a whole digit 0-9)"),
+        ("[-1, 5, 80]", "has labels [-1, 5, 80] (-1 is not a whole digit 0-9)"),
+        ("[0, 5, 8.0]", "has labels [0, 5, 8.0] (8.0 is not a whole digit 0-9)"),
+        ('"058"', 'has labels "058" (they are not a list of digits)'),
+    ],
+)
+def test_labels_that_are_not_distinct_whole_digits_are_refused(make_model, tmp_path, text, problem):
+    model = make_model(np.zeros((3, 28, 28), np.float32), [0, 5, 8], "x")
+    onnx.helper.set_model_props(
+        model, {p.key: p.value for p in model.metadata_props} | {contract.META_LABELS: text}
+    )
+    path = tmp_path / "model.onnx"
+    onnx.save(model, path)
+    with pytest.raises(DigitsError) as raised:
+        Predictor(path)
+    assert str(raised.value) == (
+        f"{path} {problem}: a digits model's labels are at least two distinct whole digits 0-9; "
+        "export it again with `digits-train export`"
+    )
 
 
 @pytest.mark.parametrize(

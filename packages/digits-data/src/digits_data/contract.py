@@ -6,6 +6,8 @@ input ``INPUT_NAME`` is float32 (N, 1, 28, 28) in [0, 1], white ink on black; ou
 keys below as strings (JSON where structured).
 """
 
+import json
+
 CLASSES: tuple[int, ...] = (0, 5, 8)
 """The digits the product classifies, in model output order."""
 
@@ -45,3 +47,27 @@ META_VERSIONS = "producer_versions"  # JSON object: package name -> version
 META_TRAINING_CONFIG = "training_config"  # JSON object: the resolved training config
 META_PARITY = "export_parity"  # JSON object: the onnxruntime-vs-torch check that passed
 META_REFUSAL = "refusal"  # JSON object: the refusal rule (see digits_data.refusal); absent: accept all
+
+
+LABELS_RULE = "at least two distinct whole digits 0-9"
+"""What a model's labels and a curation's classes must be."""
+
+
+def check_labels(labels: object) -> tuple[int, ...]:
+    """Return ``labels`` as a tuple if they are :data:`LABELS_RULE`; else raise ``ValueError`` saying why.
+
+    The rule for a model's labels and a curation's classes alike: JSON lets ``true``, ``5.2``,
+    ``-1`` or ``1e400`` (infinity) through, and none of them names a digit. The message says
+    only what is wrong (``"true is not a whole digit 0-9"``); callers name the file.
+    """
+    if not isinstance(labels, list | tuple):
+        raise ValueError("they are not a list of digits")
+    for label in labels:
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 9:
+            raise ValueError(f"{json.dumps(label)} is not a whole digit 0-9")
+    if len(labels) < 2:
+        raise ValueError("fewer than two digits")
+    repeated = sorted({d for d in labels if labels.count(d) > 1})
+    if repeated:
+        raise ValueError(f"{repeated[0]} is given more than once")
+    return tuple(labels)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_data import atomic
+from digits_data import atomic, contract
 from digits_data.contract import IMAGE_SIZE, MANIFEST_NAME, OUTLIER_SPLITS, SPLITS
 from digits_data.errors import DigitsError, UsageError
 
@@ -108,6 +108,7 @@ def load_manifest(curated_dir: str | os.PathLike, *, verify: bool = True) -> dic
         raise DigitsError(f"{path} is not valid JSON ({exc}): {CURATE_HINT}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
         raise DigitsError(f"{path} is not a curation manifest: {CURATE_HINT}")
+    _check_fields(manifest, path)
     if verify:
         for split in (*SPLITS, *OUTLIER_SPLITS):
             entry = split_entry(manifest, split)
@@ -123,19 +124,73 @@ def load_manifest(curated_dir: str | os.PathLike, *, verify: bool = True) -> dic
     return manifest
 
 
+MANIFEST_FIELDS = (
+    "classes",
+    "seed",
+    "eval_ratio",
+    "val_ratio",
+    "class_counts",
+    "normalization",
+    "source",
+    "splits",
+    "outliers",
+)
+"""The fields every step reads from a curation manifest."""
+
+
+def edited_hint(curated_dir: str | os.PathLike) -> str:
+    """What to do about curated data edited after curation (``make curate`` alone would keep it)."""
+    return (
+        f"it was edited after curation; delete {curated_dir} and run `make curate` (or `digits-data curate`)"
+    )
+
+
+def _check_fields(manifest: dict, path: Path) -> None:
+    """Refuse a manifest that lacks a field, or whose classes or normalization are not what they claim."""
+    hint = edited_hint(path.parent)
+    missing = [name for name in MANIFEST_FIELDS if name not in manifest]
+    if missing:
+        raise DigitsError(f"{path} lacks {', '.join(repr(m) for m in missing)}: {hint}")
+    try:
+        contract.check_labels(manifest["classes"])
+    except ValueError as exc:
+        raise DigitsError(
+            f"{path} lists classes {json.dumps(manifest['classes'])} ({exc}), "
+            f"not {contract.LABELS_RULE}: {hint}"
+        ) from None
+    norm = manifest["normalization"]
+    values = [norm.get(key) for key in ("mean", "std")] if isinstance(norm, dict) else [None]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in values):
+        raise DigitsError(
+            f"{path} has normalization {json.dumps(norm)}, not a pixel mean and std in (0, 1]: {hint}"
+        )
+
+
 def check_contents(curated_dir: str | os.PathLike, manifest: dict) -> None:
     """Check that every split holds what the manifest says: its size, digits and MNIST indices.
 
     The sha256 checks prove the files unchanged, not the manifest's own numbers: an edited count
     would otherwise be shown and trusted as it stands.
     """
+    path = manifest_path(curated_dir)
+    totals: dict[str, int] = {}
     for name in (*SPLITS, *OUTLIER_SPLITS):
         entry = split_entry(manifest, name)
         split = read_split_file(Path(curated_dir) / f"{name}.npz", name)
         digits, counts = np.unique(split.labels, return_counts=True)
         actual = {str(d): int(c) for d, c in zip(digits, counts, strict=True)}
-        claimed = {d: c for d, c in entry.get("counts", {}).items() if c}
+        columns = manifest["classes"] if name in SPLITS else manifest["outliers"].get("digits")
+        listed = entry.get("counts")
         problems = []
+        if (
+            not isinstance(listed, dict)
+            or not isinstance(columns, list)
+            or list(listed) != list(map(str, columns))
+        ):
+            keys = list(listed) if isinstance(listed, dict) else listed
+            problems.append(f"counts for the digits {keys} where it lists the digits {columns}")
+            listed = {}
+        claimed = {d: c for d, c in listed.items() if c}
         if entry.get("n") != len(split):
             problems.append(f"{entry.get('n')} images where the file holds {len(split)}")
         if claimed != actual:
@@ -144,9 +199,16 @@ def check_contents(curated_dir: str | os.PathLike, manifest: dict) -> None:
             problems.append("other MNIST indices than the file's")
         if problems:
             raise DigitsError(
-                f"{manifest_path(curated_dir)} says split {name} has {'; '.join(problems)}: it was "
-                f"edited after curation; delete {curated_dir} and run `make curate` (or `digits-data curate`)"
+                f"{path} says split {name} has {'; '.join(problems)}: {edited_hint(curated_dir)}"
             )
+        if name in SPLITS:
+            for digit, count in listed.items():
+                totals[digit] = totals.get(digit, 0) + count
+    if manifest["class_counts"] != totals:
+        raise DigitsError(
+            f"{path} says the class counts are {manifest['class_counts']} where its splits add up to "
+            f"{totals}: {edited_hint(curated_dir)}"
+        )
 
 
 def split_entry(manifest: dict, split: str) -> dict | None:
@@ -183,7 +245,20 @@ def load_split(curated_dir: str | os.PathLike, split: str, *, verify: bool = Tru
             raise DigitsError(f"missing split file {path}: {CURATE_HINT}")
         if sha256_file(path) != expected:
             raise DigitsError(f"{path} does not match the sha256 in its manifest: {CURATE_HINT}")
-    return read_split_file(path, split)
+    data = read_split_file(path, split)
+    classes = manifest["classes"]
+    if split in SPLITS:
+        if not len(data):
+            raise DigitsError(f"{path} holds no images: {edited_hint(curated_dir)}")
+        strangers = np.setdiff1d(data.labels, classes)
+    else:  # outliers are the digits that are not classes
+        strangers = data.labels[np.isin(data.labels, classes) | (data.labels < 0) | (data.labels > 9)]
+    if strangers.size:
+        raise DigitsError(
+            f"{path} holds the label {int(strangers[0])}, which is not a digit of its split "
+            f"(classes {classes} in {manifest_path(curated_dir)}): {edited_hint(curated_dir)}"
+        )
+    return data
 
 
 def load_test_split(

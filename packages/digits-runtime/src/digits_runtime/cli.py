@@ -82,8 +82,9 @@ def check_threads(threads: object) -> None:
 def expand(inputs: Sequence[str]) -> list[tuple[Path, DigitsError | None]]:
     """Turn files and folders into the files to classify; folders give their images, sorted.
 
-    Each entry is a path and, for a folder without image files, the error that is its answer,
-    so that it becomes its own error line while the other inputs are still classified.
+    Each entry is a path and, for a folder without image files or one that cannot be read, the
+    error that is its answer, so that it becomes its own error line while the other inputs are
+    still classified.
     """
     entries: list[tuple[Path, DigitsError | None]] = []
     for item in inputs:
@@ -95,11 +96,32 @@ def expand(inputs: Sequence[str]) -> list[tuple[Path, DigitsError | None]]:
         if not is_dir:
             entries.append((path, None))
             continue
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        found = _folder_images(path)
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         empty = DigitsError(f"folder {path} holds no image files ({suffixes})")
-        entries.extend([(f, None) for f in found] or [(path, empty)])
+        entries.extend(found or [(path, empty)])
     return entries
+
+
+def _folder_images(folder: Path) -> list[tuple[Path, DigitsError | None]]:
+    """The image files under ``folder``, and a folder that cannot be read with its error, sorted by path.
+
+    Folders are walked as ``rglob`` would (symbolic links to folders are not entered), but one
+    that cannot be listed is reported rather than skipped without a word.
+    """
+    entries: list[tuple[Path, DigitsError | None]] = []
+
+    def unreadable(exc: OSError) -> None:
+        entries.append(
+            (Path(exc.filename), DigitsError(f"folder {exc.filename} cannot be read: {exc.strerror}"))
+        )
+
+    for top, _, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            file = Path(top) / name
+            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
+                entries.append((file, None))
+    return sorted(entries, key=lambda entry: entry[0])
 
 
 def evaluate(
@@ -140,6 +162,12 @@ def evaluate(
         data = dataset.load_test_split(curated_dir, data_dir=data_dir, other=split == "other")
     else:
         data = dataset.load_split(curated_dir, split)
+    classes = dataset.load_manifest(curated_dir, verify=False)["classes"]
+    if sorted(classes) != sorted(predictor.labels):
+        raise DigitsError(
+            f"{model} has labels {list(predictor.labels)} but {curated_dir} holds the digits {classes}: "
+            "the model and the data disagree; evaluate the model on the curated data it was trained on"
+        )
     fingerprint = dataset.fingerprint(curated_dir)
     if predictor.metadata.get(META_FINGERPRINT) != fingerprint:
         print(

@@ -1,18 +1,24 @@
 """The embeddable predictor: one ONNX model loaded once, predictions from files, images or arrays."""
 
+import io
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+from PIL import Image
 
 from digits_data import contract
 from digits_data.errors import DigitsError
 from digits_data.images import load_image, pixels_from_uint8
 from digits_data.refusal import BASELINE_SCORE, RefusalRule, scores
+
+Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
+"""What :meth:`Predictor.predict` takes: a file path, the bytes of an image file, a binary file object
+(``open(path, "rb")``, ``io.BytesIO``), a PIL image, or a (28, 28) pixel array."""
 
 BATCH_SIZE = 256  # images per onnxruntime call when predicting many
 # More threads than this only add contention; far more (say 100000) never finish starting.
@@ -107,38 +113,53 @@ class Predictor:
             raise DigitsError(
                 f"{self.path} lacks the outputs '{contract.LOGITS_NAME}' and '{contract.PROBABILITIES_NAME}'"
             )
+        text = self.metadata.get(contract.META_LABELS)
+        if text is None:
+            raise DigitsError(f"{self.path} has no '{contract.META_LABELS}' metadata: not a digits model")
         try:
-            labels = tuple(int(d) for d in json.loads(self.metadata[contract.META_LABELS]))
-        except (KeyError, ValueError, TypeError):
+            found = json.loads(text)
+        except ValueError:
             raise DigitsError(
-                f"{self.path} has no '{contract.META_LABELS}' metadata: not a digits model"
+                f"{self.path} has '{contract.META_LABELS}' metadata that is not JSON ({text[:40]!r}): "
+                "not a digits model"
             ) from None
-        if len(labels) < 2 or len(set(labels)) != len(labels):
+        try:
+            labels = contract.check_labels(found)
+        except ValueError as exc:
             raise DigitsError(
-                f"{self.path} has labels {list(labels)}: a digits model needs at least two, each once"
-            )
+                f"{self.path} has labels {json.dumps(found)} ({exc}): a digits model's labels are "
+                f"{contract.LABELS_RULE}; export it again with `digits-train export`"
+            ) from None
         batch = inputs[0].shape[0]
         if isinstance(batch, int):
             raise DigitsError(
                 f"{self.path} takes a fixed batch of {batch} image(s): "
                 "export it with a dynamic batch dimension"
             )
-        # The output width is often symbolic in the graph: run two blank images to see it.
-        blank = np.zeros((2, 1, size, size), dtype=np.float32)
+        # The output width is often symbolic in the graph: run known images to see it, and to see
+        # that the model answers them with numbers (not NaN or infinity).
+        probes = _probe_images()
         try:
-            results = self.session.run([o.name for o in outputs], {contract.INPUT_NAME: blank})
+            results = self.session.run([o.name for o in outputs], {contract.INPUT_NAME: probes})
         except Exception as exc:  # onnxruntime raises its own types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DigitsError(f"{self.path} fails on a batch of two images: {first}") from None
-        for output, result in zip(outputs, results, strict=True):
-            expected = (2, len(labels))
-            if (
-                output.name in (contract.LOGITS_NAME, contract.PROBABILITIES_NAME)
-                and result.shape != expected
-            ):
+            raise DigitsError(f"{self.path} fails on a batch of {len(probes)} images: {first}") from None
+        named = {
+            o.name: r
+            for o, r in zip(outputs, results, strict=True)
+            if o.name in (contract.LOGITS_NAME, contract.PROBABILITIES_NAME)
+        }
+        for name, result in named.items():
+            if result.shape != (len(probes), len(labels)):
                 raise DigitsError(
-                    f"{self.path} gives '{output.name}' of shape {list(result.shape[1:])} per image "
+                    f"{self.path} gives '{name}' of shape {list(result.shape[1:])} per image "
                     f"but has {len(labels)} labels {list(labels)}: its outputs do not match its labels"
+                )
+        for name, result in named.items():
+            if not np.isfinite(result).all():
+                raise DigitsError(
+                    f"{self.path} gives NaN or infinity as '{name}' for a blank image or a drawn digit: "
+                    "the model is broken (weights that are NaN or overflow); train and export it again"
                 )
         return labels
 
@@ -163,19 +184,41 @@ class Predictor:
         """Return probabilities (N, len(labels)) for MNIST-style pixels.
 
         ``pixels`` is (28, 28), (N, 28, 28) or (N, 1, 28, 28); uint8 in 0-255 or float in [0, 1].
+        Raises :class:`DigitsError` if the model answers any image with NaN or infinity.
         """
-        return self._run(pixels)[1]
+        logits, probabilities = self._run(pixels)
+        self._check_finite(_finite_rows(logits, probabilities))
+        return probabilities
 
     def classify(self, pixels: np.ndarray) -> Classification:
         """Return probabilities, predicted digits, refusal scores and acceptance for pixels.
 
-        ``pixels`` as for :meth:`probabilities`.
+        ``pixels`` as for :meth:`probabilities`; raises :class:`DigitsError` as it does.
         """
+        classified, finite = self._classify(pixels)
+        self._check_finite(finite)
+        return classified
+
+    def _classify(self, pixels: np.ndarray) -> tuple[Classification, np.ndarray]:
+        """:meth:`classify` without the check; also return which rows are finite, (N,) bool."""
         logits, probabilities = self._run(pixels)
-        values = scores(logits, self.score_kind)
+        finite = _finite_rows(logits, probabilities)
+        with np.errstate(invalid="ignore", over="ignore"):  # rows that are not finite are never used
+            values = scores(logits, self.score_kind)
         accepted = self.refusal.accepts(values) if self.refusal else np.ones(len(values), dtype=bool)
         predicted = np.asarray(self.labels, dtype=np.int64)[probabilities.argmax(1)]
-        return Classification(probabilities, predicted, values, accepted)
+        return Classification(probabilities, predicted, values, accepted), finite
+
+    def _check_finite(self, finite: np.ndarray) -> None:
+        if not finite.all():
+            raise self._non_finite(f"{int((~finite).sum())} of {len(finite)} images")
+
+    def _non_finite(self, which: str) -> DigitsError:
+        """The error that stands in for answers with NaN or infinity: they are never shown as numbers."""
+        return DigitsError(
+            f"{self.path} gives NaN or infinity for {which}: the model is broken on such input; "
+            "train and export it again"
+        )
 
     def _run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (logits, probabilities), each (N, len(labels)), in batches of ``BATCH_SIZE``."""
@@ -204,12 +247,17 @@ class Predictor:
             return empty, empty
         return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
-    def predict(self, source: str | os.PathLike | Any) -> Prediction:
-        """Classify one image: a file path, a PIL image, or a (28, 28) pixel array."""
+    def predict(self, source: Source) -> Prediction:
+        """Classify one image: a file path, the bytes of an image file, a binary file object, a PIL
+        image, or a (28, 28) pixel array (see :data:`Source`).
+
+        Raises :class:`DigitsError` when the source cannot be read (or is none of these), holds no
+        digit, or the model answers it with NaN or infinity.
+        """
         return self.predict_many([source])[0]
 
-    def predict_many(self, sources: Iterable[str | os.PathLike | Any]) -> list[Prediction]:
-        """Classify several images (paths, PIL images or (28, 28) arrays) in batches.
+    def predict_many(self, sources: Iterable[Source]) -> list[Prediction]:
+        """Classify several images (each a :data:`Source`) in batches.
 
         Raises the first source's :class:`DigitsError` if any cannot be read; use
         :meth:`predict_each` to get the others' predictions anyway.
@@ -220,11 +268,12 @@ class Predictor:
                 raise result
         return results
 
-    def predict_each(self, sources: Iterable[str | os.PathLike | Any]) -> list[Prediction | DigitsError]:
-        """Classify each source (path, PIL image or (28, 28) array), one answer per source, in order.
+    def predict_each(self, sources: Iterable[Source]) -> list[Prediction | DigitsError]:
+        """Classify each source (a :data:`Source`), one answer per source, in order.
 
-        A source that cannot be read or decoded gives its :class:`DigitsError` in its place; the
-        others are still classified, ``BATCH_SIZE`` images per onnxruntime call.
+        A source that cannot be read or decoded, is of no type above, or that the model answers
+        with NaN or infinity gives its :class:`DigitsError` in its place; the others are still
+        classified, ``BATCH_SIZE`` images per onnxruntime call.
         """
         sources = list(sources)
         results: dict[int, Prediction | DigitsError] = {}
@@ -236,10 +285,10 @@ class Predictor:
                 except DigitsError as exc:
                     results[i] = exc
             if loaded:
-                classified = self.classify(np.stack(list(loaded.values())))
+                classified, finite = self._classify(np.stack(list(loaded.values())))
                 predictions = self.to_predictions(classified.probabilities, classified.accepted)
-                for i, prediction in zip(loaded, predictions, strict=True):
-                    results[i] = prediction
+                for i, prediction, ok in zip(loaded, predictions, finite, strict=True):
+                    results[i] = prediction if ok else self._non_finite("this image")
         return [results[i] for i in range(len(sources))]
 
     def to_predictions(
@@ -254,10 +303,24 @@ class Predictor:
         ]
 
 
-def _pixels(source: str | os.PathLike | Any) -> np.ndarray:
+def _pixels(source: Source) -> np.ndarray:
     """One image as float32 MNIST-style pixels (28, 28), or a :class:`DigitsError` saying why not."""
-    if not isinstance(source, np.ndarray):
+    if isinstance(source, bytes | bytearray | memoryview):
+        return load_image(io.BytesIO(source))
+    if isinstance(source, io.TextIOBase):
+        raise DigitsError(
+            f"{getattr(source, 'name', 'a text file object')} was opened as text: "
+            "open images in binary mode ('rb')"
+        )
+    if hasattr(source, "read") and not _seekable(source):  # a pipe or socket: read it once, whole
+        return load_image(io.BytesIO(source.read()))
+    if isinstance(source, str | os.PathLike | Image.Image) or hasattr(source, "read"):
         return load_image(source)
+    if not isinstance(source, np.ndarray):
+        raise DigitsError(
+            f"cannot classify {type(source).__name__} {str(source)[:40]!r}: give a file path, image bytes, "
+            "a binary file object, a PIL image or a (28, 28) pixel array"
+        )
     size = contract.IMAGE_SIZE
     if source.dtype.kind not in "uif":
         raise DigitsError(f"pixels must be numbers, got an array of {source.dtype}")
@@ -266,6 +329,31 @@ def _pixels(source: str | os.PathLike | Any) -> np.ndarray:
         raise DigitsError(f"an image array must be ({size}, {size}), got {source.shape}")
     _check_range(pixels)
     return pixels
+
+
+def _seekable(stream: Any) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _finite_rows(logits: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Which images (rows) the model answered with numbers only, (N,) bool."""
+    return np.isfinite(logits).all(1) & np.isfinite(probabilities).all(1)
+
+
+def _probe_images() -> np.ndarray:
+    """Known input (2, 1, 28, 28) that a working model answers with numbers: a blank image and a drawn 0.
+
+    Blank alone would not do: zero pixels times weights scaled to overflow are still zero; ink
+    times them is not.
+    """
+    size = contract.IMAGE_SIZE
+    ys, xs = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    oval = np.hypot(ys / 9.0, xs / 6.5)  # 1 on an upright oval 18 pixels tall, 13 wide
+    zero = np.clip(1.0 - 5.0 * np.abs(oval - 1.0), 0.0, 1.0)  # a stroke some 3 pixels wide
+    return np.stack([np.zeros_like(zero), zero]).astype(np.float32)[:, None]
 
 
 def _check_range(pixels: np.ndarray) -> None:
