@@ -62,3 +62,31 @@ def assert_disk_full_line(err: str, program: str, target: Path) -> None:
     assert err.startswith(f"{program}: error: cannot write {target}")
     assert err.endswith(": No space left on device; free some space and run again\n")
     assert err.count("\n") == 1
+
+
+def edited_handwriting(folder: Path, destination: Path, edit: Callable[[dict], object]) -> Path:
+    """Copy a generated handwriting set to ``destination`` with ``edit`` applied to its manifest.
+
+    ``edit`` changes the manifest in place (or returns a whole new one) and the result is written
+    back as JSON, as a hand edit would leave it; the image files stay as they were.
+    """
+    import json
+
+    shutil.copytree(folder, destination)
+    path = destination / "manifest.json"
+    manifest = json.loads(path.read_text())
+    changed = edit(manifest)
+    path.write_text(json.dumps(manifest if changed is None else changed))
+    return destination
+
+
+HANDWRITING_EDITS = {
+    "label x": lambda m: m["samples"][0].update(label="x"),
+    "fives relabelled 7": lambda m: [s.update(label="7") for s in m["samples"] if s["label"] == "5"] and None,
+    "samples empty": lambda m: m.update(samples=[]),
+    "samples missing": lambda m: m.pop("samples") and None,
+    "samples a dict": lambda m: m.update(samples={s["file"]: s for s in m["samples"]}),
+    "styles missing": lambda m: m["samples"][3].pop("styles") and None,
+    "unknown kind": lambda m: m["samples"][-1].update(kind="scribble"),
+}
+"""Hand edits of a handwriting manifest that every reader must refuse, by name."""

@@ -13,7 +13,7 @@ from digits_data import atomic, cli, handwriting
 from digits_data.contract import CLASSES
 from digits_data.images import load_image
 
-from helpers import cli_runner
+from helpers import HANDWRITING_EDITS, cli_runner, edited_handwriting
 
 PER_STYLE = 3
 N_GLYPHS = {"known": 8, "other_digit": 15, "letter": 28}
@@ -240,3 +240,39 @@ def test_load_manifest_names_a_missing_or_altered_file(generated, tmp_path):
     victim.write_bytes(victim.read_bytes()[:-1])
     with pytest.raises(handwriting.DigitsError, match="does not match its sha256"):
         handwriting.load_manifest(copy)
+
+
+def test_an_edited_manifest_is_refused_with_what_is_wrong(generated, tmp_path):
+    out, manifest = generated
+    samples = manifest["samples"]
+    first_five = next(i for i, s in enumerate(samples) if s["label"] == "5")
+    tags = "glyph, cursive, slant, pen, size, polarity"
+    expected = {
+        "label x": f"has sample 0 ({samples[0]['file']!r}) of kind 'known' where its label 'x' is 'letter'",
+        "fives relabelled 7": (
+            f"has sample {first_five} ({samples[first_five]['file']!r}) of kind 'known' "
+            "where its label '7' is 'other_digit'"
+        ),
+        "samples empty": "lists no samples",
+        "samples missing": "has no 'samples' list",
+        "samples a dict": "has no 'samples' list",
+        "styles missing": f"has sample 3 ({samples[3]['file']!r}) without every style tag ({tags})",
+        "unknown kind": (
+            f"has sample {len(samples) - 1} ({samples[-1]['file']!r}) of kind 'scribble' "
+            f"where its label {samples[-1]['label']!r} is 'letter'"
+        ),
+    }
+    assert set(expected) == set(HANDWRITING_EDITS)
+    for name, edit in HANDWRITING_EDITS.items():
+        copy = edited_handwriting(out, tmp_path / name.replace(" ", "-"), edit)
+        with pytest.raises(handwriting.DigitsError) as refused:
+            handwriting.load_manifest(copy)
+        assert str(refused.value) == (
+            f"{copy / 'manifest.json'} {expected[name]}: it was edited; delete {copy} and run "
+            "`make handwriting` (or `digits-data handwriting`)"
+        ), name
+    escaping = edited_handwriting(
+        out, tmp_path / "escaping", lambda m: m["samples"][1].update(file="../x.png")
+    )
+    with pytest.raises(handwriting.DigitsError, match=r"without a plain file name and its sha256: it was"):
+        handwriting.load_manifest(escaping)

@@ -16,7 +16,7 @@ from digits_data.errors import DigitsError
 from digits_report.report import write_report
 from digits_runtime import cli
 
-from helpers import assert_disk_full_line
+from helpers import HANDWRITING_EDITS, assert_disk_full_line, edited_handwriting
 
 METRICS_CSV = """\
 epoch,step,train_loss,val_accuracy,val_loss,val_macro_f1,val_recall_0,val_recall_5,val_recall_8,lr
@@ -409,6 +409,28 @@ def test_handwriting_measured_on_another_set_is_refused(handwriting_inputs, tmp_
         "run `make evaluate`"
     )
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_an_edited_handwriting_manifest_is_one_line(handwriting_inputs, tmp_path):
+    i = handwriting_inputs
+    for name in ("samples a dict", "label x"):
+        edited = edited_handwriting(
+            i["handwriting"], tmp_path / name.replace(" ", "-"), HANDWRITING_EDITS[name]
+        )
+        argv = ["--curated-dir", i["curated"], "--train-dir", i["train"], "--model", i["model"]]
+        argv += ["--eval-dir", i["eval"], "--timings-dir", i["timings"], "--output-dir", tmp_path / "r"]
+        argv += ["--handwriting-dir", edited]
+        done = subprocess.run(
+            [sys.executable, "-m", "digits_report", *map(str, argv)], capture_output=True, text=True
+        )
+        problem = "has no 'samples' list" if name == "samples a dict" else "has sample 0 ("
+        assert (done.returncode, done.stdout) == (1, ""), name
+        assert done.stderr.startswith(f"digits-report: error: {edited / 'manifest.json'} {problem}"), name
+        assert done.stderr.endswith(
+            f": it was edited; delete {edited} and run `make handwriting` (or `digits-data handwriting`)\n"
+        ), name
+        assert not (tmp_path / "r").exists()
 
 
 def test_training_paragraph_says_when_the_model_is_an_ensemble(report, report_inputs, tmp_path):

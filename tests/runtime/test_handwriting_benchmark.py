@@ -12,6 +12,8 @@ from digits_data import handwriting
 from digits_data.images import load_image
 from digits_runtime import Predictor
 
+from helpers import HANDWRITING_EDITS, edited_handwriting
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "handwriting.py"
 
 
@@ -125,3 +127,18 @@ def test_with_a_refusal_rule_reports_shares_accepted_and_refused(refusing_model,
         f"{refusal['other_digit_refused']:.4f}, letters {refusal['letter_refused']:.4f}, "
         f"both {refusal['others_refused']:.4f}"
     ) in done.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_an_edited_manifest_is_one_line_and_writes_nothing(model_path, small_set, tmp_path):
+    for name, edit in HANDWRITING_EDITS.items():
+        copy = edited_handwriting(small_set, tmp_path / name.replace(" ", "-"), edit)
+        out = tmp_path / f"{copy.name}.json"
+        done = run("--model", model_path, "--handwriting-dir", copy, "--json", out)
+        assert (done.returncode, done.stdout) == (1, ""), name
+        assert done.stderr.startswith(f"handwriting: error: {copy / 'manifest.json'} "), name
+        assert done.stderr.endswith(
+            f": it was edited; delete {copy} and run `make handwriting` (or `digits-data handwriting`)\n"
+        ), name
+        assert done.stderr.count("\n") == 1, name
+        assert not out.exists()

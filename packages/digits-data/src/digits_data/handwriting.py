@@ -49,6 +49,13 @@ ROTATION = 8.0  # degrees, uniform in +-ROTATION
 SUPERSAMPLE = 3  # strokes are drawn this many times larger, then reduced: anti-aliasing
 
 
+def kind_of(label: str) -> str:
+    """What a character is (one of :data:`KINDS`): one of the model's digits, another digit, or a letter."""
+    if not label.isdigit():
+        return "letter"
+    return "known" if int(label) in CLASSES else "other_digit"
+
+
 @dataclass(frozen=True)
 class Stroke:
     """One pen stroke: a polyline (``line``), a smooth curve through the points (``curve``), or a
@@ -70,9 +77,7 @@ class Glyph:
     @property
     def kind(self) -> str:
         """``known`` for the model's digits, ``other_digit`` for the rest, ``letter`` otherwise."""
-        if not self.label.isdigit():
-            return "letter"
-        return "known" if int(self.label) in CLASSES else "other_digit"
+        return kind_of(self.label)
 
     @property
     def key(self) -> str:
@@ -641,7 +646,9 @@ HANDWRITING_HINT = "run `make handwriting` (or `digits-data handwriting`) to cre
 def load_manifest(directory: str | os.PathLike) -> dict:
     """Read a generated set's ``manifest.json``; raise :class:`DigitsError` naming what to run.
 
-    Checks that every listed file exists with its recorded sha256.
+    Checks that the manifest is whole (every sample with a plain file name, a label that is one
+    digit or letter, the kind that label is, and every style tag) and that every listed file
+    exists with its recorded sha256: whoever reads the set can then rely on each field.
     """
     directory = Path(directory)
     path = directory / MANIFEST_NAME
@@ -650,6 +657,10 @@ def load_manifest(directory: str | os.PathLike) -> dict:
     if _format_of(path) != FORMAT:
         raise DigitsError(f"{path} is not the manifest of a generated handwriting set: {HANDWRITING_HINT}")
     manifest = json.loads(path.read_text(encoding="utf-8"))
+    edited = f"it was edited; delete {directory} and run `make handwriting` (or `digits-data handwriting`)"
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise DigitsError(f"{path} {problem}: {edited}")
     for entry in manifest["samples"]:
         file = directory / entry["file"]
         if not file.is_file():
@@ -657,6 +668,40 @@ def load_manifest(directory: str | os.PathLike) -> dict:
         if sha256_file(file) != entry["sha256"]:
             raise DigitsError(f"{file} does not match its sha256 in {path}: {HANDWRITING_HINT}")
     return manifest
+
+
+STYLE_TAGS = ("glyph", "cursive", *AXES)
+"""The style tags every sample carries: its glyph, print or cursive, and its level of each axis."""
+
+
+def _manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with a handwriting manifest's fields (None: nothing), as the end of a sentence."""
+    for key, kind in (("seed", int), ("per_style", int), ("sheet", str), ("samples", list)):
+        if not isinstance(manifest.get(key), kind):
+            return f"has no {key!r} {kind.__name__}"
+    if not _plain_name(manifest["sheet"]):
+        return f"names the sheet {manifest['sheet']!r}, not a file of the set"
+    if not manifest["samples"]:
+        return "lists no samples"
+    for n, entry in enumerate(manifest["samples"]):
+        if not isinstance(entry, dict):
+            return f"has sample {n} that is not an object: {entry!r}"
+        file, label, styles = entry.get("file"), entry.get("label"), entry.get("styles")
+        where = f"has sample {n} ({file!r})"
+        if not _plain_name(file) or not isinstance(entry.get("sha256"), str):
+            return f"{where} without a plain file name and its sha256"
+        if not isinstance(label, str) or len(label) != 1 or not label.isascii() or not label.isalnum():
+            return f"{where} labelled {label!r}, not one digit or letter"
+        if entry.get("kind") != kind_of(label):
+            return f"{where} of kind {entry.get('kind')!r} where its label {label!r} is {kind_of(label)!r}"
+        if not isinstance(styles, dict) or not all(isinstance(styles.get(tag), str) for tag in STYLE_TAGS):
+            return f"{where} without every style tag ({', '.join(STYLE_TAGS)})"
+    return None
+
+
+def _plain_name(name: object) -> bool:
+    """True for a file name inside the set's folder (no folder part, not hidden)."""
+    return isinstance(name, str) and bool(name) and Path(name).name == name and not name.startswith(".")
 
 
 SHEET_COLUMNS = 16
