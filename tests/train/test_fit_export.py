@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from digits_data import atomic, contract, dataset, refusal
+from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
 from digits_data.refusal import RefusalRule
 from digits_train.config import OUTLIER_TARGETS, FitConfig
@@ -173,6 +175,39 @@ def test_refusal_rule_is_chosen_on_validation_data(trained, small_curated):
     # The highest such threshold keeps exactly as many as the rate needs, and no more.
     assert int(val.sum()) == math.ceil(KNOWN_ACCEPT_RATE * len(val))
     assert 1 - accepted("other_val").mean() == pytest.approx(refused[rule.score])
+
+
+def test_the_runtime_refuses_an_exported_model_broken_by_hand(trained, tmp_path):
+    """A bias of the last layer set to NaN, or every layer's weights scaled so that the logits overflow."""
+    from onnx import numpy_helper
+
+    from digits_runtime import Predictor
+
+    proto = onnx.load(trained["dir"] / "model.onnx")
+    initializers = {t.name for t in proto.graph.initializer}
+    layers = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm") and n.input[1] in initializers]
+
+    def broken(changes: dict) -> Path:
+        model = onnx.load(trained["dir"] / "model.onnx")
+        for tensor in model.graph.initializer:
+            if tensor.name in changes:
+                array = changes[tensor.name](numpy_helper.to_array(tensor).copy())
+                tensor.CopyFrom(numpy_helper.from_array(array.astype(np.float32), tensor.name))
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.onnx"
+        onnx.save(model, path)
+        return path
+
+    nan_bias = broken({layers[-1].input[2]: lambda b: np.where(np.arange(b.size) == 0, np.nan, b)})
+    # The network is linear in each layer's scale (ReLU, max-pooling): 1e12 per layer is 1e48 at the end.
+    overflow = broken({n.input[1]: lambda w: w * np.float32(1e12) for n in layers})
+    for path in (nan_bias, overflow):
+        with pytest.raises(DigitsError) as refused:
+            Predictor(path)
+        assert str(refused.value).startswith(f"{path} gives NaN or infinity as ")
+        assert str(refused.value).endswith(
+            "for a blank image or a drawn digit: the model is broken (weights that are NaN or overflow); "
+            "train and export it again"
+        )
 
 
 def test_same_seed_same_weights_and_same_onnx_bytes(trained, small_curated, tmp_path):
