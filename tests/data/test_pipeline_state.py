@@ -234,6 +234,54 @@ def test_inspect_compares_the_manifest_with_the_arrays(capsys, curated):
     )
 
 
+def without_normalization(manifest):
+    del manifest["normalization"]
+
+
+def classes_0_5(manifest):
+    manifest["classes"] = [0, 5]
+
+
+def more_fives_claimed(manifest):
+    manifest["class_counts"]["5"] += 1
+
+
+def classes_true_false_8(manifest):
+    manifest["classes"] = [True, False, 8]
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (without_normalization, "lacks 'normalization'"),
+        (classes_0_5, "says split train has counts for the digits [0, 5, 8] where its digits are [0, 5]"),
+        (
+            more_fives_claimed,
+            "says the class counts are {'0': 120, '5': 61, '8': 180} where its splits add up to "
+            "{'0': 120, '5': 60, '8': 180}",
+        ),
+        (
+            classes_true_false_8,
+            "lists classes [true, false, 8] (true is not a whole digit 0-9), not at least two distinct "
+            "whole digits 0-9",
+        ),
+    ],
+    ids=["no normalization", "classes [0, 5]", "class counts", "classes [true, false, 8]"],
+)
+def test_inspect_refuses_an_edited_manifest_in_one_line(capsys, curated, edit, problem):
+    path = curated / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    code = run_fire(cli.COMMANDS, "digits-data", ["inspect", "--curated-dir", str(curated)])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-data: error: {path} {problem}: it was edited after curation; delete {curated} and run "
+        "`make curate` (or `digits-data curate`)\n"
+    )
+
+
 def test_a_killed_download_leaves_nothing_the_next_run_keeps(mnist_dir, tmp_path):
     data = tmp_path / "data"
     raw = mnist.raw_dir(data)

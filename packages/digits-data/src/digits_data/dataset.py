@@ -187,13 +187,13 @@ def check_contents(curated_dir: str | os.PathLike, manifest: dict) -> None:
             or not isinstance(columns, list)
             or list(listed) != list(map(str, columns))
         ):
-            keys = list(listed) if isinstance(listed, dict) else listed
-            problems.append(f"counts for the digits {keys} where it lists the digits {columns}")
+            keys = f"[{', '.join(listed)}]" if isinstance(listed, dict) else json.dumps(listed)
+            problems.append(f"counts for the digits {keys} where its digits are {columns}")
             listed = {}
-        claimed = {d: c for d, c in listed.items() if c}
         if entry.get("n") != len(split):
             problems.append(f"{entry.get('n')} images where the file holds {len(split)}")
-        if claimed != actual:
+        claimed = {d: c for d, c in listed.items() if c}
+        if listed and claimed != actual:
             problems.append(f"digit counts {claimed} where the file holds {actual}")
         if entry.get("mnist_indices") != split.indices.tolist():
             problems.append("other MNIST indices than the file's")
