@@ -1,6 +1,8 @@
 """The Predictor on a real ONNX model with real onnxruntime, and its refusal of models off contract."""
 
+import io
 import json
+import os
 import subprocess
 import sys
 
@@ -14,6 +16,8 @@ from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
 from digits_runtime import Prediction, Predictor
 from digits_runtime.predictor import BATCH_SIZE, MAX_THREADS
+
+from helpers import save_eval_image
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +159,43 @@ def test_core_modules_load_no_command_line_plotting_or_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
+def test_image_bytes_and_binary_file_objects_are_sources(predictor, small_curated, tmp_path):
+    path = save_eval_image(small_curated, tmp_path)
+    data = path.read_bytes()
+    expected = predictor.predict(path)
+    read, write = os.pipe()
+    os.write(write, data)  # a PNG of a few hundred bytes fits in the pipe's buffer
+    os.close(write)
+    with open(path, "rb") as opened, os.fdopen(read, "rb") as pipe:
+        assert not pipe.seekable()
+        sources = [data, bytearray(data), memoryview(data), io.BytesIO(data), opened, pipe]
+        assert predictor.predict_each(sources) == [expected] * len(sources)
+    assert predictor.predict(data) == expected
+
+
+def test_sources_of_no_known_type_get_a_digits_error_in_their_place(predictor, small_curated, tmp_path):
+    path = save_eval_image(small_curated, tmp_path)
+    closed = open(path, "rb")  # noqa: SIM115 - closed at once, to be passed closed
+    closed.close()
+    with open(path, encoding="latin-1") as text:
+        sources = [None, path, 5, b"", io.StringIO("0"), text, closed, [0, 5]]
+        results = predictor.predict_each(sources)
+    binary = "open image files in binary mode, open(path, 'rb')"
+    expected_type = (
+        "give a file path, image bytes, a binary file object, a PIL image or a (28, 28) pixel array"
+    )
+    assert [str(r) if isinstance(r, DigitsError) else r for r in results] == [
+        f"cannot read an image from None (of type NoneType): {expected_type}",
+        predictor.predict(path),
+        f"cannot read an image from 5 (of type int): {expected_type}",
+        "image is empty (0 bytes)",
+        f"cannot read an image from a text stream: {binary}",
+        f"cannot read an image from a text stream ({path}): {binary}",
+        f"{path} cannot be read: read of closed file",
+        f"cannot read an image from [0, 5] (of type list): {expected_type}",
+    ]
+    for source in (None, 5):
+        with pytest.raises(DigitsError, match=r"^cannot read an image from .* \(of type "):
+            predictor.predict(source)

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,18 +309,29 @@ def _pixels(source: Source) -> np.ndarray:
     if isinstance(source, bytes | bytearray | memoryview):
         return load_image(io.BytesIO(source))
     if isinstance(source, io.TextIOBase):
+        name = getattr(source, "name", None)
         raise DigitsError(
-            f"{getattr(source, 'name', 'a text file object')} was opened as text: "
-            "open images in binary mode ('rb')"
+            f"cannot read an image from a text stream{f' ({name})' if name else ''}: "
+            "open image files in binary mode, open(path, 'rb')"
         )
     if hasattr(source, "read") and not _seekable(source):  # a pipe or socket: read it once, whole
-        return load_image(io.BytesIO(source.read()))
+        name = getattr(source, "name", None)
+        name = name if isinstance(name, str) else "image"  # a pipe's name is its descriptor number
+        try:
+            data = source.read()
+        except (OSError, ValueError) as exc:  # closed, or not open for reading
+            raise DigitsError(f"{name} cannot be read: {exc}") from None
+        if not isinstance(data, bytes | bytearray):
+            raise DigitsError(f"{name} gives {type(data).__name__}, not bytes: open it in binary mode")
+        stream = io.BytesIO(data)
+        stream.name = name
+        return load_image(stream)
     if isinstance(source, str | os.PathLike | Image.Image) or hasattr(source, "read"):
         return load_image(source)
     if not isinstance(source, np.ndarray):
         raise DigitsError(
-            f"cannot classify {type(source).__name__} {str(source)[:40]!r}: give a file path, image bytes, "
-            "a binary file object, a PIL image or a (28, 28) pixel array"
+            f"cannot read an image from {reprlib.repr(source)} (of type {type(source).__name__}): give a "
+            "file path, image bytes, a binary file object, a PIL image or a (28, 28) pixel array"
         )
     size = contract.IMAGE_SIZE
     if source.dtype.kind not in "uif":
