@@ -242,12 +242,10 @@ def test_load_manifest_names_a_missing_or_altered_file(generated, tmp_path):
         handwriting.load_manifest(copy)
 
 
-def test_an_edited_manifest_is_refused_with_what_is_wrong(generated, tmp_path):
-    out, manifest = generated
-    samples = manifest["samples"]
+def expected_problem(samples: list[dict], edit: str) -> str:
+    """What load_manifest says about the manifest of ``samples`` after the named edit."""
     first_five = next(i for i, s in enumerate(samples) if s["label"] == "5")
-    tags = "glyph, cursive, slant, pen, size, polarity"
-    expected = {
+    return {
         "label x": f"has sample 0 ({samples[0]['file']!r}) of kind 'known' where its label 'x' is 'letter'",
         "fives relabelled 7": (
             f"has sample {first_five} ({samples[first_five]['file']!r}) of kind 'known' "
@@ -256,23 +254,31 @@ def test_an_edited_manifest_is_refused_with_what_is_wrong(generated, tmp_path):
         "samples empty": "lists no samples",
         "samples missing": "has no 'samples' list",
         "samples a dict": "has no 'samples' list",
-        "styles missing": f"has sample 3 ({samples[3]['file']!r}) without every style tag ({tags})",
+        "styles missing": (
+            f"has sample 3 ({samples[3]['file']!r}) without every style tag "
+            "(glyph, cursive, slant, pen, size, polarity)"
+        ),
         "unknown kind": (
             f"has sample {len(samples) - 1} ({samples[-1]['file']!r}) of kind 'scribble' "
             f"where its label {samples[-1]['label']!r} is 'letter'"
         ),
-    }
-    assert set(expected) == set(HANDWRITING_EDITS)
-    for name, edit in HANDWRITING_EDITS.items():
-        copy = edited_handwriting(out, tmp_path / name.replace(" ", "-"), edit)
-        with pytest.raises(handwriting.DigitsError) as refused:
-            handwriting.load_manifest(copy)
-        assert str(refused.value) == (
-            f"{copy / 'manifest.json'} {expected[name]}: it was edited; delete {copy} and run "
-            "`make handwriting` (or `digits-data handwriting`)"
-        ), name
-    escaping = edited_handwriting(
-        out, tmp_path / "escaping", lambda m: m["samples"][1].update(file="../x.png")
+    }[edit]
+
+
+@pytest.mark.parametrize("edit", list(HANDWRITING_EDITS))
+def test_an_edited_manifest_is_refused_with_what_is_wrong(generated, tmp_path, edit):
+    out, manifest = generated
+    copy = edited_handwriting(out, tmp_path / "set", HANDWRITING_EDITS[edit])
+    with pytest.raises(handwriting.DigitsError) as refused:
+        handwriting.load_manifest(copy)
+    assert str(refused.value) == (
+        f"{copy / 'manifest.json'} {expected_problem(manifest['samples'], edit)}: it was edited; "
+        f"delete {copy} and run `make handwriting` (or `digits-data handwriting`)"
     )
+
+
+def test_a_sample_file_outside_the_set_is_refused(generated, tmp_path):
+    out, _ = generated
+    escaping = edited_handwriting(out, tmp_path / "set", lambda m: m["samples"][1].update(file="../x.png"))
     with pytest.raises(handwriting.DigitsError, match=r"without a plain file name and its sha256: it was"):
         handwriting.load_manifest(escaping)

@@ -130,15 +130,15 @@ def test_with_a_refusal_rule_reports_shares_accepted_and_refused(refusing_model,
 
 
 @pytest.mark.slow
-def test_an_edited_manifest_is_one_line_and_writes_nothing(model_path, small_set, tmp_path):
-    for name, edit in HANDWRITING_EDITS.items():
-        copy = edited_handwriting(small_set, tmp_path / name.replace(" ", "-"), edit)
-        out = tmp_path / f"{copy.name}.json"
-        done = run("--model", model_path, "--handwriting-dir", copy, "--json", out)
-        assert (done.returncode, done.stdout) == (1, ""), name
-        assert done.stderr.startswith(f"handwriting: error: {copy / 'manifest.json'} "), name
-        assert done.stderr.endswith(
-            f": it was edited; delete {copy} and run `make handwriting` (or `digits-data handwriting`)\n"
-        ), name
-        assert done.stderr.count("\n") == 1, name
-        assert not out.exists()
+@pytest.mark.parametrize("edit", list(HANDWRITING_EDITS))
+def test_an_edited_manifest_is_one_line_and_writes_nothing(model_path, small_set, tmp_path, edit):
+    copy = edited_handwriting(small_set, tmp_path / "set", HANDWRITING_EDITS[edit])
+    out = tmp_path / "handwriting.json"
+    done = run("--model", model_path, "--handwriting-dir", copy, "--json", out)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"handwriting: error: {copy / 'manifest.json'} ")
+    assert done.stderr.endswith(
+        f": it was edited; delete {copy} and run `make handwriting` (or `digits-data handwriting`)\n"
+    )
+    assert done.stderr.count("\n") == 1
+    assert not out.exists()

@@ -90,6 +90,38 @@ def test_unreadable_files_get_their_own_error_lines(capsys, model_path, digit):
     ]
 
 
+def test_a_subfolder_that_cannot_be_read_gets_its_own_error_line(capsys, model_path, digit):
+    """Not skipped without a word: the folder's other images are answered, and the exit code is 1."""
+    with tempfile.TemporaryDirectory() as top:
+        os.chmod(top, 0o755)
+        model = shutil.copy(model_path, top)
+        scans = os.path.join(top, "scans")
+        for folder in ("a", "b-closed", "c"):
+            os.makedirs(os.path.join(scans, folder))
+            shutil.copy(digit, os.path.join(scans, folder, "digit.png"))
+        closed = os.path.join(scans, "b-closed")
+        os.chmod(closed, 0o000)
+        try:
+            with as_another_user():
+                code, out, err = run(capsys, "predict", "--model", model, scans)
+                whole, _, whole_err = run(capsys, "predict", "--model", model, closed)
+        finally:
+            os.chmod(closed, 0o755)
+    assert (code, err) == (
+        1,
+        'digits: error: 1 of 3 images could not be classified (see their "error" lines)\n',
+    )
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["path"] for line in lines] == [
+        os.path.join(scans, "a", "digit.png"),
+        closed,
+        os.path.join(scans, "c", "digit.png"),
+    ]
+    assert lines[1] == {"path": closed, "error": f"folder {closed} cannot be read: Permission denied"}
+    assert lines[0]["prediction"] == lines[2]["prediction"]
+    assert (whole, whole_err) == (1, f"digits: error: folder {closed} cannot be read: Permission denied\n")
+
+
 def save_variant(make_model, tmp_path, labels, width=3, batch=None):
     """A contract model with ``width`` outputs per image, labelled ``labels`` in its metadata."""
     model = make_model(
