@@ -133,9 +133,9 @@ MANIFEST_FIELDS = (
     "normalization",
     "source",
     "splits",
-    "outliers",
 )
-"""The fields every step reads from a curation manifest."""
+"""The fields every step reads from a curation manifest (``outliers`` is checked where it is read:
+a manifest written before outliers were curated still serves its curated splits)."""
 
 
 def edited_hint(curated_dir: str | os.PathLike) -> str:
