@@ -1,4 +1,4 @@
-"""The embeddable predictor: one ONNX model loaded once, predictions from files, images or arrays."""
+"""The embeddable predictor: one ONNX model loaded once, predictions from files, bytes, images or arrays."""
 
 import io
 import json
