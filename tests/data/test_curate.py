@@ -187,13 +187,15 @@ def test_other_split_is_the_mnist_test_sets_other_digits(full):
         ({"seed": -1}, "seed must be between 0 and 4294967295, got -1", "--seed must be between"),
         (
             {"class_counts": {0: 10}},
-            "class_counts needs at least two digits, e.g. '{8: 3500, 0: 1200, 5: 300}'",
+            "class_counts needs at least two distinct whole digits 0-9 as keys (fewer than two digits), "
+            "e.g. '{8: 3500, 0: 1200, 5: 300}'",
             "--class-counts needs",
         ),
         (
             {"class_counts": {0: 10, 12: 5}},
-            "class_counts keys must be digits 0-9, got 12",
-            "--class-counts keys",
+            "class_counts needs at least two distinct whole digits 0-9 as keys "
+            "(12 is not a whole digit 0-9), e.g. '{8: 3500, 0: 1200, 5: 300}'",
+            "--class-counts needs",
         ),
         (
             {"class_counts": {0: 10, 5: 0}},

@@ -27,9 +27,11 @@ from digits_data.contract import (
     DEFAULT_OTHER_VAL_PER_DIGIT,
     DEFAULT_SEED,
     DEFAULT_VAL_RATIO,
+    LABELS_RULE,
     MANIFEST_NAME,
     OUTLIER_SPLITS,
     SPLITS,
+    check_labels,
 )
 from digits_data.dataset import Split, write_split
 from digits_data.errors import ConfigError, UsageError
@@ -52,13 +54,14 @@ class CurationConfig:
 
     def __post_init__(self) -> None:
         counts = self.class_counts
-        if not isinstance(counts, Mapping) or len(counts) < 2:
+        try:
+            check_labels(list(counts) if isinstance(counts, Mapping) else counts)
+        except ValueError as exc:
             raise ConfigError(
-                "class_counts needs at least two digits, e.g. '{8: 3500, 0: 1200, 5: 300}'", "class_counts"
-            )
+                f"class_counts needs {LABELS_RULE} as keys ({exc}), e.g. '{{8: 3500, 0: 1200, 5: 300}}'",
+                "class_counts",
+            ) from None
         for digit, count in counts.items():
-            if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
-                raise ConfigError(f"class_counts keys must be digits 0-9, got {digit!r}", "class_counts")
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise ConfigError(
                     f"class_counts for digit {digit} must be a positive whole number, got {count!r}",
