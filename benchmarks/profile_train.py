@@ -7,12 +7,17 @@ summed by what the operator does: convolutions forward and backward, augmentatio
 pooling, the optimizer and the weight average, the loss). The shares are what to look at; the
 profiler's own overhead inflates small operators, so absolute seconds read high.
 
+Then it times one training step of the networks alone (forward, backward, AdamW) per image, in
+the default memory layout and channels-last, as CPU seconds of one thread, alternating: a
+measure that other work on the machine hardly moves.
+
     .venv/bin/python benchmarks/profile_train.py [--curated-dir artifacts/curated] [--epochs 2]
 """
 
 import argparse
 import re
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,7 +26,8 @@ from lightning.pytorch.profilers import SimpleProfiler
 from seeds import parse_override
 
 from digits_train.config import FitConfig
-from digits_train.fit import fit
+from digits_train.fit import configure_torch, fit
+from digits_train.model import build_network
 
 # Operator name pattern -> what it is part of; the first match wins, the rest is "other".
 CATEGORIES = (
@@ -46,6 +52,21 @@ def category(name: str) -> str:
         if re.search(pattern, name):
             return label
     return "other"
+
+
+def step_cost(layout: torch.memory_format, batch: int, members: int, images: int = 4096) -> float:
+    """CPU microseconds per image of forward, backward and AdamW for ``members`` networks, one thread."""
+    networks = torch.nn.ModuleList(build_network(4) for _ in range(members)).to(memory_format=layout)
+    optimizer = torch.optim.AdamW(networks.parameters())
+    pixels = torch.rand(batch, 1, 28, 28).contiguous(memory_format=layout)
+    targets = torch.randint(0, 4, (batch,))
+    start = time.process_time()
+    for _ in range(images // batch):
+        loss = sum(torch.nn.functional.cross_entropy(net(pixels), targets) for net in networks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (time.process_time() - start) / (images // batch * batch) * 1e6
 
 
 def main() -> None:
@@ -79,6 +100,19 @@ def main() -> None:
     for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[: args.top]:
         seconds, share = event.self_cpu_time_total / 1e6, 100 * event.self_cpu_time_total / total
         print(f"  {event.key[:52]:<52} {event.count:>8} calls {seconds:8.2f} s {share:6.1f} %")
+
+    configure_torch(1)
+    config = FitConfig()
+    print(f"\none training step of {config.members} networks, CPU time of one thread per image (best of 3):")
+    layouts = {"default (NCHW)": torch.contiguous_format, "channels-last (NHWC)": torch.channels_last}
+    costs = {name: [] for name in layouts}
+    for _ in range(3):
+        for name, layout in layouts.items():
+            costs[name].append(step_cost(layout, config.batch_size, config.members))
+    for name, values in costs.items():
+        print(f"  {name:<22} {min(values):6.0f} us")
+    ratio = min(costs["default (NCHW)"]) / min(costs["channels-last (NHWC)"])
+    print(f"  channels-last is {ratio:.2f}x as fast")
 
 
 if __name__ == "__main__":
