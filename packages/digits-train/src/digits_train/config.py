@@ -23,7 +23,9 @@ class FitConfig:
     (benchmarks/seeds.py: fewest validation errors, lowest validation log-loss, most of other_val
     refused): strong augmentation with an elastic warp, two networks averaged in one model, AdamW
     with a one-cycle schedule, an exponential moving average of the weights, and the final
-    (averaged) weights of the last epoch. Selecting the "best" epoch on validation macro-F1 is
+    (averaged) weights of the last epoch. Each epoch takes every known digit and a fresh random
+    draw of ``outliers_per_epoch`` outliers (0: all of them), 15 epochs: on validation it does as
+    well as all 9,000 outliers for 20 epochs, at 40% of the images. Selecting the "best" epoch on validation macro-F1 is
     unreliable here: on 600 images with 36 fives it saturates at 1.0 within a few epochs, so it
     can keep an undertrained network.
 
@@ -46,7 +48,7 @@ class FitConfig:
     """
 
     seed: int = DEFAULT_SEED
-    epochs: int = MAX_EPOCHS
+    epochs: int = 15
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     batch_size: int = 64

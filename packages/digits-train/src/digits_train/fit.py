@@ -54,7 +54,7 @@ def ema_with_warmup(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch
 
     A fixed decay of 0.995 would keep most of the random initial weights in the average of a
     short run (0.995**100 = 0.6); the warm-up lets early averages follow the weights, while a
-    full run (1,700 steps) ends near the full decay.
+    full run (1,605 steps) ends near the full decay.
     """
 
     def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
