@@ -23,11 +23,11 @@ class FitConfig:
     (benchmarks/seeds.py: fewest validation errors, lowest validation log-loss, most of other_val
     refused): strong augmentation with an elastic warp, two networks averaged in one model, AdamW
     with a one-cycle schedule, an exponential moving average of the weights, and the final
-    (averaged) weights of the last epoch. Each epoch takes every known digit and a fresh random
-    draw of ``outliers_per_epoch`` outliers (0: all of them), 15 epochs: on validation it does as
-    well as all 9,000 outliers for 20 epochs, at 40% of the images. Selecting the "best" epoch on validation macro-F1 is
-    unreliable here: on 600 images with 36 fives it saturates at 1.0 within a few epochs, so it
-    can keep an undertrained network.
+    (averaged) weights of the last epoch. Each of the 15 epochs takes every known digit and a
+    fresh random draw of ``outliers_per_epoch`` outliers (0: all of them every epoch), 41% of
+    the images that all 9,000 outliers for 20 epochs took. Selecting the "best" epoch on
+    validation macro-F1 is unreliable here: on 600 images with 36 fives it saturates at 1.0
+    within a few epochs, so it can keep an undertrained network.
 
     ``schedule="plateau"``, ``early_stopping=True`` and ``selection="best"`` give the older recipe
     (ReduceLROnPlateau, EarlyStopping after ``min_epochs``, best checkpoint on validation macro-F1,
