@@ -1,0 +1,396 @@
+"""Score archives of images into Parquet: on every core of this machine, or on a Dask cluster.
+
+The inputs (a folder, a glob, or a URI that fsspec reads, such as ``s3://bucket/scans/``) are
+listed once, in the order `digits predict` uses, and cut into partitions of a whole number of
+onnxruntime batches. Each partition is scored where a worker is free and comes back as rows,
+which become one Parquet file, ``part-NNNNNN.parquet``, written whole or not at all. So a job
+killed and run again finds the parts it already wrote and scores only the others, and every
+input ends up in exactly one row. ``_job.json`` (written first) says which inputs and which
+model the parts belong to; ``_summary.json`` is written last, once every part is there. Their
+names start with ``_`` so that Parquet readers (pyarrow, pandas, Spark, DuckDB) read the folder
+as one table and skip them.
+
+The model reaches the workers as its bytes (a Dask cluster need not share this machine's files):
+sent once to each Dask worker, loaded once per worker process and kept, keyed by its sha256.
+
+:func:`score` is the same work as a plain function, for a partition of an existing pipeline.
+pyarrow, fsspec and Dask are imported only where used: they come with the ``batch`` extra.
+"""
+
+import contextlib
+import glob
+import hashlib
+import io
+import json
+import math
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from digits_data import atomic
+from digits_data.contract import META_FINGERPRINT
+from digits_data.errors import DigitsError
+from digits_data.images import IMAGE_SUFFIXES
+from digits_runtime.predictor import BATCH_SIZE, Predictor
+from digits_runtime.workers import bounded, predictor_for, process_pool
+
+PART = "part-{:06d}.parquet"
+JOB = "_job.json"
+SUMMARY = "_summary.json"
+MAX_PARTITION = 4 * BATCH_SIZE  # images per part; see default_partition_size
+MIN_PARTS = 8  # cut small jobs finer, so that every worker gets some of them
+CONNECT_SECONDS = 5  # a scheduler that does not answer by then is reported, not waited for
+EXTRA = "pip install 'digits-runtime[batch]'"
+
+Source = str | os.PathLike | bytes | Any  # a path, a URI, an image's bytes or a binary file object
+
+
+def score(sources: Iterable[Source], model: str | os.PathLike | bytes, *, threads: int = 1) -> list[dict]:
+    """Score a partition of images: one row per source, in order, as `digits batch` writes them.
+
+    Each source is a local path, a URI that fsspec reads (``s3://...``), an image file's bytes or
+    a binary file object. A row has ``path`` (None for bytes and file objects), ``prediction``,
+    ``prob_<digit>`` for each of the model's digits, ``accepted``, the refusal ``score`` and
+    ``error`` (None, or why the image could not be scored: then the other values are None).
+    The model (its path or bytes) is loaded once per process and kept. The answers are those of
+    `digits predict`, bit for bit, for the same files given in the same order.
+
+    Args:
+        sources: The images of one partition.
+        model: The ONNX model written by `digits-train export`: its path or its bytes.
+        threads: onnxruntime threads per call; one suits one process per core.
+    """
+    return _rows(predictor_for(model, threads), [(source, None) for source in sources])
+
+
+def _rows(predictor: Predictor, entries: Sequence[tuple[Source, str | None]]) -> list[dict]:
+    """The rows of ``(source, listing error or None)`` entries, one onnxruntime batch at a time."""
+    rows = []
+    columns = [f"prob_{digit}" for digit in predictor.labels]
+    for start in range(0, len(entries), BATCH_SIZE):
+        chunk = entries[start : start + BATCH_SIZE]
+        opened = [DigitsError(error) if error else _open(source) for source, error in chunk]
+        readable = [source for source in opened if not isinstance(source, DigitsError)]
+        classified, errors = predictor.classify_each(readable)
+        answers = iter(
+            zip(
+                *(getattr(classified, n) for n in ("probabilities", "predicted", "scores", "accepted")),
+                strict=True,
+            )
+        )
+        failed = iter(errors)
+        for (source, _), item in zip(chunk, opened, strict=True):
+            error = item if isinstance(item, DigitsError) else next(failed)
+            row: dict[str, Any] = {"path": str(source) if isinstance(source, str | os.PathLike) else None}
+            if error is None:
+                probabilities, predicted, value, accepted = next(answers)
+                row |= {
+                    "prediction": int(predicted),
+                    **dict(zip(columns, map(float, probabilities), strict=True)),
+                }
+                row |= {"accepted": bool(accepted), "score": float(value), "error": None}
+            else:
+                row |= {"prediction": None, **dict.fromkeys(columns), "accepted": None, "score": None}
+                row["error"] = str(error)
+            rows.append(row)
+    return rows
+
+
+def _open(source: Source) -> Source | DigitsError:
+    """What load_image reads: the source itself, or its bytes; a URI is fetched here, with fsspec."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(source)
+    if not (isinstance(source, str) and "://" in source):
+        return source
+    import fsspec
+
+    try:
+        with fsspec.open(source, "rb") as remote:
+            opened = io.BytesIO(remote.read())
+    except (OSError, ValueError, ImportError) as exc:
+        return DigitsError(f"{source} cannot be read: {_first_line(exc)}")
+    opened.name = source  # load_image names the file in its messages by this
+    return opened
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def score_part(
+    model: bytes, threads: int, part: tuple[int, list[tuple[str, str | None]]]
+) -> tuple[int, list[dict], str]:
+    """A worker's task: a partition's index, its rows, and which process (host/pid) scored them."""
+    index, entries = part
+    return index, _rows(predictor_for(model, threads), entries), f"{socket.gethostname()}/{os.getpid()}"
+
+
+def list_inputs(source: str) -> list[tuple[str, str | None]]:
+    """The inputs under ``source`` (a folder, a glob or a URI), sorted, as `digits predict` orders them.
+
+    Each is a path or URI and, where listing already found it unreadable, why.
+    """
+    has_magic = glob.has_magic(source)
+    if "://" in source:
+        import fsspec
+
+        try:
+            fs, root = fsspec.core.url_to_fs(source)
+            if has_magic:
+                found = [p for p in fs.glob(root) if fs.isfile(p)]
+            elif fs.isdir(root):
+                found = [p for p in fs.find(root) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+            else:
+                found = [root] if fs.exists(root) else []
+        except (OSError, ValueError, ImportError) as exc:
+            raise DigitsError(f"cannot list {source}: {_first_line(exc)}") from None
+        entries = [(fs.unstrip_protocol(p), None) for p in sorted(found)]
+    elif has_magic:
+        found = sorted(Path(p) for p in glob.glob(source, recursive=True))
+        entries = [(str(p), None) for p in found if p.is_file()]
+    else:
+        if not os.path.lexists(source):
+            raise DigitsError(f"{source}: no such file or folder")
+        from digits_runtime.cli import expand
+
+        entries = [(str(path), None if error is None else str(error)) for path, error in expand([source])]
+        if len(entries) == 1 and entries[0][1] is not None:
+            raise DigitsError(entries[0][1])
+    if not entries:
+        raise DigitsError(f"{source} matches no files")
+    return entries
+
+
+def default_partition_size(inputs: int) -> int:
+    """Images per part: whole onnxruntime batches, at most MAX_PARTITION, at least MIN_PARTS parts if it can.
+
+    Measured (benchmarks/bench_batch.py): per-part overhead is a few ms on Dask, so 1024 costs
+    nothing next to the ~0.3 s its PNGs take; finer parts let a few large photos spread over
+    every worker instead of waiting for one.
+    """
+    batches = max(1, min(MAX_PARTITION // BATCH_SIZE, inputs // (MIN_PARTS * BATCH_SIZE)))
+    return batches * BATCH_SIZE
+
+
+class _Folder:
+    """The OUTPUT folder, on this machine (files written whole, then renamed) or in an fsspec store."""
+
+    def __init__(self, output: str) -> None:
+        import fsspec
+
+        self.name = output.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(output)
+        self.local = "file" in self.fs.protocol
+        if self.local:
+            if Path(self.root).exists() and not Path(self.root).is_dir():
+                raise DigitsError(f"{output} is a file: give a folder for the Parquet files")
+            atomic.ensure_dir(self.root)
+        elif self.fs.isfile(self.root):
+            raise DigitsError(f"{output} is a file: give a folder for the Parquet files")
+
+    def path(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def names(self) -> set[str]:
+        try:
+            return {p.rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)}
+        except FileNotFoundError:
+            return set()
+
+    def read_json(self, name: str) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(self.path(name)))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise DigitsError(f"cannot read {self.name}/{name}: {_first_line(exc)}") from None
+
+    def write(self, name: str, data: bytes) -> None:
+        if self.local:
+            atomic.write_bytes(self.path(name), data)
+            return
+        try:
+            self.fs.pipe_file(self.path(name), data)  # one object, whole or not at all
+        except OSError as exc:
+            raise DigitsError(f"cannot write {self.name}/{name}: {_first_line(exc)}") from None
+
+    def rows(self, name: str) -> int:
+        import pyarrow.parquet as pq
+
+        with self.fs.open(self.path(name), "rb") as file:
+            return pq.read_metadata(file).num_rows
+
+    def read(self, name: str, columns: list[str]) -> Any:
+        import pyarrow.parquet as pq
+
+        with self.fs.open(self.path(name), "rb") as file:
+            return pq.read_table(file, columns=columns)
+
+
+def run(
+    source: str,
+    output: str,
+    model: str | os.PathLike,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    scheduler: str | None = None,
+    partition_size: int | None = None,
+) -> dict:
+    """Score every image under ``source`` into Parquet files in ``output``; return the summary.
+
+    A job that was stopped is carried on: the parts already in ``output`` are kept. See
+    `digits batch` for the arguments.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DigitsError(f"digits batch needs the batch extra: {EXTRA}") from None
+    started = time.perf_counter()
+    predictor = Predictor(model)  # checks the model here, before any worker starts
+    model_bytes = Path(model).read_bytes()
+    model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+    folder = _Folder(output)
+    entries = list_inputs(source)
+    size = partition_size or default_partition_size(len(entries))
+    paths = "\n".join(path for path, _ in entries).encode("utf-8", "surrogateescape")
+    job = {
+        "source": source,
+        "inputs": len(entries),
+        "inputs_sha256": hashlib.sha256(paths).hexdigest(),
+        "model_sha256": model_sha256,
+        "partition_size": size,
+    }
+    parts = math.ceil(len(entries) / size)
+    names = folder.names()
+    done = _check_job(folder, names, job)
+    if done is not None:
+        print(f"digits batch: {output} is already complete", file=sys.stderr)
+        return done
+    if JOB not in names:
+        folder.write(JOB, (json.dumps(job, indent=1) + "\n").encode())
+
+    def expected(index: int) -> int:
+        return min(size, len(entries) - index * size)
+
+    kept = {i for i in range(parts) if PART.format(i) in names and folder.rows(PART.format(i)) == expected(i)}
+    todo = [i for i in range(parts) if i not in kept]
+    columns = [f"prob_{digit}" for digit in predictor.labels]
+    schema = pa.schema(
+        [("path", pa.string()), ("prediction", pa.int64())]
+        + [(c, pa.float32()) for c in columns]
+        + [("accepted", pa.bool_()), ("score", pa.float64()), ("error", pa.string())]
+    )
+    by_worker: Counter[str] = Counter()
+    from tqdm import tqdm
+
+    parts_todo = ((i, entries[i * size : (i + 1) * size]) for i in todo)
+    initial = len(entries) - sum(map(expected, todo))
+    with (
+        _engine(engine, workers, scheduler, model_bytes) as (executor, model_ref, ahead),
+        # disable=None: the bar is drawn only when stderr is a terminal.
+        tqdm(total=len(entries), initial=initial, desc="batch", unit="image", disable=None) as bar,
+    ):
+        for _, (index, rows, worker) in _guarded(
+            bounded(executor, score_part, parts_todo, ahead, model_ref, 1)
+        ):
+            sink = pa.BufferOutputStream()
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
+            folder.write(PART.format(index), sink.getvalue().to_pybytes())
+            by_worker[worker] += 1
+            bar.update(len(rows))
+    seconds = time.perf_counter() - started
+    counts = Counter()
+    for i in range(parts):  # counted from the files themselves, kept parts included
+        table = folder.read(PART.format(i), ["accepted", "error"]).to_pydict()
+        counts["inputs"] += len(table["error"])
+        counts["errors"] += sum(e is not None for e in table["error"])
+        counts["refused"] += sum(a is False for a in table["accepted"])
+    scored_now = sum(map(expected, todo))
+    summary = {
+        **job,
+        "scored": counts["inputs"] - counts["errors"],
+        "refused": counts["refused"],
+        "errors": counts["errors"],
+        "parts": parts,
+        "model": str(model),
+        "fingerprint": predictor.metadata.get(META_FINGERPRINT),
+        "engine": engine,
+        "workers": workers if engine == "local" else len(by_worker),
+        "scheduler": scheduler,
+        "parts_kept": len(kept),
+        "parts_by_worker": dict(sorted(by_worker.items())),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(scored_now / seconds, 1),
+    }
+    if counts["inputs"] != len(entries):  # cannot happen: the parts cover the inputs once
+        raise DigitsError(
+            f"{output} holds {counts['inputs']} rows for {len(entries)} inputs: remove it and run again"
+        )
+    folder.write(SUMMARY, (json.dumps(summary, indent=1) + "\n").encode())
+    return summary
+
+
+def _check_job(folder: _Folder, names: set[str], job: dict) -> dict | None:
+    """Refuse an OUTPUT that holds something else; return its summary if the same job is complete."""
+    if JOB not in names:
+        ours = {n for n in names if n.startswith((".", "part-"))}
+        if names - ours:
+            raise DigitsError(
+                f"{folder.name} holds files that digits batch did not write: give a new or empty folder"
+            )
+        return None
+    if folder.read_json(JOB) != job:
+        raise DigitsError(
+            f"{folder.name} holds the results of another job (other inputs, model or partition size): "
+            "give a new folder, or remove this one to start again"
+        )
+    return folder.read_json(SUMMARY)
+
+
+@contextlib.contextmanager
+def _engine(engine: str, workers: int, scheduler: str | None, model: bytes) -> Iterator[tuple[Any, Any, int]]:
+    """Yield (a concurrent.futures executor, how tasks get the model, how many parts to keep in flight)."""
+    if engine == "local":
+        with process_pool(workers) as pool:
+            yield pool, model, 2 * workers
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise DigitsError(f"digits batch --engine dask needs the batch extra: {EXTRA}") from None
+    try:
+        client = Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise DigitsError(
+            f"no Dask scheduler answers at {scheduler} ({_first_line(exc)}): "
+            "start one with `dask scheduler`, or give the address of yours"
+        ) from None
+    with client:
+        if not client.nthreads():
+            print(f"digits batch: waiting for a Dask worker to join {scheduler} ...", file=sys.stderr)
+            client.wait_for_workers(1)
+        threads = sum(client.nthreads().values())
+        # Sent once to every worker; tasks refer to it, and a worker that joins later gets a copy.
+        model_ref = client.scatter(model, broadcast=True, hash=False)
+        yield client.get_executor(), model_ref, max(4, 2 * threads)
+
+
+def _guarded(results: Iterator[Any]) -> Iterator[Any]:
+    """Dask's failures of a worker, a scheduler or the network, as one line that says what to do."""
+    try:
+        yield from results
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "distributed":
+            raise
+        raise DigitsError(
+            f"the Dask cluster failed ({type(exc).__name__}: {_first_line(exc)}): "
+            "run the same command again to carry on where it stopped"
+        ) from None
