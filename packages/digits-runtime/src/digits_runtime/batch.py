@@ -22,7 +22,6 @@ import glob
 import hashlib
 import io
 import json
-import math
 import os
 import socket
 import sys
@@ -246,80 +245,60 @@ def run(
     """Score every image under ``source`` into Parquet files in ``output``; return the summary.
 
     A job that was stopped is carried on: the parts already in ``output`` are kept. See
-    `digits batch` for the arguments.
+    `digits batch` for the arguments. Nothing is written before the model has been checked and
+    the engine (the local processes, or the Dask scheduler) is there.
     """
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow  # noqa: F401  (checked here: the parts are written with it)
     except ImportError:
         raise DigitsError(f"digits batch needs the batch extra: {EXTRA}") from None
     started = time.perf_counter()
-    predictor = Predictor(model)  # checks the model here, before any worker starts
+    predictor = Predictor(model)
     model_bytes = Path(model).read_bytes()
-    model_sha256 = hashlib.sha256(model_bytes).hexdigest()
-    folder = _Folder(output)
-    entries = list_inputs(source)
-    size = partition_size or default_partition_size(len(entries))
-    paths = "\n".join(path for path, _ in entries).encode("utf-8", "surrogateescape")
-    job = {
-        "source": source,
-        "inputs": len(entries),
-        "inputs_sha256": hashlib.sha256(paths).hexdigest(),
-        "model_sha256": model_sha256,
-        "partition_size": size,
-    }
-    parts = math.ceil(len(entries) / size)
-    names = folder.names()
-    done = _check_job(folder, names, job)
-    if done is not None:
-        print(f"digits batch: {output} is already complete", file=sys.stderr)
-        return done
-    if JOB not in names:
-        folder.write(JOB, (json.dumps(job, indent=1) + "\n").encode())
-
-    def expected(index: int) -> int:
-        return min(size, len(entries) - index * size)
-
-    kept = {i for i in range(parts) if PART.format(i) in names and folder.rows(PART.format(i)) == expected(i)}
-    todo = [i for i in range(parts) if i not in kept]
-    columns = [f"prob_{digit}" for digit in predictor.labels]
-    schema = pa.schema(
-        [("path", pa.string()), ("prediction", pa.int64())]
-        + [(c, pa.float32()) for c in columns]
-        + [("accepted", pa.bool_()), ("score", pa.float64()), ("error", pa.string())]
-    )
-    by_worker: Counter[str] = Counter()
-    from tqdm import tqdm
-
-    parts_todo = ((i, entries[i * size : (i + 1) * size]) for i in todo)
-    initial = len(entries) - sum(map(expected, todo))
-    with (
-        _engine(engine, workers, scheduler, model_bytes) as (executor, model_ref, ahead),
-        # disable=None: the bar is drawn only when stderr is a terminal.
-        tqdm(total=len(entries), initial=initial, desc="batch", unit="image", disable=None) as bar,
-    ):
-        for _, (index, rows, worker) in _guarded(
-            bounded(executor, score_part, parts_todo, ahead, model_ref, 1)
-        ):
-            sink = pa.BufferOutputStream()
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
-            folder.write(PART.format(index), sink.getvalue().to_pybytes())
-            by_worker[worker] += 1
-            bar.update(len(rows))
+    with _engine(engine, workers, scheduler, model_bytes) as (executor, model_ref, ahead):
+        entries = list_inputs(source)
+        folder = _Folder(output)
+        size = partition_size or default_partition_size(len(entries))
+        paths = "\n".join(path for path, _ in entries).encode("utf-8", "surrogateescape")
+        job = {
+            "source": source,
+            "inputs": len(entries),
+            "inputs_sha256": hashlib.sha256(paths).hexdigest(),
+            "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "partition_size": size,
+        }
+        names = folder.names()
+        done = _check_job(folder, names, job)
+        if done is not None:
+            print(f"digits batch: {output} is already complete", file=sys.stderr)
+            return done
+        if JOB not in names:
+            folder.write(JOB, (json.dumps(job, indent=1) + "\n").encode())
+        parts = [entries[start : start + size] for start in range(0, len(entries), size)]
+        kept = {
+            i
+            for i, part in enumerate(parts)
+            if PART.format(i) in names and folder.rows(PART.format(i)) == len(part)
+        }
+        todo = [(i, part) for i, part in enumerate(parts) if i not in kept]
+        by_worker = _score_parts(folder, predictor, todo, len(entries), (executor, model_ref, ahead))
     seconds = time.perf_counter() - started
-    counts = Counter()
-    for i in range(parts):  # counted from the files themselves, kept parts included
+    counts: Counter[str] = Counter()
+    for i in range(len(parts)):  # counted from the files themselves, kept parts included
         table = folder.read(PART.format(i), ["accepted", "error"]).to_pydict()
         counts["inputs"] += len(table["error"])
         counts["errors"] += sum(e is not None for e in table["error"])
         counts["refused"] += sum(a is False for a in table["accepted"])
-    scored_now = sum(map(expected, todo))
+    if counts["inputs"] != len(entries):  # the parts cover the inputs once: this cannot happen
+        raise DigitsError(
+            f"{output} holds {counts['inputs']} rows for {len(entries)} inputs: remove it, run again"
+        )
     summary = {
         **job,
         "scored": counts["inputs"] - counts["errors"],
         "refused": counts["refused"],
         "errors": counts["errors"],
-        "parts": parts,
+        "parts": len(parts),
         "model": str(model),
         "fingerprint": predictor.metadata.get(META_FINGERPRINT),
         "engine": engine,
@@ -327,15 +306,39 @@ def run(
         "scheduler": scheduler,
         "parts_kept": len(kept),
         "parts_by_worker": dict(sorted(by_worker.items())),
-        "seconds": round(seconds, 3),
-        "images_per_second": round(scored_now / seconds, 1),
+        "seconds": round(seconds, 3),  # this run's, from start to summary
+        "images_per_second": round(sum(len(part) for _, part in todo) / seconds, 1),
     }
-    if counts["inputs"] != len(entries):  # cannot happen: the parts cover the inputs once
-        raise DigitsError(
-            f"{output} holds {counts['inputs']} rows for {len(entries)} inputs: remove it and run again"
-        )
     folder.write(SUMMARY, (json.dumps(summary, indent=1) + "\n").encode())
     return summary
+
+
+def _score_parts(
+    folder: "_Folder", predictor: Predictor, todo: list[tuple[int, list]], total: int, engine: tuple
+) -> Counter[str]:
+    """Score the parts on the engine and write each as it comes; return how many each worker scored."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    executor, model_ref, ahead = engine
+    columns = [f"prob_{digit}" for digit in predictor.labels]
+    schema = pa.schema(
+        [("path", pa.string()), ("prediction", pa.int64())]
+        + [(c, pa.float32()) for c in columns]
+        + [("accepted", pa.bool_()), ("score", pa.float64()), ("error", pa.string())]
+    )
+    by_worker: Counter[str] = Counter()
+    initial = total - sum(len(part) for _, part in todo)
+    # disable=None: the bar is drawn only when stderr is a terminal.
+    with tqdm(total=total, initial=initial, desc="batch", unit="image", disable=None) as bar:
+        for _, (index, rows, worker) in _guarded(bounded(executor, score_part, todo, ahead, model_ref, 1)):
+            sink = pa.BufferOutputStream()
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
+            folder.write(PART.format(index), sink.getvalue().to_pybytes())
+            by_worker[worker] += 1
+            bar.update(len(rows))
+    return by_worker
 
 
 def _check_job(folder: _Folder, names: set[str], job: dict) -> dict | None:
