@@ -253,7 +253,9 @@ def run(
     except ImportError:
         raise DigitsError(f"digits batch needs the batch extra: {EXTRA}") from None
     started = time.perf_counter()
-    predictor = Predictor(model)
+    checked = Predictor(model)
+    labels, fingerprint = checked.labels, checked.metadata.get(META_FINGERPRINT)
+    del checked  # the workers classify; its onnxruntime threads end now, not at interpreter exit
     model_bytes = Path(model).read_bytes()
     with _engine(engine, workers, scheduler, model_bytes) as (executor, model_ref, ahead):
         entries = list_inputs(source)
@@ -281,7 +283,7 @@ def run(
             if PART.format(i) in names and folder.rows(PART.format(i)) == len(part)
         }
         todo = [(i, part) for i, part in enumerate(parts) if i not in kept]
-        by_worker = _score_parts(folder, predictor, todo, len(entries), (executor, model_ref, ahead))
+        by_worker = _score_parts(folder, labels, todo, len(entries), (executor, model_ref, ahead))
     seconds = time.perf_counter() - started
     counts: Counter[str] = Counter()
     for i in range(len(parts)):  # counted from the files themselves, kept parts included
@@ -300,7 +302,7 @@ def run(
         "errors": counts["errors"],
         "parts": len(parts),
         "model": str(model),
-        "fingerprint": predictor.metadata.get(META_FINGERPRINT),
+        "fingerprint": fingerprint,
         "engine": engine,
         "workers": workers if engine == "local" else len(by_worker),
         "scheduler": scheduler,
@@ -314,7 +316,7 @@ def run(
 
 
 def _score_parts(
-    folder: "_Folder", predictor: Predictor, todo: list[tuple[int, list]], total: int, engine: tuple
+    folder: "_Folder", labels: Sequence[int], todo: list[tuple[int, list]], total: int, engine: tuple
 ) -> Counter[str]:
     """Score the parts on the engine and write each as it comes; return how many each worker scored."""
     import pyarrow as pa
@@ -322,7 +324,7 @@ def _score_parts(
     from tqdm import tqdm
 
     executor, model_ref, ahead = engine
-    columns = [f"prob_{digit}" for digit in predictor.labels]
+    columns = [f"prob_{digit}" for digit in labels]
     schema = pa.schema(
         [("path", pa.string()), ("prediction", pa.int64())]
         + [(c, pa.float32()) for c in columns]
