@@ -148,23 +148,34 @@ def test_predict_with_two_workers_prints_the_same_lines(predicted, archive, mode
     assert predicted.stdout.count("\n") == 604
 
 
-def test_dask_cluster_both_workers_score_parts_with_the_same_answers(local_output, archive, model, tmp_path):
+def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
+    local_output, archive, slow_archive, model, tmp_path
+):
     with dask_cluster(tmp_path / "cluster") as (address, workers):
-        done = digits(
-            "batch", "--model", model, archive, tmp_path / "out", "--engine", "dask", "--scheduler", address
+        # Parts of a second or more each, so that both workers are surely busy at once.
+        slow = digits(
+            "batch",
+            "--model",
+            model,
+            slow_archive[0],
+            tmp_path / "slow",
+            "--engine",
+            "dask",
+            "--scheduler",
+            address,
         )
         env = {**os.environ, "DASK_SCHEDULER_ADDRESS": address}
-        by_env = digits("batch", "--model", model, archive, tmp_path / "env", "--engine", "dask", env=env)
-    assert (done.returncode, done.stderr) == (0, "")
-    summary = json.loads(done.stdout)
+        mixed = digits("batch", "--model", model, archive, tmp_path / "mixed", "--engine", "dask", env=env)
+    assert (slow.returncode, slow.stderr) == (0, "")
+    summary = json.loads(slow.stdout)
     assert (summary["engine"], summary["scheduler"], summary["workers"]) == ("dask", address, 2)
     pids = {int(name.rsplit("/", 1)[1]) for name in summary["parts_by_worker"]}
     assert pids == {w.pid for w in workers}
-    assert by_env.returncode == 0
-    assert json.loads(by_env.stdout)["scheduler"] == address
-    for part in sorted(local_output[0].glob("part-*.parquet")):
-        assert pq.read_table(tmp_path / "out" / part.name).equals(pq.read_table(part))
-        assert pq.read_table(tmp_path / "env" / part.name).equals(pq.read_table(part))
+    assert_each_input_once(tmp_path / "slow", slow_archive, model)
+    assert (mixed.returncode, mixed.stderr) == (0, "")
+    assert json.loads(mixed.stdout)["scheduler"] == address
+    for part in sorted(local_output[0].glob("part-*.parquet")):  # the answers of predict, errors included
+        assert pq.read_table(tmp_path / "mixed" / part.name).equals(pq.read_table(part))
 
 
 @pytest.fixture(scope="module")

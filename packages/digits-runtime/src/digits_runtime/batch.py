@@ -28,6 +28,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,8 @@ def run(
     labels, fingerprint = checked.labels, checked.metadata.get(META_FINGERPRINT)
     del checked  # the workers classify; its onnxruntime threads end now, not at interpreter exit
     model_bytes = Path(model).read_bytes()
+    if engine == "dask" and "://" not in source:
+        source = os.path.abspath(source)  # a Dask worker runs in a folder of its own
     with _engine(engine, workers, scheduler, model_bytes) as (executor, model_ref, ahead):
         entries = list_inputs(source)
         folder = _Folder(output)
@@ -393,7 +396,7 @@ def _guarded(results: Iterator[Any]) -> Iterator[Any]:
     try:
         yield from results
     except Exception as exc:
-        if type(exc).__module__.split(".")[0] != "distributed":
+        if type(exc).__module__.split(".")[0] != "distributed" and not isinstance(exc, CancelledError):
             raise
         raise DigitsError(
             f"the Dask cluster failed ({type(exc).__name__}: {_first_line(exc)}): "
