@@ -271,6 +271,26 @@ def test_the_driver_killed_mid_job_then_run_again_carries_on(slow_archive, model
     assert_each_input_once(output, slow_archive, model)
 
 
+def test_a_local_worker_killed_stops_the_job_in_one_line_and_the_next_run_completes(
+    slow_archive, model, tmp_path
+):
+    output = tmp_path / "out"
+    argv = [*EXE, "batch", "--model", model, slow_archive[0], output, "--workers", "2"]
+    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert 1 <= len(wait_for_parts(output, job)) < 4
+    pool = [p for p in psutil.Process(job.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
+    pool[0].kill()
+    out, err = job.communicate(timeout=300)
+    assert (job.returncode, out) == (1, "")
+    assert (
+        err == "digits: error: a worker process died (killed, or out of memory): run the same command again\n"
+    )
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["parts_kept"] >= 1
+    assert_each_input_once(output, slow_archive, model)
+
+
 def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
     local_output, archive, model, tmp_path
 ):
@@ -455,3 +475,11 @@ def test_without_the_batch_extra_one_line_says_what_to_install(
         [sys.executable, "-c", probe, *map(str, argv)], capture_output=True, text=True, timeout=120
     )
     assert (done.returncode, done.stdout, done.stderr) == (1, "", f"digits: error: {message}\n")
+
+
+def test_predict_workers_out_of_bounds_is_a_usage_error(capsys, model, archive):
+    cores = os.cpu_count()
+    for workers in (0, cores + 1):
+        code, out, err = run(capsys, "predict", "--model", model, "--workers", workers, archive)
+        assert (code, out) == (2, "")
+        assert err == f"digits: error: --workers must be between 1 and {cores}, got {workers}\n"
