@@ -21,7 +21,6 @@ built with onnx.helper: its arithmetic is lighter than the trained network's, wh
 """
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -32,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from bench_serve import photo_png  # the same "photos" as the server's benchmark
 from PIL import Image
 
 from digits_data import contract, mnist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import dask_cluster
+from helpers import dask_cluster  # the tests' loopback cluster, started the same way
 
 DIGITS = Path(sys.executable).with_name("digits")
 TARGETS = {"photos_w2_w1": 1.7, "pngs_w2_w1": 1.5, "dask_local": 0.8, "driver_mb": 500}
@@ -74,17 +74,6 @@ def class_mean_model(data_dir: Path, path: Path) -> Path:
     helper.set_model_props(model, {contract.META_LABELS: json.dumps(list(contract.CLASSES))})
     path.write_bytes(model.SerializeToString())
     return path
-
-
-def photo_png(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """A 640x480 grey "photo" of a digit: dark ink on paper, with sensor noise, as PNG."""
-    ink = Image.fromarray(255 - digit).resize((300, 300), Image.Resampling.BILINEAR)
-    paper = np.asarray(Image.new("L", (640, 480), 205), dtype=np.float32)
-    paper[90:390, 170:470] = np.minimum(np.asarray(ink, dtype=np.float32), 205)
-    paper += rng.normal(0, 6, paper.shape)
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def make_inputs(data_dir: Path, root: Path, pngs: int, photos: int, copies: int) -> dict[str, Path]:

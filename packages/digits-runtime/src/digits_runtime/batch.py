@@ -58,7 +58,8 @@ def score(sources: Iterable[Source], model: str | os.PathLike | bytes, *, thread
     ``prob_<digit>`` for each of the model's digits, ``accepted``, the refusal ``score`` and
     ``error`` (None, or why the image could not be scored: then the other values are None).
     The model (its path or bytes) is loaded once per process and kept. The answers are those of
-    `digits predict`, bit for bit, for the same files given in the same order.
+    `digits predict` (same preprocessing, same model); bit for bit when the partition starts at a
+    multiple of 256 in `digits predict`'s order, since onnxruntime then sees the same batches.
 
     Args:
         sources: The images of one partition.
