@@ -78,27 +78,22 @@ def _rows(predictor: Predictor, entries: Sequence[tuple[Source, str | None]]) ->
         opened = [DigitsError(error) if error else _open(source) for source, error in chunk]
         readable = [source for source in opened if not isinstance(source, DigitsError)]
         classified, errors = predictor.classify_each(readable)
-        answers = iter(
-            zip(
-                *(getattr(classified, n) for n in ("probabilities", "predicted", "scores", "accepted")),
-                strict=True,
-            )
-        )
+        fields = (classified.probabilities, classified.predicted, classified.scores, classified.accepted)
+        answers = zip(*fields, strict=True)
         failed = iter(errors)
         for (source, _), item in zip(chunk, opened, strict=True):
             error = item if isinstance(item, DigitsError) else next(failed)
-            row: dict[str, Any] = {"path": str(source) if isinstance(source, str | os.PathLike) else None}
-            if error is None:
-                probabilities, predicted, value, accepted = next(answers)
-                row |= {
-                    "prediction": int(predicted),
-                    **dict(zip(columns, map(float, probabilities), strict=True)),
-                }
-                row |= {"accepted": bool(accepted), "score": float(value), "error": None}
-            else:
-                row |= {"prediction": None, **dict.fromkeys(columns), "accepted": None, "score": None}
-                row["error"] = str(error)
-            rows.append(row)
+            path = str(source) if isinstance(source, str | os.PathLike) else None
+            if error is not None:
+                empty = {"prediction": None, **dict.fromkeys(columns), "accepted": None, "score": None}
+                rows.append({"path": path, **empty, "error": str(error)})
+                continue
+            probabilities, predicted, value, accepted = next(answers)
+            probs = dict(zip(columns, map(float, probabilities), strict=True))  # float32 to float: exact
+            rows.append(
+                {"path": path, "prediction": int(predicted), **probs}
+                | {"accepted": bool(accepted), "score": float(value), "error": None}
+            )
     return rows
 
 

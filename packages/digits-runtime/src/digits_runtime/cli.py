@@ -1,6 +1,7 @@
 """`digits`: classify image files, evaluate the model on curated data, serve it over HTTP."""
 
 import json as jsonlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -31,8 +32,7 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
         images: Image files or folders of image files.
         model: The ONNX model written by `digits-train export`.
         threads: onnxruntime threads (default: one per core; one per process with --workers).
-        workers: Processes that read and classify images (at most one per core); the lines
-            come in the same order, with the same answers, whatever their number.
+        workers: Processes that classify (at most one per core): same lines, same order, same answers.
     """
     if not images:
         raise UsageError(
@@ -272,15 +272,13 @@ def batch(
     (pip install 'digits-runtime[batch]').
 
     Args:
-        input: A folder (its image files, as `digits predict` finds them), a glob, or a URI that
-            fsspec reads, e.g. s3://bucket/scans/.
-        output: The folder to write (a path or a URI).
+        input: A folder (its images, as `digits predict` finds them), a glob, or a URI (s3://bucket/scans/).
+        output: The folder to write the Parquet files in (a path or a URI).
         model: The ONNX model written by `digits-train export`.
         engine: local (processes on this machine) or dask (a Dask cluster).
-        workers: local processes (default: one per core).
-        scheduler: The Dask scheduler's address, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS).
-        partition_size: Images per Parquet part, a multiple of 256 (default: up to 1024, so that
-            small jobs still make at least 8 parts).
+        workers: Processes on this machine, for --engine local (default: one per core).
+        scheduler: The Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS).
+        partition_size: Images per Parquet part, a multiple of 256 (default: up to 1024).
     """
     from digits_runtime.predictor import BATCH_SIZE
 
@@ -306,6 +304,10 @@ def batch(
         if not scheduler or not isinstance(scheduler, str):
             raise UsageError("--engine dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS)")
     from digits_runtime.batch import run  # pyarrow, fsspec and Dask only where they are used
+
+    # Dask's own warnings (an event loop slow to answer on a busy machine, ...) are not the
+    # command's output; its errors still show, and a failed job is one line of ours.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
 
     summary = run(
         input,
