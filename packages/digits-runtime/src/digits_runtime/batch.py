@@ -225,8 +225,10 @@ class _Folder:
     def read(self, name: str, columns: list[str]) -> Any:
         import pyarrow.parquet as pq
 
+        # One thread, no read-ahead: Arrow's thread pools, once started, can abort the process at
+        # exit now and then ("terminate called without an active exception", apache/arrow#34314).
         with self.fs.open(self.path(name), "rb") as file:
-            return pq.read_table(file, columns=columns)
+            return pq.ParquetFile(file).read(columns=columns, use_threads=False)
 
 
 def run(
