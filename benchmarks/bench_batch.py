@@ -9,7 +9,9 @@ Each configuration is a whole `digits batch` process: `--engine local --workers 
 `--workers 2`, and `--engine dask` on a loopback cluster (`dask scheduler` and two `dask worker
 --nthreads 1` processes, all on 127.0.0.1). Reported: images/s (the summary's, over the whole
 command: listing, start-up and writing included), the driver's peak resident memory and that of
-its workers (psutil, polled every 50 ms), and ratios within this run. Every configuration must
+its workers (psutil, polled every 50 ms), the cores the workers got (their CPU seconds over the
+command's: on a machine that others load, fewer than the workers asked for), and ratios within
+this run. Every configuration must
 write the same Parquet parts. Then the Dask engine on the PNGs at several partition sizes, which
 is how the default (up to 1024) was chosen.
 
@@ -97,15 +99,25 @@ def make_inputs(data_dir: Path, root: Path, pngs: int, photos: int, copies: int)
 
 
 def measure(argv: list[str], workers: list[psutil.Process] = ()) -> dict:
-    """Run one `digits batch`; its summary, the driver's peak RSS and its workers' (MB)."""
+    """Run one `digits batch`; its summary, peak RSS of the driver and its workers (MB), and the
+    cores its workers got: their CPU seconds over the command's (on a busy machine, fewer than asked)."""
+
+    def cpu(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
+    before = {p.pid: cpu(p) for p in workers}  # a Dask worker outlives the command
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     driver = psutil.Process(process.pid)
     peak_driver = peak_workers = 0
+    used: dict[int, float] = {}
     while process.poll() is None:
         try:
             peak_driver = max(peak_driver, driver.memory_info().rss)
             others = list(workers) or driver.children(recursive=True)
-            peak_workers = max(peak_workers, sum(p.memory_info().rss for p in others if p.is_running()))
+            peak_workers = max(peak_workers, sum(p.memory_info().rss for p in others))
+            for p in others:
+                used[p.pid] = cpu(p) - before.get(p.pid, 0.0)
         except psutil.NoSuchProcess:
             pass
         time.sleep(0.05)
@@ -113,7 +125,8 @@ def measure(argv: list[str], workers: list[psutil.Process] = ()) -> dict:
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, argv))} failed:\n{err}")
     summary = json.loads(out)
-    return {**summary, "driver_mb": peak_driver / 2**20, "workers_mb": peak_workers / 2**20}
+    cores = sum(used.values()) / summary["seconds"]
+    return {**summary, "driver_mb": peak_driver / 2**20, "workers_mb": peak_workers / 2**20, "cores": cores}
 
 
 def same_parts(a: Path, b: Path) -> bool:
@@ -152,14 +165,14 @@ def main() -> None:
             print(
                 f"{data:<7}{name:<22}{result['inputs']:>8}{result['images_per_second']:>10.0f}"
                 f"{result['seconds']:>9.1f}{result['driver_mb']:>10.0f}{result['workers_mb']:>10.0f}"
-                f"{result['partition_size']:>7}",
+                f"{result['partition_size']:>7}{result['cores']:>7.2f}",
                 flush=True,
             )
             return result
 
         print(
             f"{'inputs':<7}{'engine':<22}{'images':>8}{'images/s':>10}{'s':>9}{'driver MB':>10}"
-            f"{'workers MB':>10}{'part':>7}"
+            f"{'workers MB':>11}{'part':>7}{'cores':>7}"
         )
         with dask_cluster(root / "cluster") as (address, cluster):
             workers = [psutil.Process(p.pid) for p in cluster]
