@@ -72,7 +72,7 @@ def score(sources: Iterable[Source], model: str | os.PathLike | bytes, *, thread
 def _rows(predictor: Predictor, entries: Sequence[tuple[Source, str | None]]) -> list[dict]:
     """The rows of ``(source, listing error or None)`` entries, one onnxruntime batch at a time."""
     rows = []
-    columns = [f"prob_{digit}" for digit in predictor.labels]
+    columns = _prob_columns(predictor.labels)
     for start in range(0, len(entries), BATCH_SIZE):
         chunk = entries[start : start + BATCH_SIZE]
         opened = [DigitsError(error) if error else _open(source) for source, error in chunk]
@@ -95,6 +95,10 @@ def _rows(predictor: Predictor, entries: Sequence[tuple[Source, str | None]]) ->
                 | {"accepted": bool(accepted), "score": float(value), "error": None}
             )
     return rows
+
+
+def _prob_columns(labels: Sequence[int]) -> list[str]:
+    return [f"prob_{digit}" for digit in labels]
 
 
 def _open(source: Source) -> Source | DigitsError:
@@ -121,10 +125,27 @@ def _first_line(exc: BaseException) -> str:
 
 def score_part(
     model: bytes, threads: int, part: tuple[int, list[tuple[str, str | None]]]
-) -> tuple[int, list[dict], str]:
-    """A worker's task: a partition's index, its rows, and which process (host/pid) scored them."""
+) -> tuple[int, bytes, str]:
+    """A worker's task: a partition's index, its rows as a Parquet file, and which process
+    (host/pid) scored them.
+
+    The file is made here, not by the driver: the work spreads over the workers, and what comes
+    back is a few compressed kilobytes instead of a thousand Python dicts to unpickle.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     index, entries = part
-    return index, _rows(predictor_for(model, threads), entries), f"{socket.gethostname()}/{os.getpid()}"
+    predictor = predictor_for(model, threads)
+    columns = _prob_columns(predictor.labels)
+    schema = pa.schema(
+        [("path", pa.string()), ("prediction", pa.int64())]
+        + [(c, pa.float32()) for c in columns]
+        + [("accepted", pa.bool_()), ("score", pa.float64()), ("error", pa.string())]
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(_rows(predictor, entries), schema=schema), sink)
+    return index, sink.getvalue().to_pybytes(), f"{socket.gethostname()}/{os.getpid()}"
 
 
 def list_inputs(source: str) -> list[tuple[str, str | None]]:
@@ -252,9 +273,9 @@ def run(
     except ImportError:
         raise DigitsError(f"digits batch needs the batch extra: {EXTRA}") from None
     started = time.perf_counter()
-    checked = Predictor(model)
-    labels, fingerprint = checked.labels, checked.metadata.get(META_FINGERPRINT)
-    del checked  # the workers classify; its onnxruntime threads end now, not at interpreter exit
+    # Checked here, before any worker starts; the workers classify, so this session (and its
+    # onnxruntime threads) ends at once rather than at interpreter exit.
+    fingerprint = Predictor(model).metadata.get(META_FINGERPRINT)
     model_bytes = Path(model).read_bytes()
     if engine == "dask" and "://" not in source:
         source = os.path.abspath(source)  # a Dask worker runs in a folder of its own
@@ -284,7 +305,7 @@ def run(
             if PART.format(i) in names and folder.rows(PART.format(i)) == len(part)
         }
         todo = [(i, part) for i, part in enumerate(parts) if i not in kept]
-        by_worker = _score_parts(folder, labels, todo, len(entries), (executor, model_ref, ahead))
+        by_worker = _score_parts(folder, todo, len(entries), (executor, model_ref, ahead))
     seconds = time.perf_counter() - started
     counts: Counter[str] = Counter()
     for i in range(len(parts)):  # counted from the files themselves, kept parts included
@@ -316,31 +337,21 @@ def run(
     return summary
 
 
-def _score_parts(
-    folder: "_Folder", labels: Sequence[int], todo: list[tuple[int, list]], total: int, engine: tuple
-) -> Counter[str]:
+def _score_parts(folder: "_Folder", todo: list[tuple[int, list]], total: int, engine: tuple) -> Counter[str]:
     """Score the parts on the engine and write each as it comes; return how many each worker scored."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from tqdm import tqdm
 
     executor, model_ref, ahead = engine
-    columns = [f"prob_{digit}" for digit in labels]
-    schema = pa.schema(
-        [("path", pa.string()), ("prediction", pa.int64())]
-        + [(c, pa.float32()) for c in columns]
-        + [("accepted", pa.bool_()), ("score", pa.float64()), ("error", pa.string())]
-    )
+    sizes = {index: len(part) for index, part in todo}
     by_worker: Counter[str] = Counter()
-    initial = total - sum(len(part) for _, part in todo)
     # disable=None: the bar is drawn only when stderr is a terminal.
-    with tqdm(total=total, initial=initial, desc="batch", unit="image", disable=None) as bar:
-        for _, (index, rows, worker) in _guarded(bounded(executor, score_part, todo, ahead, model_ref, 1)):
-            sink = pa.BufferOutputStream()
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
-            folder.write(PART.format(index), sink.getvalue().to_pybytes())
+    with tqdm(
+        total=total, initial=total - sum(sizes.values()), desc="batch", unit="image", disable=None
+    ) as bar:
+        for _, (index, data, worker) in _guarded(bounded(executor, score_part, todo, ahead, model_ref, 1)):
+            folder.write(PART.format(index), data)
             by_worker[worker] += 1
-            bar.update(len(rows))
+            bar.update(sizes[index])
     return by_worker
 
 
