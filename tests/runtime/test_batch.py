@@ -415,6 +415,12 @@ def test_score_a_partition_of_paths_or_bytes(local_output, model):
         assert row["path"] is None
         if by_path["error"] is None:
             assert {**row, "path": by_path["path"]} == by_path
+    missing = f"file://{Path(paths[0]).parent}/missing[1].png"  # a URI, read as a name, not a glob
+    by_uri = score([f"file://{paths[0]}", missing], model=model)
+    assert by_uri[0] == {**expected[0], "path": f"file://{paths[0]}"}
+    assert by_uri[1]["error"] == (
+        f"{missing} cannot be read: [Errno 2] No such file or directory: '{missing.removeprefix('file://')}'"
+    )
     assert [r["error"] for r in from_bytes[-3:]] == [
         "image could not be decoded, it may be truncated or corrupt (image file is truncated)",
         "image is empty (0 bytes)",

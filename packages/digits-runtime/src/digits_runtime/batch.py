@@ -75,7 +75,7 @@ def _rows(predictor: Predictor, entries: Sequence[tuple[Source, str | None]]) ->
     columns = _prob_columns(predictor.labels)
     for start in range(0, len(entries), BATCH_SIZE):
         chunk = entries[start : start + BATCH_SIZE]
-        opened = [DigitsError(error) if error else _open(source) for source, error in chunk]
+        opened = _opened(chunk)
         readable = [source for source in opened if not isinstance(source, DigitsError)]
         classified, errors = predictor.classify_each(readable)
         fields = (classified.probabilities, classified.predicted, classified.scores, classified.accepted)
@@ -101,21 +101,50 @@ def _prob_columns(labels: Sequence[int]) -> list[str]:
     return [f"prob_{digit}" for digit in labels]
 
 
-def _open(source: Source) -> Source | DigitsError:
-    """What load_image reads: the source itself, or its bytes; a URI is fetched here, with fsspec."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        return io.BytesIO(source)
-    if not (isinstance(source, str) and "://" in source):
-        return source
+def _opened(chunk: Sequence[tuple[Source, str | None]]) -> list[Source | DigitsError]:
+    """What load_image reads for each entry: the source itself, or its bytes; or why not.
+
+    URIs are fetched here with fsspec, a chunk at a time: object stores (s3fs, gcsfs, http)
+    fetch the files of one call concurrently, where one request after another would wait on
+    each round trip.
+    """
+    uris: dict[str, list[str]] = {}
+    for source, error in chunk:
+        if error is None and isinstance(source, str) and "://" in source:
+            uris.setdefault(source.split("://", 1)[0], []).append(source)
+    fetched: dict[str, io.BytesIO | DigitsError] = {}
+    for group in uris.values():
+        fetched |= _fetch(group)
+    opened: list[Source | DigitsError] = []
+    for source, error in chunk:
+        if error is not None:
+            opened.append(DigitsError(error))
+        elif isinstance(source, bytes | bytearray | memoryview):
+            opened.append(io.BytesIO(source))
+        else:
+            opened.append(fetched.get(source, source) if isinstance(source, str) else source)
+    return opened
+
+
+def _fetch(uris: list[str]) -> dict[str, io.BytesIO | DigitsError]:
+    """The bytes of URIs of one file system, each named by its URI, or why it could not be read."""
     import fsspec
 
     try:
-        with fsspec.open(source, "rb") as remote:
-            opened = io.BytesIO(remote.read())
+        located = [fsspec.core.url_to_fs(uri) for uri in uris]  # file systems are cached: one here
+        fs, paths = located[0][0], [path for _, path in located]
+        # cat_ranges, not cat: cat would read a name like scan[1].png as a glob.
+        contents = fs.cat_ranges(paths, [0] * len(paths), [None] * len(paths), on_error="return")
     except (OSError, ValueError, ImportError) as exc:
-        return DigitsError(f"{source} cannot be read: {_first_line(exc)}")
-    opened.name = source  # load_image names the file in its messages by this
-    return opened
+        return {uri: DigitsError(f"{uri} cannot be read: {_first_line(exc)}") for uri in uris}
+    fetched: dict[str, io.BytesIO | DigitsError] = {}
+    for uri, content in zip(uris, contents, strict=True):
+        if isinstance(content, BaseException):
+            fetched[uri] = DigitsError(f"{uri} cannot be read: {_first_line(content)}")
+        else:
+            fetched[uri] = io.BytesIO(content)
+            fetched[uri].name = uri  # load_image names the file in its messages by this
+    return fetched
 
 
 def _first_line(exc: BaseException) -> str:
