@@ -36,7 +36,7 @@ from digits_data import atomic
 from digits_data.contract import META_FINGERPRINT
 from digits_data.errors import DigitsError
 from digits_data.images import IMAGE_SUFFIXES
-from digits_runtime.predictor import BATCH_SIZE, Predictor
+from digits_runtime.predictor import BATCH_SIZE, Predictor, Source
 from digits_runtime.workers import bounded, predictor_for, process_pool
 
 PART = "part-{:06d}.parquet"
@@ -46,8 +46,6 @@ MAX_PARTITION = 4 * BATCH_SIZE  # images per part; see default_partition_size
 MIN_PARTS = 8  # cut small jobs finer, so that every worker gets some of them
 CONNECT_SECONDS = 5  # a scheduler that does not answer by then is reported, not waited for
 EXTRA = "pip install 'digits-runtime[batch]'"
-
-Source = str | os.PathLike | bytes | Any  # a path, a URI, an image's bytes or a binary file object
 
 
 def score(sources: Iterable[Source], model: str | os.PathLike | bytes, *, threads: int = 1) -> list[dict]:
@@ -102,7 +100,7 @@ def _prob_columns(labels: Sequence[int]) -> list[str]:
 
 
 def _opened(chunk: Sequence[tuple[Source, str | None]]) -> list[Source | DigitsError]:
-    """What load_image reads for each entry: the source itself, or its bytes; or why not.
+    """What the Predictor reads for each entry: the source itself, or a URI's bytes; or why not.
 
     URIs are fetched here with fsspec, a chunk at a time: object stores (s3fs, gcsfs, http)
     fetch the files of one call concurrently, where one request after another would wait on
@@ -119,8 +117,6 @@ def _opened(chunk: Sequence[tuple[Source, str | None]]) -> list[Source | DigitsE
     for source, error in chunk:
         if error is not None:
             opened.append(DigitsError(error))
-        elif isinstance(source, bytes | bytearray | memoryview):
-            opened.append(io.BytesIO(source))
         else:
             opened.append(fetched.get(source, source) if isinstance(source, str) else source)
     return opened
