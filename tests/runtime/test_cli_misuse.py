@@ -114,13 +114,13 @@ def test_unknown_or_missing_command_is_one_line(capsys):
     assert (code, out, err) == (
         2,
         "",
-        "digits: error: digits has no command 'classify': choose one of predict, evaluate, serve\n",
+        "digits: error: digits has no command 'classify': choose one of predict, evaluate, serve, batch\n",
     )
     code, out, err = run(capsys)
     assert (code, out, err) == (
         2,
         "",
-        "digits: error: give a command: predict, evaluate, serve (see `digits --help`)\n",
+        "digits: error: give a command: predict, evaluate, serve, batch (see `digits --help`)\n",
     )
 
 

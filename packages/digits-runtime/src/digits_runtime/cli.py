@@ -1,9 +1,10 @@
 """`digits`: classify image files, evaluate the model on curated data, serve it over HTTP."""
 
 import json as jsonlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,7 +19,7 @@ DEFAULT_MODEL = "artifacts/model.onnx"
 EVAL_SPLITS = (*SPLITS, "test", "other")
 
 
-def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None) -> None:
+def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None, workers: int = 1) -> None:
     """Classify image files (photos, scans or MNIST-style images) as 0, 5 or 8.
 
     One image prints {"probs": {"0": p0, "5": p5, "8": p8}, "prediction": d, "accepted": true};
@@ -30,7 +31,8 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
     Args:
         images: Image files or folders of image files.
         model: The ONNX model written by `digits-train export`.
-        threads: onnxruntime threads (default: one per core).
+        threads: onnxruntime threads (default: one per core; one per process with --workers).
+        workers: Processes that classify (at most one per core): same lines, same order, same answers.
     """
     if not images:
         raise UsageError(
@@ -39,6 +41,7 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
     from digits_runtime.predictor import BATCH_SIZE, Predictor
 
     check_threads(threads)
+    workers = check_int("workers", workers, 1, os.cpu_count() or 1)
     entries = expand(images)
     predictor = Predictor(model, threads=threads)
     if len(images) == 1 and len(entries) == 1 and entries[0][0] == Path(str(images[0])):
@@ -50,12 +53,12 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
     from tqdm import tqdm  # only here: importing it costs a single-image call a tenth of its time
 
     failed = 0
+    # Chunks of one onnxruntime batch, so lines appear as they are ready.
+    chunks = [entries[start : start + BATCH_SIZE] for start in range(0, len(entries), BATCH_SIZE)]
     # disable=None: the bar is drawn only when stderr is a terminal.
     with tqdm(total=len(entries), desc="predict", unit="image", disable=None) as bar:
-        # Chunks of one onnxruntime batch, so lines appear as they are ready.
-        for start in range(0, len(entries), BATCH_SIZE):
-            chunk = entries[start : start + BATCH_SIZE]
-            answers = iter(predictor.predict_each([path for path, error in chunk if error is None]))
+        for chunk, answers in zip(chunks, _answers(predictor, chunks, workers, threads), strict=True):
+            answers = iter(answers)
             for path, error in chunk:
                 result = error or next(answers)
                 if isinstance(result, DigitsError):
@@ -69,6 +72,18 @@ def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None
         raise DigitsError(
             f'{failed} of {len(entries)} images could not be classified (see their "error" lines)'
         )
+
+
+def _answers(predictor, chunks, workers: int, threads: int | None) -> Iterator[list]:
+    """The answers for each chunk's readable paths, chunk after chunk, here or in ``workers`` processes."""
+    paths = ([path for path, error in chunk if error is None] for chunk in chunks)
+    if workers == 1:
+        yield from map(predictor.predict_each, paths)
+        return
+    from digits_runtime.workers import in_order, predict_chunk, process_pool
+
+    with process_pool(workers) as pool:
+        yield from in_order(pool, predict_chunk, paths, 2 * workers, str(predictor.path), threads or 1)
 
 
 def check_threads(threads: object) -> None:
@@ -238,5 +253,73 @@ def serve(model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 8000,
     run(model, host, port, workers)
 
 
-COMMANDS = {"predict": predict, "evaluate": evaluate, "serve": serve}
+def batch(
+    input: str,
+    output: str,
+    model: str = DEFAULT_MODEL,
+    engine: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    partition_size: int | None = None,
+) -> None:
+    """Score every image under INPUT into OUTPUT, a folder of Parquet files, then print its summary.
+
+    One row per input: path, prediction, prob_<digit> for each digit, accepted, the refusal
+    score, and error (null unless the file could not be read: the job goes on). The answers are
+    those of `digits predict`, bit for bit. _summary.json (counts, the model's sha256 and data
+    fingerprint, engine, workers, seconds, images/s) is written last; a job that was stopped
+    carries on when run again with the same OUTPUT. Needs the batch extra
+    (pip install 'digits-runtime[batch]').
+
+    Args:
+        input: A folder (its images, as `digits predict` finds them), a glob, or a URI (s3://bucket/scans/).
+        output: The folder to write the Parquet files in (a path or a URI).
+        model: The ONNX model written by `digits-train export`.
+        engine: local (processes on this machine) or dask (a Dask cluster).
+        workers: Processes on this machine, for --engine local (default: one per core).
+        scheduler: The Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS).
+        partition_size: Images per Parquet part, a multiple of 256 (default: up to 1024).
+    """
+    from digits_runtime.predictor import BATCH_SIZE
+
+    if engine not in ("local", "dask"):
+        raise UsageError(f"--engine must be local or dask, got {engine!r}")
+    for name, value in (("input", input), ("output", output)):
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"give {name.upper()} as a folder, glob or URI: digits batch INPUT OUTPUT")
+    if partition_size is not None:
+        check_int("partition_size", partition_size, BATCH_SIZE, 1 << 20)
+        if partition_size % BATCH_SIZE:
+            raise UsageError(f"--partition-size must be a multiple of {BATCH_SIZE}, got {partition_size}")
+    if engine == "local":
+        if scheduler is not None:
+            raise UsageError("--scheduler is for --engine dask")
+        workers = check_int(
+            "workers", (os.cpu_count() or 1) if workers is None else workers, 1, os.cpu_count() or 1
+        )
+    else:
+        if workers is not None:
+            raise UsageError("--workers is for --engine local: a Dask cluster has the workers it was given")
+        scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+        if not scheduler or not isinstance(scheduler, str):
+            raise UsageError("--engine dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS)")
+    from digits_runtime.batch import run  # pyarrow, fsspec and Dask only where they are used
+
+    # Dask's own warnings (an event loop slow to answer on a busy machine, ...) are not the
+    # command's output; its errors still show, and a failed job is one line of ours.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
+    summary = run(
+        input,
+        output,
+        model,
+        engine=engine,
+        workers=workers,
+        scheduler=scheduler,
+        partition_size=partition_size,
+    )
+    print(jsonlib.dumps(summary))
+
+
+COMMANDS = {"predict": predict, "evaluate": evaluate, "serve": serve, "batch": batch}
 main = main_for(COMMANDS, "digits")

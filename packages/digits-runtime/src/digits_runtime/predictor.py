@@ -276,21 +276,46 @@ class Predictor:
         with NaN or infinity gives its :class:`DigitsError` in its place; the others are still
         classified, ``BATCH_SIZE`` images per onnxruntime call.
         """
+        classified, errors = self.classify_each(sources)
+        predictions = iter(self.to_predictions(classified.probabilities, classified.accepted))
+        return [error or next(predictions) for error in errors]
+
+    def classify_each(self, sources: Iterable[Source]) -> tuple[Classification, list[DigitsError | None]]:
+        """Classify the sources that can be read; return that, in order, and each source's error or None.
+
+        A source that cannot be read, or that the model answers with NaN or infinity, has its
+        :class:`DigitsError` and is left out of the classification. Every ``BATCH_SIZE``
+        consecutive sources make one onnxruntime call of those among them that could be read, so
+        the same sources give the same batches, hence the same bits, wherever they are classified
+        (:meth:`predict_each`, `digits predict`, `digits batch`).
+        """
         sources = list(sources)
-        results: dict[int, Prediction | DigitsError] = {}
+        errors: list[DigitsError | None] = [None] * len(sources)
+        parts = []
         for start in range(0, len(sources), BATCH_SIZE):
             loaded: dict[int, np.ndarray] = {}
             for i in range(start, min(start + BATCH_SIZE, len(sources))):
                 try:
                     loaded[i] = _pixels(sources[i])
                 except DigitsError as exc:
-                    results[i] = exc
+                    errors[i] = exc
             if loaded:
                 classified, finite = self._classify(np.stack(list(loaded.values())))
-                predictions = self.to_predictions(classified.probabilities, classified.accepted)
-                for i, prediction, ok in zip(loaded, predictions, finite, strict=True):
-                    results[i] = prediction if ok else self._non_finite("this image")
-        return [results[i] for i in range(len(sources))]
+                for i, ok in zip(loaded, finite, strict=True):
+                    if not ok:
+                        errors[i] = self._non_finite("this image")
+                fields = (
+                    classified.probabilities,
+                    classified.predicted,
+                    classified.scores,
+                    classified.accepted,
+                )
+                parts.append(Classification(*(field[finite] for field in fields)))
+        if not parts:
+            size = contract.IMAGE_SIZE
+            return self.classify(np.zeros((0, size, size), dtype=np.float32)), errors
+        fields = zip(*((c.probabilities, c.predicted, c.scores, c.accepted) for c in parts), strict=True)
+        return Classification(*(np.concatenate(field) for field in fields)), errors
 
     def to_predictions(
         self, probabilities: np.ndarray, accepted: np.ndarray | None = None

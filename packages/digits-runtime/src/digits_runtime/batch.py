@@ -1,0 +1,438 @@
+"""Score archives of images into Parquet: on every core of this machine, or on a Dask cluster.
+
+The inputs (a folder, a glob, or a URI that fsspec reads, such as ``s3://bucket/scans/``) are
+listed once, in the order `digits predict` uses, and cut into partitions of a whole number of
+onnxruntime batches. Each partition is scored where a worker is free and comes back as rows,
+which become one Parquet file, ``part-NNNNNN.parquet``, written whole or not at all. So a job
+killed and run again finds the parts it already wrote and scores only the others, and every
+input ends up in exactly one row. ``_job.json`` (written first) says which inputs and which
+model the parts belong to; ``_summary.json`` is written last, once every part is there. Their
+names start with ``_`` so that Parquet readers (pyarrow, pandas, Spark, DuckDB) read the folder
+as one table and skip them.
+
+The model reaches the workers as its bytes (a Dask cluster need not share this machine's files):
+sent once to each Dask worker, loaded once per worker process and kept, keyed by its sha256.
+
+:func:`score` is the same work as a plain function, for a partition of an existing pipeline.
+pyarrow, fsspec and Dask are imported only where used: they come with the ``batch`` extra.
+"""
+
+import contextlib
+import glob
+import hashlib
+import io
+import json
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import CancelledError
+from pathlib import Path
+from typing import Any
+
+from digits_data import atomic
+from digits_data.contract import META_FINGERPRINT
+from digits_data.errors import DigitsError
+from digits_data.images import IMAGE_SUFFIXES
+from digits_runtime.predictor import BATCH_SIZE, Predictor, Source
+from digits_runtime.workers import bounded, predictor_for, process_pool
+
+PART = "part-{:06d}.parquet"
+JOB = "_job.json"
+SUMMARY = "_summary.json"
+MAX_PARTITION = 4 * BATCH_SIZE  # images per part; see default_partition_size
+MIN_PARTS = 8  # cut small jobs finer, so that every worker gets some of them
+CONNECT_SECONDS = 5  # a scheduler that does not answer by then is reported, not waited for
+EXTRA = "pip install 'digits-runtime[batch]'"
+
+
+def score(sources: Iterable[Source], model: str | os.PathLike | bytes, *, threads: int = 1) -> list[dict]:
+    """Score a partition of images: one row per source, in order, as `digits batch` writes them.
+
+    Each source is a local path, a URI that fsspec reads (``s3://...``), an image file's bytes or
+    a binary file object. A row has ``path`` (None for bytes and file objects), ``prediction``,
+    ``prob_<digit>`` for each of the model's digits, ``accepted``, the refusal ``score`` and
+    ``error`` (None, or why the image could not be scored: then the other values are None).
+    The model (its path or bytes) is loaded once per process and kept. The answers are those of
+    `digits predict` (same preprocessing, same model); bit for bit when the partition starts at a
+    multiple of 256 in `digits predict`'s order, since onnxruntime then sees the same batches.
+
+    Args:
+        sources: The images of one partition.
+        model: The ONNX model written by `digits-train export`: its path or its bytes.
+        threads: onnxruntime threads per call; one suits one process per core.
+    """
+    return _rows(predictor_for(model, threads), [(source, None) for source in sources])
+
+
+def _rows(predictor: Predictor, entries: Sequence[tuple[Source, str | None]]) -> list[dict]:
+    """The rows of ``(source, listing error or None)`` entries, one onnxruntime batch at a time."""
+    rows = []
+    columns = _prob_columns(predictor.labels)
+    for start in range(0, len(entries), BATCH_SIZE):
+        chunk = entries[start : start + BATCH_SIZE]
+        opened = _opened(chunk)
+        readable = [source for source in opened if not isinstance(source, DigitsError)]
+        classified, errors = predictor.classify_each(readable)
+        fields = (classified.probabilities, classified.predicted, classified.scores, classified.accepted)
+        answers = zip(*fields, strict=True)
+        failed = iter(errors)
+        for (source, _), item in zip(chunk, opened, strict=True):
+            error = item if isinstance(item, DigitsError) else next(failed)
+            path = str(source) if isinstance(source, str | os.PathLike) else None
+            if error is not None:
+                empty = {"prediction": None, **dict.fromkeys(columns), "accepted": None, "score": None}
+                rows.append({"path": path, **empty, "error": str(error)})
+                continue
+            probabilities, predicted, value, accepted = next(answers)
+            probs = dict(zip(columns, map(float, probabilities), strict=True))  # float32 to float: exact
+            rows.append(
+                {"path": path, "prediction": int(predicted), **probs}
+                | {"accepted": bool(accepted), "score": float(value), "error": None}
+            )
+    return rows
+
+
+def _prob_columns(labels: Sequence[int]) -> list[str]:
+    return [f"prob_{digit}" for digit in labels]
+
+
+def _opened(chunk: Sequence[tuple[Source, str | None]]) -> list[Source | DigitsError]:
+    """What the Predictor reads for each entry: the source itself, or a URI's bytes; or why not.
+
+    URIs are fetched here with fsspec, a chunk at a time: object stores (s3fs, gcsfs, http)
+    fetch the files of one call concurrently, where one request after another would wait on
+    each round trip.
+    """
+    uris: dict[str, list[str]] = {}
+    for source, error in chunk:
+        if error is None and isinstance(source, str) and "://" in source:
+            uris.setdefault(source.split("://", 1)[0], []).append(source)
+    fetched: dict[str, io.BytesIO | DigitsError] = {}
+    for group in uris.values():
+        fetched |= _fetch(group)
+    opened: list[Source | DigitsError] = []
+    for source, error in chunk:
+        if error is not None:
+            opened.append(DigitsError(error))
+        else:
+            opened.append(fetched.get(source, source) if isinstance(source, str) else source)
+    return opened
+
+
+def _fetch(uris: list[str]) -> dict[str, io.BytesIO | DigitsError]:
+    """The bytes of URIs of one file system, each named by its URI, or why it could not be read."""
+    import fsspec
+
+    try:
+        located = [fsspec.core.url_to_fs(uri) for uri in uris]  # file systems are cached: one here
+        fs, paths = located[0][0], [path for _, path in located]
+        # cat_ranges, not cat: cat would read a name like scan[1].png as a glob.
+        contents = fs.cat_ranges(paths, [0] * len(paths), [None] * len(paths), on_error="return")
+    except (OSError, ValueError, ImportError) as exc:
+        return {uri: DigitsError(f"{uri} cannot be read: {_first_line(exc)}") for uri in uris}
+    fetched: dict[str, io.BytesIO | DigitsError] = {}
+    for uri, content in zip(uris, contents, strict=True):
+        if isinstance(content, BaseException):
+            fetched[uri] = DigitsError(f"{uri} cannot be read: {_first_line(content)}")
+        else:
+            fetched[uri] = io.BytesIO(content)
+            fetched[uri].name = uri  # load_image names the file in its messages by this
+    return fetched
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def score_part(
+    model: bytes, threads: int, part: tuple[int, list[tuple[str, str | None]]]
+) -> tuple[int, bytes, str]:
+    """A worker's task: a partition's index, its rows as a Parquet file, and which process
+    (host/pid) scored them.
+
+    The file is made here, not by the driver: the work spreads over the workers, and what comes
+    back is a few compressed kilobytes instead of a thousand Python dicts to unpickle.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    index, entries = part
+    predictor = predictor_for(model, threads)
+    columns = _prob_columns(predictor.labels)
+    schema = pa.schema(
+        [("path", pa.string()), ("prediction", pa.int64())]
+        + [(c, pa.float32()) for c in columns]
+        + [("accepted", pa.bool_()), ("score", pa.float64()), ("error", pa.string())]
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(_rows(predictor, entries), schema=schema), sink)
+    return index, sink.getvalue().to_pybytes(), f"{socket.gethostname()}/{os.getpid()}"
+
+
+def list_inputs(source: str) -> list[tuple[str, str | None]]:
+    """The inputs under ``source`` (a folder, a glob or a URI), sorted, as `digits predict` orders them.
+
+    Each is a path or URI and, where listing already found it unreadable, why.
+    """
+    has_magic = glob.has_magic(source)
+    if "://" in source:
+        import fsspec
+
+        try:
+            fs, root = fsspec.core.url_to_fs(source)
+            if has_magic:
+                found = [p for p in fs.glob(root) if fs.isfile(p)]
+            elif fs.isdir(root):
+                found = [p for p in fs.find(root) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+            else:
+                found = [root] if fs.exists(root) else []
+        except (OSError, ValueError, ImportError) as exc:
+            raise DigitsError(f"cannot list {source}: {_first_line(exc)}") from None
+        entries = [(fs.unstrip_protocol(p), None) for p in sorted(found)]
+    elif has_magic:
+        found = sorted(Path(p) for p in glob.glob(source, recursive=True))
+        entries = [(str(p), None) for p in found if p.is_file()]
+    else:
+        if not os.path.lexists(source):
+            raise DigitsError(f"{source}: no such file or folder")
+        from digits_runtime.cli import expand
+
+        entries = [(str(path), None if error is None else str(error)) for path, error in expand([source])]
+        if len(entries) == 1 and entries[0][1] is not None:
+            raise DigitsError(entries[0][1])
+    if not entries:
+        raise DigitsError(f"{source} matches no files")
+    return entries
+
+
+def default_partition_size(inputs: int) -> int:
+    """Images per part: whole onnxruntime batches, at most MAX_PARTITION, at least MIN_PARTS parts if it can.
+
+    Measured (benchmarks/bench_batch.py): per-part overhead is a few ms on Dask, so 1024 costs
+    nothing next to the ~0.3 s its PNGs take; finer parts let a few large photos spread over
+    every worker instead of waiting for one.
+    """
+    batches = max(1, min(MAX_PARTITION // BATCH_SIZE, inputs // (MIN_PARTS * BATCH_SIZE)))
+    return batches * BATCH_SIZE
+
+
+class _Folder:
+    """The OUTPUT folder, on this machine (files written whole, then renamed) or in an fsspec store."""
+
+    def __init__(self, output: str) -> None:
+        import fsspec
+
+        self.name = output.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(output)
+        self.local = "file" in self.fs.protocol
+        if self.local:
+            if Path(self.root).exists() and not Path(self.root).is_dir():
+                raise DigitsError(f"{output} is a file: give a folder for the Parquet files")
+            atomic.ensure_dir(self.root)
+        elif self.fs.isfile(self.root):
+            raise DigitsError(f"{output} is a file: give a folder for the Parquet files")
+
+    def path(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def names(self) -> set[str]:
+        try:
+            return {p.rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)}
+        except FileNotFoundError:
+            return set()
+
+    def read_json(self, name: str) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(self.path(name)))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise DigitsError(f"cannot read {self.name}/{name}: {_first_line(exc)}") from None
+
+    def write(self, name: str, data: bytes) -> None:
+        if self.local:
+            atomic.write_bytes(self.path(name), data)
+            return
+        try:
+            self.fs.pipe_file(self.path(name), data)  # one object, whole or not at all
+        except OSError as exc:
+            raise DigitsError(f"cannot write {self.name}/{name}: {_first_line(exc)}") from None
+
+    def rows(self, name: str) -> int:
+        import pyarrow.parquet as pq
+
+        with self.fs.open(self.path(name), "rb") as file:
+            return pq.read_metadata(file).num_rows
+
+    def read(self, name: str, columns: list[str]) -> Any:
+        import pyarrow.parquet as pq
+
+        # One thread, no read-ahead: Arrow's thread pools, once started, can abort the process at
+        # exit now and then ("terminate called without an active exception", apache/arrow#34314).
+        with self.fs.open(self.path(name), "rb") as file:
+            return pq.ParquetFile(file).read(columns=columns, use_threads=False)
+
+
+def run(
+    source: str,
+    output: str,
+    model: str | os.PathLike,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    scheduler: str | None = None,
+    partition_size: int | None = None,
+) -> dict:
+    """Score every image under ``source`` into Parquet files in ``output``; return the summary.
+
+    A job that was stopped is carried on: the parts already in ``output`` are kept. See
+    `digits batch` for the arguments. Nothing is written before the model has been checked and
+    the engine (the local processes, or the Dask scheduler) is there.
+    """
+    try:
+        import pyarrow  # noqa: F401  (checked here: the parts are written with it)
+    except ImportError:
+        raise DigitsError(f"digits batch needs the batch extra: {EXTRA}") from None
+    started = time.perf_counter()
+    # Checked here, before any worker starts; the workers classify, so this session (and its
+    # onnxruntime threads) ends at once rather than at interpreter exit.
+    fingerprint = Predictor(model).metadata.get(META_FINGERPRINT)
+    model_bytes = Path(model).read_bytes()
+    if engine == "dask" and "://" not in source:
+        source = os.path.abspath(source)  # a Dask worker runs in a folder of its own
+    with _engine(engine, workers, scheduler, model_bytes) as (executor, model_ref, ahead):
+        entries = list_inputs(source)
+        folder = _Folder(output)
+        size = partition_size or default_partition_size(len(entries))
+        paths = "\n".join(path for path, _ in entries).encode("utf-8", "surrogateescape")
+        job = {
+            "source": source,
+            "inputs": len(entries),
+            "inputs_sha256": hashlib.sha256(paths).hexdigest(),
+            "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "partition_size": size,
+        }
+        names = folder.names()
+        done = _check_job(folder, names, job)
+        if done is not None:
+            print(f"digits batch: {output} is already complete", file=sys.stderr)
+            return done
+        if JOB not in names:
+            folder.write(JOB, (json.dumps(job, indent=1) + "\n").encode())
+        parts = [entries[start : start + size] for start in range(0, len(entries), size)]
+        kept = {
+            i
+            for i, part in enumerate(parts)
+            if PART.format(i) in names and folder.rows(PART.format(i)) == len(part)
+        }
+        todo = [(i, part) for i, part in enumerate(parts) if i not in kept]
+        by_worker = _score_parts(folder, todo, len(entries), (executor, model_ref, ahead))
+    seconds = time.perf_counter() - started
+    counts: Counter[str] = Counter()
+    for i in range(len(parts)):  # counted from the files themselves, kept parts included
+        table = folder.read(PART.format(i), ["accepted", "error"]).to_pydict()
+        counts["inputs"] += len(table["error"])
+        counts["errors"] += sum(e is not None for e in table["error"])
+        counts["refused"] += sum(a is False for a in table["accepted"])
+    if counts["inputs"] != len(entries):  # the parts cover the inputs once: this cannot happen
+        raise DigitsError(
+            f"{output} holds {counts['inputs']} rows for {len(entries)} inputs: remove it, run again"
+        )
+    summary = {
+        **job,
+        "scored": counts["inputs"] - counts["errors"],
+        "refused": counts["refused"],
+        "errors": counts["errors"],
+        "parts": len(parts),
+        "model": str(model),
+        "fingerprint": fingerprint,
+        "engine": engine,
+        "workers": workers if engine == "local" else len(by_worker),
+        "scheduler": scheduler,
+        "parts_kept": len(kept),
+        "parts_by_worker": dict(sorted(by_worker.items())),
+        "seconds": round(seconds, 3),  # this run's, from start to summary
+        "images_per_second": round(sum(len(part) for _, part in todo) / seconds, 1),
+    }
+    folder.write(SUMMARY, (json.dumps(summary, indent=1) + "\n").encode())
+    return summary
+
+
+def _score_parts(folder: "_Folder", todo: list[tuple[int, list]], total: int, engine: tuple) -> Counter[str]:
+    """Score the parts on the engine and write each as it comes; return how many each worker scored."""
+    from tqdm import tqdm
+
+    executor, model_ref, ahead = engine
+    sizes = {index: len(part) for index, part in todo}
+    by_worker: Counter[str] = Counter()
+    # disable=None: the bar is drawn only when stderr is a terminal.
+    with tqdm(
+        total=total, initial=total - sum(sizes.values()), desc="batch", unit="image", disable=None
+    ) as bar:
+        for _, (index, data, worker) in _guarded(bounded(executor, score_part, todo, ahead, model_ref, 1)):
+            folder.write(PART.format(index), data)
+            by_worker[worker] += 1
+            bar.update(sizes[index])
+    return by_worker
+
+
+def _check_job(folder: _Folder, names: set[str], job: dict) -> dict | None:
+    """Refuse an OUTPUT that holds something else; return its summary if the same job is complete."""
+    if JOB not in names:
+        ours = {n for n in names if n.startswith((".", "part-"))}
+        if names - ours:
+            raise DigitsError(
+                f"{folder.name} holds files that digits batch did not write: give a new or empty folder"
+            )
+        return None
+    if folder.read_json(JOB) != job:
+        raise DigitsError(
+            f"{folder.name} holds the results of another job (other inputs, model or partition size): "
+            "give a new folder, or remove this one to start again"
+        )
+    return folder.read_json(SUMMARY)
+
+
+@contextlib.contextmanager
+def _engine(engine: str, workers: int, scheduler: str | None, model: bytes) -> Iterator[tuple[Any, Any, int]]:
+    """Yield (a concurrent.futures executor, how tasks get the model, how many parts to keep in flight)."""
+    if engine == "local":
+        with process_pool(workers) as pool:
+            yield pool, model, 2 * workers
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise DigitsError(f"digits batch --engine dask needs the batch extra: {EXTRA}") from None
+    try:
+        client = Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise DigitsError(
+            f"no Dask scheduler answers at {scheduler} ({_first_line(exc)}): "
+            "start one with `dask scheduler`, or give the address of yours"
+        ) from None
+    with client:
+        if not client.nthreads():
+            print(f"digits batch: waiting for a Dask worker to join {scheduler} ...", file=sys.stderr)
+            client.wait_for_workers(1)
+        threads = sum(client.nthreads().values())
+        # Sent once to every worker; tasks refer to it, and a worker that joins later gets a copy.
+        model_ref = client.scatter(model, broadcast=True, hash=False)
+        yield client.get_executor(), model_ref, max(4, 2 * threads)
+
+
+def _guarded(results: Iterator[Any]) -> Iterator[Any]:
+    """Dask's failures of a worker, a scheduler or the network, as one line that says what to do."""
+    try:
+        yield from results
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "distributed" and not isinstance(exc, CancelledError):
+            raise
+        raise DigitsError(
+            f"the Dask cluster failed ({type(exc).__name__}: {_first_line(exc)}): "
+            "run the same command again to carry on where it stopped"
+        ) from None

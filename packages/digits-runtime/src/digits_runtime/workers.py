@@ -1,0 +1,123 @@
+"""Every core of this machine: a pool of processes, each with the model loaded once.
+
+Decoding and preprocessing an image costs far more than the model's answer, and both hold the
+GIL for much of the time, so the work is spread over processes, not threads. `digits predict
+--workers N` and `digits batch --engine local` share this pool; a Dask worker shares the
+per-process model cache (:func:`predictor_for`).
+"""
+
+import concurrent.futures as cf
+import hashlib
+import multiprocessing
+import os
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from digits_data.errors import DigitsError
+from digits_runtime.predictor import Prediction, Predictor
+
+_PREDICTORS: dict[tuple[str, int | None], Predictor] = {}
+_LOCK = threading.Lock()
+
+
+def predictor_for(model: bytes | str | os.PathLike, threads: int | None = 1) -> Predictor:
+    """The Predictor of ``model`` (the ONNX file's path or its bytes), loaded once per process.
+
+    Cached by the sha256 of the model's bytes, so a worker that is sent the same model again (a
+    Dask worker running task after task) reuses its session, and a changed file is loaded anew.
+    One onnxruntime thread by default: the parallelism comes from the processes.
+    """
+    data = model if isinstance(model, bytes) else Path(model).read_bytes()
+    key = (hashlib.sha256(data).hexdigest(), threads)
+    with _LOCK:  # a Dask worker with several threads must not load the same model twice at once
+        if key not in _PREDICTORS:
+            if isinstance(model, bytes):
+                # The file is only read while the session is made: remove it at once.
+                with tempfile.TemporaryDirectory(prefix="digits-model-") as folder:
+                    path = Path(folder) / f"{key[0][:12]}.onnx"
+                    path.write_bytes(data)
+                    _PREDICTORS[key] = Predictor(path, threads=threads)
+            else:
+                _PREDICTORS[key] = Predictor(model, threads=threads)
+        return _PREDICTORS[key]
+
+
+def process_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """``workers`` fresh processes (spawned: the caller may already run onnxruntime's threads).
+
+    Each process ends by itself when this one dies, however it dies (kill -9 included), instead
+    of waiting forever for work that will not come.
+    """
+    context = multiprocessing.get_context("spawn")
+    return cf.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)
+    )
+
+
+def _watch_parent(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def bounded(
+    executor: cf.Executor, call: Callable[..., Any], items: Iterable[Any], ahead: int, *args: Any
+) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(item, call(*args, item))`` for each item as it completes, at most ``ahead`` in flight.
+
+    In flight, not all at once: memory stays bounded however many items there are. A
+    ``BrokenProcessPool`` (a worker process killed) becomes one :class:`DigitsError`.
+    """
+    items = iter(items)
+    pending: dict[cf.Future, Any] = {}
+    while True:
+        for item in items:
+            pending[executor.submit(call, *args, item)] = item
+            if len(pending) >= ahead:
+                break
+        if not pending:
+            return
+        done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            item = pending.pop(future)
+            yield item, _result(future)
+
+
+def in_order(
+    executor: cf.Executor, call: Callable[..., Any], items: Iterable[Any], ahead: int, *args: Any
+) -> Iterator[Any]:
+    """Yield ``call(*args, item)`` for each item in the items' order, at most ``ahead`` in flight."""
+    queue: deque[cf.Future] = deque()
+    items = iter(items)
+    for item in items:
+        queue.append(executor.submit(call, *args, item))
+        if len(queue) >= ahead:
+            break
+    while queue:
+        result = _result(queue.popleft())
+        for item in items:  # keep the pool busy: one more in for the one that came out
+            queue.append(executor.submit(call, *args, item))
+            break
+        yield result
+
+
+def _result(future: cf.Future) -> Any:
+    try:
+        return future.result()
+    except cf.process.BrokenProcessPool:
+        raise DigitsError(
+            "a worker process died (killed, or out of memory): run the same command again"
+        ) from None
+
+
+def predict_chunk(model: str, threads: int | None, paths: list[Path]) -> list[Prediction | DigitsError]:
+    """`digits predict` in a pool process: the answers for one chunk of paths, in order."""
+    return predictor_for(model, threads).predict_each(paths)

@@ -1,0 +1,491 @@
+"""`digits batch` and `digits predict --workers`: local processes and a real Dask cluster on loopback.
+
+Every answer is checked against `digits predict` on the same files (its JSON lines) and, bit for
+bit, against the in-process Predictor. Faults are real: worker and driver processes killed by
+their pids, full and read-only file systems, a scheduler address where nothing listens.
+"""
+
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from digits_data import dataset
+from digits_data.contract import META_FINGERPRINT
+from digits_runtime import cli
+from digits_runtime.predictor import Predictor
+
+from helpers import assert_disk_full_line, cli_runner, dask_cluster
+
+pq = pytest.importorskip("pyarrow.parquet")
+
+EXE = [sys.executable, "-m", "digits_runtime"]
+BAD = {"b/corrupt.png", "b/empty.png", "b/notes.png"}
+SLOW_IMAGES = 1024  # 240x240 PNGs, about 6 ms each to bring to MNIST form: four parts of 256
+
+run = cli_runner(cli.COMMANDS, "digits")
+
+
+def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def archive(small_curated, tmp_path_factory) -> Path:
+    """600 MNIST-style PNGs in two subfolders, a photo, and a corrupt, an empty and a non-image file."""
+    folder = tmp_path_factory.mktemp("archive")
+    images = np.concatenate([dataset.load_split(small_curated, s).images for s in ("train", "val", "eval")])
+    for sub in ("a", "b"):
+        (folder / sub).mkdir()
+    for i in range(600):
+        Image.fromarray(images[i % len(images)]).save(folder / ("a" if i < 300 else "b") / f"{i:04d}.png")
+    photo = Image.fromarray(255 - images[0]).resize((640, 480)).convert("RGB")
+    photo.save(folder / "a" / "photo.jpg", quality=90)
+    whole = (folder / "a" / "0000.png").read_bytes()
+    (folder / "b" / "corrupt.png").write_bytes(whole[: len(whole) // 2])
+    (folder / "b" / "empty.png").write_bytes(b"")
+    (folder / "b" / "notes.png").write_text("not an image")
+    (folder / "readme.txt").write_text("not listed: not an image suffix")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(refusing_model) -> Path:
+    return refusing_model[0]
+
+
+@pytest.fixture(scope="module")
+def predicted(archive, model) -> subprocess.CompletedProcess:
+    """`digits predict` on the whole archive: the reference every engine must match."""
+    return digits("predict", "--model", model, archive)
+
+
+@pytest.fixture(scope="module")
+def local_output(archive, model, tmp_path_factory) -> tuple[Path, dict]:
+    output = tmp_path_factory.mktemp("local") / "out"
+    done = digits("batch", "--model", model, archive, output, "--workers", "2")
+    assert (done.returncode, done.stderr) == (0, "")
+    return output, json.loads(done.stdout)
+
+
+def rows(output: Path) -> list[dict]:
+    return pq.read_table(output).to_pylist()
+
+
+def assert_predict_answers(found: list[dict], predicted: subprocess.CompletedProcess, model: Path) -> None:
+    """The rows are `digits predict`'s lines, in its order, and the Predictor's float32 bits."""
+    lines = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [r["path"] for r in found] == [line["path"] for line in lines]
+    for row, line in zip(found, lines, strict=True):
+        if "error" in line:
+            assert row["error"] == line["error"]
+            assert {k for k, v in row.items() if v is not None} == {"path", "error"}
+            continue
+        assert row["error"] is None
+        assert {d: round(row[f"prob_{d}"], 6) for d in line["probs"]} == line["probs"]
+        assert (row["prediction"], row["accepted"]) == (line["prediction"], line["accepted"])
+    classified, errors = Predictor(model).classify_each([r["path"] for r in found])
+    ok = [r for r in found if r["error"] is None]
+    assert [e is None for e in errors] == [r["error"] is None for r in found]
+    probabilities = np.array([[r["prob_0"], r["prob_5"], r["prob_8"]] for r in ok], dtype=np.float32)
+    assert np.array_equal(probabilities, classified.probabilities)
+    assert np.array_equal(np.array([r["score"] for r in ok]), classified.scores)
+    assert np.array_equal(np.array([r["accepted"] for r in ok]), classified.accepted)
+
+
+def test_local_engine_writes_the_answers_of_predict_bit_for_bit(local_output, predicted, model, archive):
+    output, summary = local_output
+    assert predicted.returncode == 1  # predict says some files failed; batch writes them as rows
+    found = rows(output)
+    assert_predict_answers(found, predicted, model)
+    assert {r["path"] for r in found if r["error"]} == {str(archive / name) for name in BAD}
+    assert sorted(p.name for p in output.iterdir()) == [
+        "_job.json",
+        "_summary.json",
+        "part-000000.parquet",
+        "part-000001.parquet",
+        "part-000002.parquet",
+    ]
+    assert json.loads((output / "_summary.json").read_text()) == summary
+    refused = sum(r["accepted"] is False for r in found)
+    assert 0 < refused < 600
+    assert {k: summary[k] for k in ("inputs", "scored", "refused", "errors", "parts", "partition_size")} == {
+        "inputs": 604,
+        "scored": 601,
+        "refused": refused,
+        "errors": 3,
+        "parts": 3,
+        "partition_size": 256,
+    }
+    assert (summary["engine"], summary["workers"], summary["parts_kept"]) == ("local", 2, 0)
+    assert summary["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert summary["fingerprint"] == Predictor(model).metadata[META_FINGERPRINT]
+    assert sum(summary["parts_by_worker"].values()) == 3
+    assert summary["images_per_second"] > 0
+
+
+def test_one_worker_writes_the_same_parts_as_two(local_output, archive, model, tmp_path):
+    done = digits("batch", "--model", model, archive, tmp_path / "one", "--workers", "1")
+    assert done.returncode == 0
+    for part in sorted(local_output[0].glob("part-*.parquet")):
+        assert pq.read_table(tmp_path / "one" / part.name).equals(pq.read_table(part))
+
+
+def test_predict_with_two_workers_prints_the_same_lines(predicted, archive, model):
+    done = digits("predict", "--model", model, "--workers", "2", archive)
+    assert (done.returncode, done.stdout, done.stderr) == (1, predicted.stdout, predicted.stderr)
+    assert predicted.stdout.count("\n") == 604
+
+
+def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
+    local_output, archive, slow_archive, model, tmp_path
+):
+    with dask_cluster(tmp_path / "cluster") as (address, workers):
+        # Parts of a second or more each, so that both workers are surely busy at once.
+        slow = digits(
+            "batch",
+            "--model",
+            model,
+            slow_archive[0],
+            tmp_path / "slow",
+            "--engine",
+            "dask",
+            "--scheduler",
+            address,
+        )
+        env = {**os.environ, "DASK_SCHEDULER_ADDRESS": address}
+        mixed = digits("batch", "--model", model, archive, tmp_path / "mixed", "--engine", "dask", env=env)
+    assert (slow.returncode, slow.stderr) == (0, "")
+    summary = json.loads(slow.stdout)
+    assert (summary["engine"], summary["scheduler"], summary["workers"]) == ("dask", address, 2)
+    pids = {int(name.rsplit("/", 1)[1]) for name in summary["parts_by_worker"]}
+    assert pids == {w.pid for w in workers}
+    assert_each_input_once(tmp_path / "slow", slow_archive, model)
+    assert (mixed.returncode, mixed.stderr) == (0, "")
+    assert json.loads(mixed.stdout)["scheduler"] == address
+    for part in sorted(local_output[0].glob("part-*.parquet")):  # the answers of predict, errors included
+        assert pq.read_table(tmp_path / "mixed" / part.name).equals(pq.read_table(part))
+
+
+@pytest.fixture(scope="module")
+def slow_archive(small_curated, tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """1024 PNGs of 240x240 (16 distinct digits, repeated), and which digit each file holds."""
+    folder = tmp_path_factory.mktemp("slow")
+    images = dataset.load_split(small_curated, "eval").images[:16]
+    encoded = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).resize((240, 240)).save(buffer, "PNG")
+        encoded.append(buffer.getvalue())
+    source = {}
+    for i in range(SLOW_IMAGES):
+        path = folder / f"{i:04d}.png"
+        path.write_bytes(encoded[i % 16])
+        source[str(path)] = i % 16
+    return folder, source
+
+
+def assert_each_input_once(output: Path, slow_archive, model: Path) -> None:
+    folder, source = slow_archive
+    found = rows(output)
+    assert sorted(r["path"] for r in found) == sorted(source)  # every input, none twice
+    classified, _ = Predictor(model).classify_each(sorted(folder.glob("00[01]?.png"))[:16])
+    for row in found:
+        assert row["error"] is None
+        expected = classified.probabilities[source[row["path"]]]
+        assert np.array_equal(np.array([row["prob_0"], row["prob_5"], row["prob_8"]], np.float32), expected)
+
+
+def wait_for_parts(output: Path, process: subprocess.Popen) -> list[Path]:
+    """Wait until the job has written its first part; return the parts there are then."""
+    for _ in range(3000):
+        parts = sorted(output.glob("part-*.parquet"))
+        if parts or process.poll() is not None:
+            return parts
+        time.sleep(0.02)
+    raise AssertionError("no part written in 60 s")
+
+
+def test_a_worker_killed_mid_job_leaves_the_job_complete(slow_archive, model, tmp_path):
+    output = tmp_path / "out"
+    with dask_cluster(tmp_path / "cluster") as (address, workers):
+        job = subprocess.Popen(
+            [
+                *EXE,
+                "batch",
+                "--model",
+                model,
+                slow_archive[0],
+                output,
+                "--engine",
+                "dask",
+                "--scheduler",
+                address,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        parts = wait_for_parts(output, job)
+        assert 1 <= len(parts) < 4  # mid-job
+        workers[0].send_signal(signal.SIGKILL)
+        out, err = job.communicate(timeout=300)
+        assert workers[0].wait(timeout=30) == -signal.SIGKILL
+    assert job.returncode == 0, err
+    summary = json.loads(out)
+    assert (summary["inputs"], summary["scored"], summary["parts"]) == (SLOW_IMAGES, SLOW_IMAGES, 4)
+    assert_each_input_once(output, slow_archive, model)
+
+
+def test_the_driver_killed_mid_job_then_run_again_carries_on(slow_archive, model, tmp_path):
+    output = tmp_path / "out"
+    argv = [*EXE, "batch", "--model", model, slow_archive[0], output, "--workers", "2"]
+    job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert 1 <= len(wait_for_parts(output, job)) < 4
+    pool = psutil.Process(job.pid).children(recursive=True)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    _, alive = psutil.wait_procs(pool, timeout=30)  # the pool processes end with their parent
+    for process in alive:
+        process.kill()
+    assert alive == []
+    assert not (output / "_summary.json").exists()  # never looks complete when it is not
+    kept = {p.name: p.stat().st_mtime_ns for p in output.glob("part-*.parquet")}
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["parts_kept"] == len(kept) >= 1
+    assert sum(summary["parts_by_worker"].values()) == 4 - len(kept)
+    assert {name: (output / name).stat().st_mtime_ns for name in kept} == kept  # not scored again
+    assert_each_input_once(output, slow_archive, model)
+
+
+def test_a_local_worker_killed_stops_the_job_in_one_line_and_the_next_run_completes(
+    slow_archive, model, tmp_path
+):
+    output = tmp_path / "out"
+    argv = [*EXE, "batch", "--model", model, slow_archive[0], output, "--workers", "2"]
+    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert 1 <= len(wait_for_parts(output, job)) < 4
+    pool = [p for p in psutil.Process(job.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
+    pool[0].kill()
+    out, err = job.communicate(timeout=300)
+    assert (job.returncode, out) == (1, "")
+    assert (
+        err == "digits: error: a worker process died (killed, or out of memory): run the same command again\n"
+    )
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["parts_kept"] >= 1
+    assert_each_input_once(output, slow_archive, model)
+
+
+def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
+    local_output, archive, model, tmp_path
+):
+    output, summary = local_output
+    again = digits("batch", "--model", model, archive, output, "--workers", "2")
+    assert (again.returncode, json.loads(again.stdout)) == (0, summary)
+    assert again.stderr == f"digits batch: {output} is already complete\n"
+    other = digits("batch", "--model", model, archive / "a", output)
+    assert (other.returncode, other.stdout) == (1, "")
+    assert other.stderr == (
+        f"digits: error: {output} holds the results of another job (other inputs, model or partition "
+        "size): give a new folder, or remove this one to start again\n"
+    )
+    stranger = tmp_path / "mine"
+    stranger.mkdir()
+    (stranger / "thesis.txt").write_text("mine")
+    refused = digits("batch", "--model", model, archive, stranger)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"digits: error: {stranger} holds files that digits batch did not write: give a new or empty folder\n"
+    )
+
+
+def test_output_that_is_a_file_read_only_or_full(archive, model, tmp_path, small_disk):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    done = digits("batch", "--model", model, archive, blocker)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"digits: error: {blocker} is a file: give a folder for the Parquet files\n",
+    )
+    read_only = small_disk(64, read_only=True) / "out"
+    done = digits("batch", "--model", model, archive, read_only)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"digits: error: cannot create output folder {read_only}: Read-only file system\n",
+    )
+    full = small_disk(16) / "out"
+    done = digits("batch", "--model", model, archive, full, "--workers", "1")
+    assert done.returncode == 1
+    written = sorted(p.name for p in full.iterdir())  # no scratch left, and nothing looks complete
+    assert written == ["_job.json", *(f"part-{i:06d}.parquet" for i in range(len(written) - 1))]
+    assert_disk_full_line(done.stderr, "digits", full / f"part-{len(written) - 1:06d}.parquet")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_scheduler_address_where_nothing_listens(archive, model, tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    done = digits(
+        "batch", "--model", model, archive, tmp_path / "out", "--engine", "dask", "--scheduler", address
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"digits: error: no Dask scheduler answers at {address} (")
+    assert done.stderr.endswith("start one with `dask scheduler`, or give the address of yours\n")
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--engine", "ray"], "--engine must be local or dask, got 'ray'"),
+        (["--partition-size", "100"], "--partition-size must be between 256 and 1048576, got 100"),
+        (["--partition-size", "300"], "--partition-size must be a multiple of 256, got 300"),
+        (["--workers", "0"], "--workers must be between 1 and"),
+        (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler is for --engine dask"),
+        (["--engine", "dask"], "--engine dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS)"),
+        (
+            ["--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
+            "--workers is for --engine local: a Dask cluster has the workers it was given",
+        ),
+    ],
+)
+def test_usage_errors(capsys, monkeypatch, model, archive, tmp_path, argv, message):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    code, out, err = run(capsys, "batch", "--model", model, archive, tmp_path / "out", *argv)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"digits: error: {message}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_inputs_glob_uri_missing_and_empty(local_output, archive, model, tmp_path):
+    expected = {r["path"]: r for r in rows(local_output[0])}
+    by_glob = digits("batch", "--model", model, f"{archive}/a/*.png", tmp_path / "glob")
+    assert by_glob.returncode == 0
+    found = rows(tmp_path / "glob")
+    assert [r["path"] for r in found] == sorted(str(p) for p in (archive / "a").glob("*.png"))
+    assert all(r == expected[r["path"]] for r in found)
+    by_uri = digits("batch", "--model", model, f"file://{archive}/", tmp_path / "uri")
+    assert by_uri.returncode == 0, by_uri.stderr
+    found = rows(tmp_path / "uri")
+    assert len(found) == len(expected)
+    for row in found:
+        local = expected[row["path"].removeprefix("file://")]
+        assert {**row, "path": None, "error": None} == {**local, "path": None, "error": None}
+        assert (row["error"] is None) == (local["error"] is None)
+    missing = digits("batch", "--model", model, tmp_path / "nowhere", tmp_path / "out")
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        f"digits: error: {tmp_path / 'nowhere'}: no such file or folder\n",
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = digits("batch", "--model", model, empty, tmp_path / "out")
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"digits: error: folder {empty} holds no image files (")
+    assert not (tmp_path / "out").exists()
+
+
+def test_score_a_partition_of_paths_or_bytes(local_output, model):
+    from digits_runtime.batch import score
+
+    expected = [r for i, r in enumerate(rows(local_output[0])) if i < 10 or r["error"]]
+    paths = [r["path"] for r in expected]
+    assert score(paths, model=model) == expected
+    from_bytes = score([Path(p).read_bytes() for p in paths], model=model.read_bytes())
+    for row, by_path in zip(from_bytes, expected, strict=True):
+        assert row["path"] is None
+        if by_path["error"] is None:
+            assert {**row, "path": by_path["path"]} == by_path
+    missing = f"file://{Path(paths[0]).parent}/missing[1].png"  # a URI, read as a name, not a glob
+    by_uri = score([f"file://{paths[0]}", missing], model=model)
+    assert by_uri[0] == {**expected[0], "path": f"file://{paths[0]}"}
+    assert by_uri[1]["error"] == (
+        f"{missing} cannot be read: [Errno 2] No such file or directory: '{missing.removeprefix('file://')}'"
+    )
+    assert [r["error"] for r in from_bytes[-3:]] == [
+        "image could not be decoded, it may be truncated or corrupt (image file is truncated)",
+        "image is empty (0 bytes)",
+        "image is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)",
+    ]
+
+
+def test_runtime_and_predict_never_import_dask_or_pyarrow(archive, model):
+    probe = (
+        "import sys\n"
+        "import digits_runtime\n"
+        "from digits_data.cli_support import run_fire\n"
+        "from digits_runtime import cli\n"
+        f"argv = ['predict', '--model', {str(model)!r}, '--workers', '2', {str(archive / 'a')!r}]\n"
+        "run_fire(cli.COMMANDS, 'digits', argv)\n"
+        "heavy = {'dask', 'distributed', 'pyarrow', 'fsspec', 'torch'} & set(sys.modules)\n"
+        "print(sorted(heavy), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stderr.splitlines()[-1] == "[]"
+    assert done.stdout.count("\n") == 301
+
+
+@pytest.mark.parametrize(
+    ("missing", "engine", "message"),
+    [
+        (
+            "distributed",
+            "dask",
+            "digits batch --engine dask needs the batch extra: pip install 'digits-runtime[batch]'",
+        ),
+        ("pyarrow", "local", "digits batch needs the batch extra: pip install 'digits-runtime[batch]'"),
+    ],
+)
+def test_without_the_batch_extra_one_line_says_what_to_install(
+    archive, model, tmp_path, missing, engine, message
+):
+    probe = (
+        "import sys\n"
+        f"sys.modules[{missing!r}] = None  # as if not installed: importing it raises ImportError\n"
+        "from digits_runtime.cli import main\n"
+        "main()\n"
+    )
+    argv = [
+        "batch",
+        "--model",
+        model,
+        archive,
+        tmp_path / "out",
+        "--engine",
+        engine,
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+    ]
+    if engine == "local":
+        argv = argv[:-2]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *map(str, argv)], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"digits: error: {message}\n")
+
+
+def test_predict_workers_out_of_bounds_is_a_usage_error(capsys, model, archive):
+    cores = os.cpu_count()
+    for workers in (0, cores + 1):
+        code, out, err = run(capsys, "predict", "--model", model, "--workers", workers, archive)
+        assert (code, out) == (2, "")
+        assert err == f"digits: error: --workers must be between 1 and {cores}, got {workers}\n"
