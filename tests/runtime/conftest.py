@@ -5,17 +5,22 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 
 @contextlib.contextmanager
-def run_server(model: Path) -> Iterator[str]:
-    """Run `digits serve` on ``model`` on 127.0.0.1 on a free port; yield its URL; stop it with Ctrl-C."""
+def run_server(
+    model: Path, command: Sequence[str] = (sys.executable, "-m", "digits_runtime")
+) -> Iterator[str]:
+    """Run `digits serve` on ``model`` on 127.0.0.1 on a free port; yield its URL; stop it with Ctrl-C.
+
+    ``command`` runs the `digits` command line (a test may start it with smaller limits).
+    """
     process = subprocess.Popen(
-        [sys.executable, "-m", "digits_runtime", "serve", "--model", str(model), "--port", "0"],
+        [*command, "serve", "--model", str(model), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

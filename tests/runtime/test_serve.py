@@ -4,23 +4,28 @@ import hashlib
 import http.client
 import io
 import json
+import os
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from urllib.parse import urlsplit
 
 import numpy as np
 import onnx
+import psutil
 import pytest
 from PIL import Image
 
 from digits_data import contract, dataset
 from digits_data.cli_support import run_fire
 from digits_runtime import Predictor, cli
-from digits_runtime.serve import MAX_BODY_BYTES, MAX_FILES, model_info
+from digits_runtime.connections import MAX_DRAIN_BYTES, MAX_HEADER_BYTES, RESERVED_FDS
+from digits_runtime.serve import MAX_BODY_BYTES, MAX_FILES, MAX_REQUEST_PIXELS, model_info
 
 SERVE = [sys.executable, "-m", "digits_runtime", "serve"]
 NOT_AN_IMAGE = "is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)"
@@ -252,11 +257,11 @@ def test_bad_requests(server, eval_pngs):
 def test_bodies_over_the_limit_get_413(server, eval_pngs, expected):
     limit = f"{MAX_BODY_BYTES:,}"
     error = {"error": f"the request body is over the limit of {limit} bytes: send smaller or fewer images"}
-    # Declared too large: refused from the header, before the body is read.
+    # Declared larger than the server would ever drain: refused from the header, and the connection ends.
     address = urlsplit(server)
     with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
         sock.sendall(
-            f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+            f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_DRAIN_BYTES + 1}\r\n\r\n".encode()
         )
         reply = sock.makefile("rb").read()
     head, _, body = reply.partition(b"\r\n\r\n")
@@ -265,13 +270,29 @@ def test_bodies_over_the_limit_get_413(server, eval_pngs, expected):
     assert b"\r\nconnection: close\r\n" in head.lower()
     # Chunked, with no length given: refused once the count passes the limit.
     chunks = [b"\0" * (1 << 20)] * (MAX_BODY_BYTES >> 20) + [b"\0"]
-    address = urlsplit(server)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
     connection.request("POST", "/predict", body=iter(chunks), encode_chunked=True)
     response = connection.getresponse()
     assert (response.status, json.loads(response.read())) == (413, error)
     connection.close()
     assert post(server, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))  # and it keeps serving
+
+
+def test_a_body_over_the_limit_sent_whole_still_reads_413(server, eval_pngs, expected):
+    """http.client (like requests) sends the whole body before it reads: the answer must survive that."""
+    address = urlsplit(server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    connection.request(
+        "POST", "/predict", body=b"\0" * (MAX_BODY_BYTES + 1), headers={"Content-Type": "image/png"}
+    )
+    response = connection.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read())["error"].startswith("the request body is over the limit of ")
+    # The refused body was read and dropped, so the same connection serves the next request.
+    connection.request("POST", "/predict", body=eval_pngs[1], headers={"Content-Type": "image/png"})
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())) == (200, expected(eval_pngs[1]))
+    connection.close()
 
 
 def test_concurrent_requests_from_threads(server, eval_pngs, photo, expected):
@@ -358,34 +379,256 @@ def test_taken_port_and_unknown_host_are_one_line_errors(capsys, model_path):
     )
 
 
-def test_ctrl_c_is_an_interruption_even_when_asyncio_drops_the_signal(capsys, model_path, monkeypatch):
-    import uvicorn
+# --- One client must not stall the server -------------------------------------------------------
 
-    def stopped_by_a_signal(self, sockets=None):  # uvicorn caught Ctrl-C, shut down, and returned
-        self.should_exit = True
-        for sock in sockets:
-            sock.close()
+# `digits serve` with short timeouts and a low file-descriptor limit (so a connection limit of
+# FDS - RESERVED_FDS), to see the limits act within a test's time.
+FDS = 200
+LIMITED = [
+    sys.executable,
+    "-c",
+    "import resource, sys; "
+    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FDS}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+    "from digits_runtime import connections; connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
+    "from digits_runtime.cli import main; main()",
+]
 
-    monkeypatch.setattr(uvicorn.Server, "run", stopped_by_a_signal)
-    assert serve_cli(capsys, "--model", model_path, "--port", 0) == (130, "digits: interrupted\n")
+
+def raw(url: str, data: bytes, timeout: float = 20) -> bytes:
+    """Send ``data`` on a new connection and read until the server closes it: everything it answered."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
-@pytest.mark.slow
-def test_several_workers_serve_and_stop_cleanly(model_path, eval_pngs, expected):
+def json_answer(reply: bytes) -> tuple[int, dict]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def large_png() -> bytes:
+    """A 7000x7000 PNG of a digit-like stroke: under the per-image limit, a second or so to read."""
+    image = Image.new("L", (7000, 7000), 235)
+    image.paste(30, (2500, 1500, 4500, 5500))
+    image.paste(235, (3000, 2000, 4000, 5000))
+    return png(image)
+
+
+def test_a_digit_is_answered_while_a_large_request_runs(server, large_png, eval_pngs, expected):
+    """Digits sent one after another while two 49-megapixel images are read are answered first."""
+    body, content_type = multipart([("a.png", large_png), ("b.png", large_png)])
+    heavy: dict = {}
+
+    def send_heavy() -> None:
+        heavy["answer"] = post(server, body, content_type)
+
+    thread = threading.Thread(target=send_heavy)
+    thread.start()
+    answered_meanwhile = 0
+    try:
+        for i in range(500):
+            if not thread.is_alive():
+                break
+            data = eval_pngs[i % len(eval_pngs)]
+            assert post(server, data)[::2] == (200, expected(data))
+            answered_meanwhile += thread.is_alive()
+    finally:
+        thread.join()
+    status, _, answers = heavy["answer"]
+    assert status == 200
+    assert len(answers) == 2
+    assert answers[0] == answers[1]
+    assert "prediction" in answers[0]
+    # Behind the large request, at most the one or two digits that got in before it would be answered.
+    assert answered_meanwhile >= 20
+
+
+def test_a_request_over_the_pixel_budget_gets_413(server, large_png):
+    body, content_type = multipart([("a.png", large_png)] * 3)
+    assert post(server, body, content_type)[::2] == (
+        413,
+        {
+            "error": f"the images of this request add up to 147 megapixels, over the limit of "
+            f"{MAX_REQUEST_PIXELS // 10**6} per request: send fewer or smaller images"
+        },
+    )
+
+
+def test_a_head_over_the_limit_gets_431_and_the_server_keeps_serving(server, eval_pngs, expected):
+    start = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+    # Just under the limit: answered.
+    head = start + b"X-Pad: " + b"a" * (MAX_HEADER_BYTES - 1000) + b"\r\n"
+    data = eval_pngs[0]
+    reply = raw(server, head + f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
+    assert json_answer(reply) == (200, expected(data))
+    # Over it (the head never ends): 431 at once, without waiting for the rest.
+    reply = raw(server, start + b"X-Pad: " + b"a" * (2 * MAX_HEADER_BYTES))
+    assert reply.startswith(b"HTTP/1.1 431 ")
+    assert json_answer(reply) == (
+        431,
+        {
+            "error": f"the request headers are over the limit of {MAX_HEADER_BYTES:,} bytes: "
+            "send fewer or shorter headers"
+        },
+    )
+    assert post(server, data)[::2] == (200, expected(data))
+
+
+def test_idle_and_slow_connections_are_closed(serving, model_path, eval_pngs, expected):
+    timeout = {"error": "the request did not arrive whole within 2 seconds"}
+    with serving(model_path, LIMITED) as url:
+        assert raw(url, b"") == b""  # idle: closed without a word
+        assert json_answer(raw(url, b"POST /predict HTTP/1.1\r\nHost: x\r\n")) == (408, timeout)
+        half_body = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"\0" * 10
+        assert json_answer(raw(url, half_body)) == (408, timeout)
+        assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+
+
+def test_idle_connections_cannot_keep_a_client_out(serving, model_path, eval_pngs, expected):
+    """More idle connections than the server allows, then a real request: the longest idle makes room."""
+    with serving(model_path, LIMITED) as url:
+        address = urlsplit(url)
+        idle = [socket.create_connection((address.hostname, address.port)) for _ in range(FDS + 100)]
+        try:
+            assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_connections_beyond_the_limit_get_503_when_all_are_busy(serving, model_path, eval_pngs, expected):
+    limit = FDS - RESERVED_FDS
+    half_body = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+    with serving(model_path, LIMITED) as url:
+        address = urlsplit(url)
+        busy = []
+        try:
+            for _ in range(limit):
+                busy.append(socket.create_connection((address.hostname, address.port)))
+                busy[-1].sendall(half_body)
+            # Once every connection holds a request being read, a new one is refused with 503.
+            for _ in range(20):
+                reply = raw(url, b"")
+                if reply:
+                    break
+            assert json_answer(reply) == (
+                503,
+                {"error": f"the server has {limit:,} connections busy: try again shortly"},
+            )
+        finally:
+            for sock in busy:
+                sock.close()
+        assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+
+
+def start_serve(model_path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`digits serve` in a session of its own, so that Ctrl-C reaches all its processes, as in a terminal."""
     process = subprocess.Popen(
-        [*SERVE, "--model", model_path, "--port", "0", "--workers", "2"],
+        [*SERVE, "--model", model_path, "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+    line = process.stdout.readline()
+    assert " at http://127.0.0.1:" in line, line + process.stderr.read()
+    url = line.split(" at ")[1].split()[0]
+    assert call(url, "GET", "/health")[0] == 200  # serving, its signal handlers in place
+    return process, url
+
+
+def half_sent(url: str, body: bytes) -> socket.socket:
+    """A connection holding a request whose body is all sent but its last byte."""
+    address = urlsplit(url)
+    sock = socket.create_connection((address.hostname, address.port), timeout=30)
+    sock.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:-1]
+    )
+    return sock
+
+
+def test_sigterm_stops_one_worker_with_exit_0(model_path, eval_pngs, expected):
+    process, url = start_serve(model_path)
     try:
-        line = process.stdout.readline()
-        assert " with 2 worker(s); " in line
-        url = line.split(" at ")[1].split()[0]
-        for data in eval_pngs[:4]:
-            assert post(url, data)[::2] == (200, expected(data))
+        assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
     finally:
         process.terminate()
         _, err = process.communicate(timeout=30)
-    assert process.returncode == 0
-    assert "Traceback" not in err
+    assert (process.returncode, err) == (0, "")
+
+
+def test_a_second_ctrl_c_ends_at_once_without_a_traceback(model_path, eval_pngs):
+    process, url = start_serve(model_path)
+    try:
+        in_flight = half_sent(url, eval_pngs[0])
+        os.killpg(process.pid, signal.SIGINT)
+        address = urlsplit(url)
+        for _ in range(200):  # the first Ctrl-C has begun the shutdown once the port stops listening
+            try:
+                socket.create_connection((address.hostname, address.port), timeout=1).close()
+            except (ConnectionRefusedError, ConnectionResetError):
+                break
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        try:
+            reply = in_flight.recv(65536)
+        except ConnectionResetError:
+            reply = b""
+        in_flight.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (process.returncode, err) == (130, "digits: interrupted\n")
+    assert reply == b""  # the request in flight was cut off, not answered 500
+
+
+@pytest.mark.slow
+def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected):
+    """Ctrl-C: in-flight requests finish, then exit 130; a second Ctrl-C ends at once; SIGTERM: exit 0."""
+    process, url = start_serve(model_path, "--workers", "2")
+    try:
+        for data in eval_pngs[:4]:
+            assert post(url, data)[::2] == (200, expected(data))
+        in_flight = half_sent(url, eval_pngs[1])
+        os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: every process of the group
+        in_flight.sendall(eval_pngs[1][-1:])
+        assert json_answer(in_flight.makefile("rb").read()) == (200, expected(eval_pngs[1]))
+        in_flight.close()
+        _, err = process.communicate(timeout=30)
+        assert (process.returncode, err) == (130, "digits: interrupted\n")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    process, url = start_serve(model_path, "--workers", "2")
+    try:
+        in_flight = half_sent(url, eval_pngs[2])
+        os.killpg(process.pid, signal.SIGINT)
+        workers = psutil.Process(process.pid).children()
+        for _ in range(200):  # the workers are shutting down once they no longer listen
+            listening = [c for w in workers for c in w.net_connections() if c.status == psutil.CONN_LISTEN]
+            if not listening:
+                break
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        assert (process.returncode, err) == (130, "digits: interrupted\n")
+        in_flight.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    process, url = start_serve(model_path, "--workers", "2")
+    process.terminate()
+    _, err = process.communicate(timeout=30)
+    assert (process.returncode, err) == (0, "")

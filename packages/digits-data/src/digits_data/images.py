@@ -87,6 +87,26 @@ def load_image(source: str | os.PathLike | Image.Image | BinaryIO) -> np.ndarray
         raise ImageError(f"{name} could not be decoded, it may be truncated or corrupt ({exc})") from None
 
 
+def decoded_pixels(source: BinaryIO) -> int:
+    """How many pixels :func:`load_image` would decode for ``source``, read from its header only.
+
+    A measure of the work an image costs before any of it is done (JPEG counts at the reduced
+    scale it decodes at); 0 for what is refused without decoding: not an image, or too large.
+    The file position is left at the start.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                image.draft(image.mode, (WORK_SIDE, WORK_SIDE))
+                pixels = image.width * image.height
+    except Exception:  # whatever Pillow raises here, load_image reports it in its own words
+        pixels = 0
+    finally:
+        source.seek(0)
+    return pixels if pixels <= min(MAX_PIXELS, Image.MAX_IMAGE_PIXELS) else 0
+
+
 def _decode_bounded(image: Image.Image, name: str) -> None:
     """Decode ``image`` in place with bounded memory, or refuse it by its pixel count.
 

@@ -3,9 +3,11 @@
 ``POST /predict`` classifies one image (the raw body, or one multipart file) or several (multipart
 files, answered as a list in order); ``GET /`` is the drawing page; ``GET /health`` and
 ``GET /model`` describe the running model. Each worker process loads the model once, before it
-accepts connections. Decoding and inference run in a worker thread: they are CPU-bound, and
+accepts connections. Decoding and inference run in worker threads: they are CPU-bound, and
 Pillow and onnxruntime release the GIL, so the event loop keeps accepting while they work. The
-images of requests that wait meanwhile are classified together, in one call (see :class:`Batcher`).
+images of requests that wait meanwhile are classified together, in one call (see :class:`Batcher`),
+and requests with large images take a lane of their own, so that they never hold up small ones.
+uvicorn serves HTTP; :mod:`digits_runtime.connections` adds the limits it lacks.
 """
 
 import asyncio
@@ -13,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import socket
 import sys
 from importlib import resources
@@ -28,15 +31,23 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from uvicorn.supervisors import Multiprocess
 
 from digits_data import contract
 from digits_data.errors import DigitsError
+from digits_data.images import decoded_pixels
+from digits_runtime import connections
 from digits_runtime.predictor import Prediction, Predictor
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """Largest request body accepted; larger ones get 413 before they are read."""
 MAX_FILES = 64
 """Most image files one multipart request may carry."""
+MAX_REQUEST_PIXELS = 100_000_000
+"""Most pixels the images of one request may decode to in all (two of the largest images read); more: 413."""
+SMALL_REQUEST_PIXELS = 100_000
+"""Requests whose images decode to at most this many pixels in all (a 280x280 drawing, or 64 MNIST
+digits) are batched in the small lane; larger ones queue in the large lane."""
 MODEL_ENV = "DIGITS_SERVE_MODEL"
 """How the model path reaches worker processes when there are several."""
 RAW_BODY_NAME = "request body"  # how error messages name an image sent as the raw body
@@ -58,7 +69,9 @@ def create_app(predictor: Predictor, *, max_body: int = MAX_BODY_BYTES) -> Starl
     """The ASGI application answering with ``predictor``."""
     page = resources.files("digits_runtime").joinpath("page.html").read_text(encoding="utf-8")
     model = JSONResponse(model_info(predictor)).body
-    batcher = Batcher(predictor)
+    # Two lanes, each one worker thread at a time: a 7000x7000 image costs a second to decode, a
+    # 28x28 digit half a millisecond, and a digit must not wait behind the large images.
+    small, large = Batcher(predictor), Batcher(predictor)
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers=PAGE_HEADERS)
@@ -79,7 +92,15 @@ def create_app(predictor: Predictor, *, max_body: int = MAX_BODY_BYTES) -> Starl
             raise HTTPException(400, f"the request body is empty: send an image{HOW}")
         else:
             sources = [named_bytes(body, RAW_BODY_NAME)]
-        outcomes = await batcher.predict_each(sources)
+        pixels = sum(decoded_pixels(source) for source in sources)  # from the headers: microseconds
+        if pixels > MAX_REQUEST_PIXELS:
+            raise HTTPException(
+                413,
+                f"the images of this request add up to {pixels / 1e6:.0f} megapixels, over the limit of "
+                f"{MAX_REQUEST_PIXELS / 1e6:.0f} per request: send fewer or smaller images",
+            )
+        lane = small if pixels <= SMALL_REQUEST_PIXELS else large
+        outcomes = await lane.predict_each(sources)
         if len(outcomes) == 1:
             if isinstance(outcomes[0], DigitsError):
                 raise HTTPException(422, str(outcomes[0]))
@@ -144,13 +165,19 @@ HOW = " (e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png 
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes."""
+    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes.
+
+    The connection reads and drops the rest of a refused body (up to ``connections.MAX_DRAIN_BYTES``),
+    so that a client that sends its whole body before it reads gets the answer; a body declared
+    larger than that is not worth reading, and the connection ends after the answer.
+    """
+    declared = request.headers.get("content-length", "")
+    hopeless = declared.isdigit() and int(declared) > connections.MAX_DRAIN_BYTES
     too_large = HTTPException(
         413,
         f"the request body is over the limit of {limit:,} bytes: send smaller or fewer images",
-        headers={"Connection": "close"},  # the rest of the body is never read, so the connection ends
+        headers={"Connection": "close"} if hopeless else None,
     )
-    declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
@@ -231,7 +258,52 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 def app_from_env() -> Starlette:
     """The application of one worker process, for the model named by ``MODEL_ENV``."""
+    # Ctrl-C reaches every process of the terminal's group; a worker leaves it to the supervisor,
+    # which stops the workers the same way whatever the signal. (uvicorn loads the application
+    # after it installs its own handlers, so this one stands.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     return create_app(Predictor(os.environ[MODEL_ENV], threads=1))
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, stopped one way by Ctrl-C and SIGTERM: finish what is in flight, then end.
+
+    A second signal while in-flight requests finish ends the process at once: uvicorn would
+    cancel those requests (a 500 each and a traceback on the log); exiting closes them instead.
+    """
+
+    interrupted = False  # stopped by Ctrl-C (exit 130) rather than by SIGTERM (exit 0)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        # Not uvicorn's handler: it raises the signal again after shutting down, which makes
+        # SIGTERM kill the process (exit -15) and Ctrl-C exit 130 only when asyncio keeps it.
+        self.interrupted |= sig == signal.SIGINT
+        if self.should_exit:
+            if self.interrupted:
+                print("digits: interrupted", file=sys.stderr, flush=True)
+            os._exit(130 if self.interrupted else 0)
+        self.should_exit = True
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of several workers, stopped like :class:`Server`."""
+
+    interrupted = False
+
+    def handle_int(self) -> None:
+        self.interrupted = True
+        super().handle_int()
+
+    def terminate_all(self) -> None:
+        # From here on, a second Ctrl-C or SIGTERM kills the workers rather than waiting for them.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.kill_all)
+        super().terminate_all()
+
+    def kill_all(self, sig: int, frame: Any) -> None:
+        self.interrupted |= sig == signal.SIGINT
+        for process in self.processes:
+            process.kill()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -259,7 +331,13 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run(model: str | os.PathLike, host: str, port: int, workers: int) -> None:
-    """Load and check the model, bind ``host:port``, then serve until interrupted."""
+    """Load and check the model, bind ``host:port``, then serve until Ctrl-C (exit 130) or SIGTERM (exit 0).
+
+    SIGTERM is how service managers (systemd, Docker, Kubernetes) stop a server: a requested,
+    graceful stop, hence exit 0 (systemd counts that as success, 143 it would not). Ctrl-C is an
+    interruption, exit 130 as for every command.
+    """
+    signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(0))  # until uvicorn handles it the same way
     predictor = Predictor(model, threads=1)  # one thread per request: requests run side by side
     sock = listen(host, port)
     bound = sock.getsockname()[1]
@@ -267,19 +345,21 @@ def run(model: str | os.PathLike, host: str, port: int, workers: int) -> None:
     if host not in LOOPBACK:
         print(f"digits: warning: listening on {host}: other machines can reach this server", file=sys.stderr)
     print(f"digits: serving {model} at {url} with {workers} worker(s); Ctrl-C stops", flush=True)
-    options: dict[str, Any] = {"access_log": False, "log_level": "warning", "lifespan": "off"}
+    options: dict[str, Any] = {
+        "access_log": False,
+        "log_level": "warning",
+        "lifespan": "off",
+        "http": connections.Protocol,
+        "timeout_keep_alive": connections.IDLE_TIMEOUT,
+    }
     if workers == 1:
-        server = uvicorn.Server(uvicorn.Config(create_app(predictor), **options))
-        server.run(sockets=[sock])
-        # uvicorn raises the signal that stopped it again once it has shut down, but asyncio's
-        # own Ctrl-C handler drops it when the server task has just finished: Ctrl-C must still
-        # end as an interruption (exit 130), never as a clean exit.
-        if server.should_exit:
-            raise KeyboardInterrupt
-        return
-    from uvicorn.supervisors import Multiprocess
-
-    del predictor  # each worker loads its own
-    os.environ[MODEL_ENV] = str(Path(model).resolve())
-    config = uvicorn.Config("digits_runtime.serve:app_from_env", factory=True, workers=workers, **options)
-    Multiprocess(config, sockets=[sock]).run()
+        stopper: Server | Supervisor = Server(uvicorn.Config(create_app(predictor), **options))
+        stopper.run(sockets=[sock])
+    else:
+        del predictor  # each worker loads its own
+        os.environ[MODEL_ENV] = str(Path(model).resolve())
+        config = uvicorn.Config("digits_runtime.serve:app_from_env", factory=True, workers=workers, **options)
+        stopper = Supervisor(config, sockets=[sock])
+        stopper.run()
+    if stopper.interrupted:
+        raise KeyboardInterrupt  # exit 130 with "digits: interrupted"; SIGTERM ends with 0
