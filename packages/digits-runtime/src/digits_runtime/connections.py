@@ -114,7 +114,7 @@ class Protocol(HttpToolsProtocol):
         super().data_received(data)
 
     def refuse_head(self) -> None:
-        """Answer 431 to a head over the limit; drop what follows for a moment, so that the client reads it."""
+        """Answer 431 to a head over the limit; drop what follows for a moment so the client reads it."""
         if self.transport.is_closing():
             return
         self.cancel_request_timer()
