@@ -232,7 +232,8 @@ def evaluate(
 def serve(model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the model over HTTP: POST /predict, a drawing page at /, GET /health and GET /model.
 
-    Needs the `serve` extra (pip install 'digits-runtime[serve]'). Stops on Ctrl-C.
+    Needs the `serve` extra (pip install 'digits-runtime[serve]'). Ctrl-C (exit 130) or SIGTERM
+    (exit 0) stops it once the requests in flight are answered; a second one stops it at once.
 
     Args:
         model: The ONNX model written by `digits-train export`; checked before the port is bound.

@@ -6,6 +6,11 @@ is read whatever its size (httptools has no limit, unlike h11, which is several 
 connections are accepted until the process runs out of file descriptors; and the part of a body
 left unread after the answer is discarded without bound. :class:`Protocol` adds each of these
 and nothing else; uvicorn still parses HTTP, runs the application and writes its answers.
+
+What uvicorn's Config offers is used where it fits (``timeout_keep_alive`` is the idle timeout).
+Its ``limit_concurrency`` does not fit: it still accepts every connection, and once that many are
+open, idle ones included, it answers 503 to every request, so idle sockets would lock real
+clients out; ``h11_max_incomplete_event_size`` limits heads for h11 only.
 """
 
 import asyncio

@@ -40,7 +40,7 @@ from digits_runtime import connections
 from digits_runtime.predictor import Prediction, Predictor
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-"""Largest request body accepted; larger ones get 413 before they are read."""
+"""Largest request body accepted; larger ones get 413 as soon as their size is known."""
 MAX_FILES = 64
 """Most image files one multipart request may carry."""
 MAX_REQUEST_PIXELS = 100_000_000
