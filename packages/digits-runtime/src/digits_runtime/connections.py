@@ -16,8 +16,7 @@ clients out; ``h11_max_incomplete_event_size`` limits heads for h11 only.
 import asyncio
 import json
 import resource
-import time
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -58,6 +57,9 @@ class Protocol(HttpToolsProtocol):
     """
 
     limit = connection_limit()
+    # The open connections with no request in progress, longest idle first (a dict keeps the
+    # order of insertion): the next to close when the limit is reached. One server per process.
+    idle: ClassVar[dict["Protocol", None]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -65,7 +67,6 @@ class Protocol(HttpToolsProtocol):
         self.in_head = True  # between requests or inside a head, as opposed to inside a body
         self.heads = 0  # request heads completed on this connection
         self.drained = 0  # bytes of the current body dropped after the answer was sent
-        self.idle_since: float | None = time.monotonic()  # None while a request is being answered
         self.request_timer: asyncio.TimerHandle | None = None
         self.lingering = False
 
@@ -80,6 +81,7 @@ class Protocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
+        self.idle[self] = None
         # uvicorn arms its keep-alive timeout only after an answer; a client that connects and
         # says nothing is idle too.
         self.timeout_keep_alive_task = self.loop.call_later(
@@ -88,14 +90,15 @@ class Protocol(HttpToolsProtocol):
 
     def close_longest_idle(self) -> bool:
         """Close the connection idle for longest (no request in progress) to make room; False if none is."""
-        idle = [c for c in self.connections if getattr(c, "idle_since", None) is not None]
-        idle = [c for c in idle if not c.transport.is_closing()]
-        if not idle:
+        if not self.idle:
             return False
-        min(idle, key=lambda c: c.idle_since).transport.close()
+        longest = next(iter(self.idle))
+        del self.idle[longest]
+        longest.transport.close()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.idle.pop(self, None)
         self.cancel_request_timer()
         super().connection_lost(exc)
 
@@ -144,7 +147,8 @@ class Protocol(HttpToolsProtocol):
         self.request_timer = self.loop.call_later(REQUEST_TIMEOUT, self.request_timed_out)
 
     def on_headers_complete(self) -> None:
-        self.in_head, self.heads, self.idle_since = False, self.heads + 1, None
+        self.in_head, self.heads = False, self.heads + 1
+        self.idle.pop(self, None)
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -164,7 +168,8 @@ class Protocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        self.idle_since = time.monotonic()
+        if not self.transport.is_closing():
+            self.idle[self] = None  # the newest idle, last in line to be closed
         super().on_response_complete()
 
     def request_timed_out(self) -> None:
