@@ -543,9 +543,15 @@ def start_serve(model_path, *flags: str) -> tuple[subprocess.Popen, str]:
 
 
 def half_sent(url: str, body: bytes) -> socket.socket:
-    """A connection holding a request whose body is all sent but its last byte."""
+    """A connection the server holds, with a request whose body is all sent but its last byte."""
     address = urlsplit(url)
     sock = socket.create_connection((address.hostname, address.port), timeout=30)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # answered: the server has the connection
+    reply = b""
+    while not reply.endswith(b'{"status":"ok"}'):
+        chunk = sock.recv(4096)
+        assert chunk, reply
+        reply += chunk
     sock.sendall(
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
@@ -575,6 +581,7 @@ def test_a_second_ctrl_c_ends_at_once_without_a_traceback(model_path, eval_pngs)
                 socket.create_connection((address.hostname, address.port), timeout=1).close()
             except (ConnectionRefusedError, ConnectionResetError):
                 break
+            time.sleep(0.05)
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=30)
         try:
@@ -588,6 +595,13 @@ def test_a_second_ctrl_c_ends_at_once_without_a_traceback(model_path, eval_pngs)
             process.communicate()
     assert (process.returncode, err) == (130, "digits: interrupted\n")
     assert reply == b""  # the request in flight was cut off, not answered 500
+
+
+def listens(process: psutil.Process) -> bool:
+    try:
+        return any(c.status == psutil.CONN_LISTEN for c in process.net_connections())
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.mark.slow
@@ -614,9 +628,8 @@ def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected
         in_flight = half_sent(url, eval_pngs[2])
         os.killpg(process.pid, signal.SIGINT)
         workers = psutil.Process(process.pid).children()
-        for _ in range(200):  # the workers are shutting down once they no longer listen
-            listening = [c for w in workers for c in w.net_connections() if c.status == psutil.CONN_LISTEN]
-            if not listening:
+        for _ in range(200):  # the workers are shutting down once they no longer listen (or have ended)
+            if not any(listens(worker) for worker in workers):
                 break
             time.sleep(0.05)
         os.killpg(process.pid, signal.SIGINT)

@@ -11,6 +11,7 @@ uvicorn serves HTTP; :mod:`digits_runtime.connections` adds the limits it lacks.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -274,9 +276,16 @@ class Server(uvicorn.Server):
 
     interrupted = False  # stopped by Ctrl-C (exit 130) rather than by SIGTERM (exit 0)
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Not uvicorn's: it restores the previous handlers once the server is done and raises
+        # the signal again, which makes SIGTERM kill the process (exit -15), and a second Ctrl-C
+        # while the event loop winds down a KeyboardInterrupt wherever it lands. These stay.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.handle_exit)
+        yield
+
     def handle_exit(self, sig: int, frame: Any) -> None:
-        # Not uvicorn's handler: it raises the signal again after shutting down, which makes
-        # SIGTERM kill the process (exit -15) and Ctrl-C exit 130 only when asyncio keeps it.
         self.interrupted |= sig == signal.SIGINT
         if self.should_exit:
             if self.interrupted:
