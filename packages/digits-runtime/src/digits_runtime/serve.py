@@ -261,8 +261,8 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 def app_from_env() -> Starlette:
     """The application of one worker process, for the model named by ``MODEL_ENV``."""
     # Ctrl-C reaches every process of the terminal's group; a worker leaves it to the supervisor,
-    # which stops the workers the same way whatever the signal. (uvicorn loads the application
-    # after it installs its own handlers, so this one stands.)
+    # which stops the workers the same way whatever the signal. (A worker starts with it ignored,
+    # but uvicorn handles it again before it loads the application; this undoes that.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     return create_app(Predictor(os.environ[MODEL_ENV], threads=1))
 
@@ -298,6 +298,18 @@ class Supervisor(Multiprocess):
     """uvicorn's supervisor of several workers, stopped like :class:`Server`."""
 
     interrupted = False
+
+    def init_processes(self) -> None:
+        # Workers start with Ctrl-C ignored, a disposition that survives exec (and that Python
+        # keeps), so that a Ctrl-C while one is still importing cannot end it with a traceback.
+        # Blocked meanwhile, a Ctrl-C reaches the supervisor once the workers have started.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            super().init_processes()
+        finally:
+            signal.signal(signal.SIGINT, handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def handle_int(self) -> None:
         self.interrupted = True
