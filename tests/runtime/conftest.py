@@ -30,10 +30,15 @@ def run_server(
     if not found:
         process.kill()
         pytest.fail(f"digits serve did not start: {line}{process.communicate()[1]}")
-    yield found.group(1)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=20)
-    assert (process.returncode, err) == (130, "digits: interrupted\n")
+    try:
+        yield found.group(1)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+        assert (process.returncode, err) == (130, "digits: interrupted\n")
+    finally:  # a failed test, or a server that did not stop, still leaves no process behind
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 @pytest.fixture(scope="session")
