@@ -642,6 +642,11 @@ def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected
             process.communicate()
 
     process, url = start_serve(model_path, "--workers", "2")
-    process.terminate()
-    _, err = process.communicate(timeout=30)
+    try:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert (process.returncode, err) == (0, "")
