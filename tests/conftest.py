@@ -84,17 +84,20 @@ def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     artifacts/mnist when it holds a verified copy; otherwise one fetched once per run (via the
     offline-capable sources) into a temporary folder that every test process of the run shares.
     """
+    base = tmp_path_factory.getbasetemp()
     try:
         mnist.verify(MNIST_CACHE)
-        return MNIST_CACHE
+        found = MNIST_CACHE
     except DigitsError:
-        pass
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's folder, above each worker's own
-    shared = root / "mnist"
-    mnist.download(shared, log=lambda message: None)  # a second process waits for the first
-    return shared
+        root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder
+        found = root / "mnist"
+        mnist.download(found, log=lambda message: None)  # a second process waits for the first
+    # Curated folders made with tmp_path_factory sit in ``base``: `--split test` looks for MNIST
+    # beside them, as it does beside artifacts/curated.
+    beside = base / "mnist"
+    if beside != found and not beside.exists():
+        beside.symlink_to(found, target_is_directory=True)
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,8 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
 
     def evaluate(split: str) -> tuple[dict, str]:
         out = tmp_path / f"{split}.json"
-        args = ["--model", str(model), "--curated-dir", str(curated), "--split", split, "--json", str(out)]
+        args = ["--model", str(model), "--curated-dir", str(curated), "--data-dir", str(mnist_dir)]
+        args += ["--split", split, "--json", str(out)]
         printed = run("digits", "evaluate", *args).stdout
         return json.loads(out.read_text()), printed
 
