@@ -1,6 +1,7 @@
 """Curated splits as tensors and loaders; class weights from the train split only."""
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ class OutlierSubsetSampler(Sampler[int]):
     def __len__(self) -> int:
         return self.known + self.per_epoch
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         drawn = self.known + torch.randperm(self.outliers, generator=self.generator)[: self.per_epoch]
         chosen = torch.cat([torch.arange(self.known), drawn])
         return iter(chosen[torch.randperm(len(chosen), generator=self.generator)].tolist())

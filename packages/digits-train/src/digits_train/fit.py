@@ -86,11 +86,12 @@ def fit(
     output_dir: str | os.PathLike,
     config: FitConfig | None = None,
     threads: int | None = None,
-    profiler: "Profiler | None" = None,
+    profiler: Profiler | None = None,
 ) -> dict:
     """Train on ``curated_dir`` and write the results to ``output_dir``; return the summary.
 
     ``threads`` is torch's CPU threads (default one per core); the weights depend on it, as on the CPU.
+    ``profiler``, a Lightning profiler, times the Trainer's hooks (benchmarks/profile_train.py).
 
     Writes ``config.json``, ``lightning_logs/metrics.csv`` (one row per epoch), ``summary.json``
     and ``best.ckpt``: the selected checkpoint (by default the final, weight-averaged one; with
@@ -120,7 +121,7 @@ def _fit(
     output_dir: Path,
     config: FitConfig | None,
     threads: int | None,
-    profiler: "Profiler | None",
+    profiler: Profiler | None,
 ) -> dict:
     config = config or FitConfig()
     manifest = dataset.load_manifest(curated_dir)  # checks every split against its sha256
