@@ -1,5 +1,6 @@
 """`digits serve`: every endpoint and every bad input, over real HTTP to a real server process."""
 
+import contextlib
 import hashlib
 import http.client
 import io
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -526,8 +528,10 @@ def test_connections_beyond_the_limit_get_503_when_all_are_busy(serving, model_p
         assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
 
 
-def start_serve(model_path, *flags: str) -> tuple[subprocess.Popen, str]:
-    """`digits serve` in a session of its own, so that Ctrl-C reaches all its processes, as in a terminal."""
+@contextlib.contextmanager
+def serve_process(model_path, *flags: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`digits serve` in a session of its own, so that Ctrl-C reaches all its processes, as in a terminal;
+    killed by its pid at the end if it is still running."""
     process = subprocess.Popen(
         [*SERVE, "--model", model_path, "--port", "0", *flags],
         stdout=subprocess.PIPE,
@@ -538,8 +542,13 @@ def start_serve(model_path, *flags: str) -> tuple[subprocess.Popen, str]:
     line = process.stdout.readline()
     assert " at http://127.0.0.1:" in line, line + process.stderr.read()
     url = line.split(" at ")[1].split()[0]
-    assert call(url, "GET", "/health")[0] == 200  # serving, its signal handlers in place
-    return process, url
+    try:
+        assert call(url, "GET", "/health")[0] == 200  # serving, its signal handlers in place
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def half_sent(url: str, body: bytes) -> socket.socket:
@@ -561,18 +570,15 @@ def half_sent(url: str, body: bytes) -> socket.socket:
 
 
 def test_sigterm_stops_one_worker_with_exit_0(model_path, eval_pngs, expected):
-    process, url = start_serve(model_path)
-    try:
+    with serve_process(model_path) as (process, url):
         assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
-    finally:
         process.terminate()
         _, err = process.communicate(timeout=30)
     assert (process.returncode, err) == (0, "")
 
 
 def test_a_second_ctrl_c_ends_at_once_without_a_traceback(model_path, eval_pngs):
-    process, url = start_serve(model_path)
-    try:
+    with serve_process(model_path) as (process, url):
         in_flight = half_sent(url, eval_pngs[0])
         os.killpg(process.pid, signal.SIGINT)
         address = urlsplit(url)
@@ -589,10 +595,6 @@ def test_a_second_ctrl_c_ends_at_once_without_a_traceback(model_path, eval_pngs)
         except ConnectionResetError:
             reply = b""
         in_flight.close()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert (process.returncode, err) == (130, "digits: interrupted\n")
     assert reply == b""  # the request in flight was cut off, not answered 500
 
@@ -607,8 +609,7 @@ def listens(process: psutil.Process) -> bool:
 @pytest.mark.slow
 def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected):
     """Ctrl-C: in-flight requests finish, then exit 130; a second Ctrl-C ends at once; SIGTERM: exit 0."""
-    process, url = start_serve(model_path, "--workers", "2")
-    try:
+    with serve_process(model_path, "--workers", "2") as (process, url):
         for data in eval_pngs[:4]:
             assert post(url, data)[::2] == (200, expected(data))
         in_flight = half_sent(url, eval_pngs[1])
@@ -618,13 +619,8 @@ def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected
         in_flight.close()
         _, err = process.communicate(timeout=30)
         assert (process.returncode, err) == (130, "digits: interrupted\n")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
-    process, url = start_serve(model_path, "--workers", "2")
-    try:
+    with serve_process(model_path, "--workers", "2") as (process, url):
         in_flight = half_sent(url, eval_pngs[2])
         os.killpg(process.pid, signal.SIGINT)
         workers = psutil.Process(process.pid).children()
@@ -636,17 +632,8 @@ def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected
         _, err = process.communicate(timeout=30)
         assert (process.returncode, err) == (130, "digits: interrupted\n")
         in_flight.close()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
-    process, url = start_serve(model_path, "--workers", "2")
-    try:
+    with serve_process(model_path, "--workers", "2") as (process, url):
         process.terminate()
         _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert (process.returncode, err) == (0, "")
