@@ -12,6 +12,13 @@ class DigitsError(Exception):
     exit_code = 1
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type's name when it has none), for a
+    one-line error that wraps a library's."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class UsageError(DigitsError):
     """A command was called with arguments outside what it accepts."""
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from digits_data import atomic
 from digits_data.contract import META_FINGERPRINT
-from digits_data.errors import DigitsError
+from digits_data.errors import DigitsError, first_line
 from digits_data.images import IMAGE_SUFFIXES
 from digits_runtime.predictor import BATCH_SIZE, Predictor, Source
 from digits_runtime.workers import bounded, predictor_for, process_pool
@@ -132,20 +132,15 @@ def _fetch(uris: list[str]) -> dict[str, io.BytesIO | DigitsError]:
         # cat_ranges, not cat: cat would read a name like scan[1].png as a glob.
         contents = fs.cat_ranges(paths, [0] * len(paths), [None] * len(paths), on_error="return")
     except (OSError, ValueError, ImportError) as exc:
-        return {uri: DigitsError(f"{uri} cannot be read: {_first_line(exc)}") for uri in uris}
+        return {uri: DigitsError(f"{uri} cannot be read: {first_line(exc)}") for uri in uris}
     fetched: dict[str, io.BytesIO | DigitsError] = {}
     for uri, content in zip(uris, contents, strict=True):
         if isinstance(content, BaseException):
-            fetched[uri] = DigitsError(f"{uri} cannot be read: {_first_line(content)}")
+            fetched[uri] = DigitsError(f"{uri} cannot be read: {first_line(content)}")
         else:
             fetched[uri] = io.BytesIO(content)
             fetched[uri].name = uri  # load_image names the file in its messages by this
     return fetched
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def score_part(
@@ -191,7 +186,7 @@ def list_inputs(source: str) -> list[tuple[str, str | None]]:
             else:
                 found = [root] if fs.exists(root) else []
         except (OSError, ValueError, ImportError) as exc:
-            raise DigitsError(f"cannot list {source}: {_first_line(exc)}") from None
+            raise DigitsError(f"cannot list {source}: {first_line(exc)}") from None
         entries = [(fs.unstrip_protocol(p), None) for p in sorted(found)]
     elif has_magic:
         found = sorted(Path(p) for p in glob.glob(source, recursive=True))
@@ -251,7 +246,7 @@ class _Folder:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise DigitsError(f"cannot read {self.name}/{name}: {_first_line(exc)}") from None
+            raise DigitsError(f"cannot read {self.name}/{name}: {first_line(exc)}") from None
 
     def write(self, name: str, data: bytes) -> None:
         if self.local:
@@ -260,7 +255,7 @@ class _Folder:
         try:
             self.fs.pipe_file(self.path(name), data)  # one object, whole or not at all
         except OSError as exc:
-            raise DigitsError(f"cannot write {self.name}/{name}: {_first_line(exc)}") from None
+            raise DigitsError(f"cannot write {self.name}/{name}: {first_line(exc)}") from None
 
     def rows(self, name: str) -> int:
         import pyarrow.parquet as pq
@@ -412,7 +407,7 @@ def _engine(engine: str, workers: int, scheduler: str | None, model: bytes) -> I
         client = Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise DigitsError(
-            f"no Dask scheduler answers at {scheduler} ({_first_line(exc)}): "
+            f"no Dask scheduler answers at {scheduler} ({first_line(exc)}): "
             "start one with `dask scheduler`, or give the address of yours"
         ) from None
     with client:
@@ -433,6 +428,6 @@ def _guarded(results: Iterator[Any]) -> Iterator[Any]:
         if type(exc).__module__.split(".")[0] != "distributed" and not isinstance(exc, CancelledError):
             raise
         raise DigitsError(
-            f"the Dask cluster failed ({type(exc).__name__}: {_first_line(exc)}): "
+            f"the Dask cluster failed ({type(exc).__name__}: {first_line(exc)}): "
             "run the same command again to carry on where it stopped"
         ) from None

@@ -4,8 +4,8 @@ import io
 import json
 import os
 import reprlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from digits_data import contract
-from digits_data.errors import DigitsError
+from digits_data.errors import DigitsError, first_line
 from digits_data.images import load_image, pixels_from_uint8
 from digits_data.refusal import BASELINE_SCORE, RefusalRule, scores
 
@@ -58,6 +58,17 @@ class Classification:
     scores: np.ndarray  # (N,) float64, the refusal rule's score (max_probability without a rule)
     accepted: np.ndarray  # (N,) bool, all True without a rule
 
+    def rows(self, which: np.ndarray) -> "Classification":
+        """The classification of the images ``which`` selects (a boolean mask or indices)."""
+        return Classification(*(getattr(self, f.name)[which] for f in fields(self)))
+
+    @staticmethod
+    def concatenate(parts: "Sequence[Classification]") -> "Classification":
+        """The classifications of several batches of images, one after the other."""
+        return Classification(
+            *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Classification))
+        )
+
 
 class Predictor:
     """Classify digits with an exported model on onnxruntime's CPU provider.
@@ -88,8 +99,7 @@ class Predictor:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for unreadable models
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DigitsError(f"{path} is not a usable ONNX model: {first}") from None
+            raise DigitsError(f"{path} is not a usable ONNX model: {first_line(exc)}") from None
         self.path = path
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self.labels: tuple[int, ...] = self._check_contract()
@@ -143,8 +153,9 @@ class Predictor:
         try:
             results = self.session.run([o.name for o in outputs], {contract.INPUT_NAME: probes})
         except Exception as exc:  # onnxruntime raises its own types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DigitsError(f"{self.path} fails on a batch of {len(probes)} images: {first}") from None
+            raise DigitsError(
+                f"{self.path} fails on a batch of {len(probes)} images: {first_line(exc)}"
+            ) from None
         named = {
             o.name: r
             for o, r in zip(outputs, results, strict=True)
@@ -304,18 +315,11 @@ class Predictor:
                 for i, ok in zip(loaded, finite, strict=True):
                     if not ok:
                         errors[i] = self._non_finite("this image")
-                fields = (
-                    classified.probabilities,
-                    classified.predicted,
-                    classified.scores,
-                    classified.accepted,
-                )
-                parts.append(Classification(*(field[finite] for field in fields)))
+                parts.append(classified.rows(finite))
         if not parts:
             size = contract.IMAGE_SIZE
             return self.classify(np.zeros((0, size, size), dtype=np.float32)), errors
-        fields = zip(*((c.probabilities, c.predicted, c.scores, c.accepted) for c in parts), strict=True)
-        return Classification(*(np.concatenate(field) for field in fields)), errors
+        return Classification.concatenate(parts), errors
 
     def to_predictions(
         self, probabilities: np.ndarray, accepted: np.ndarray | None = None

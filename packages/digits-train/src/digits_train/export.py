@@ -22,7 +22,7 @@ from torch import nn
 
 from digits_data import atomic, contract, dataset, refusal
 from digits_data.contract import OUTLIER_SPLITS
-from digits_data.errors import DigitsError
+from digits_data.errors import DigitsError, first_line
 from digits_data.images import pixels_from_uint8
 from digits_data.refusal import RefusalRule
 from digits_train.fit import configure_torch
@@ -66,8 +66,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[DigitsClassifier, dict]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a damaged file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DigitsError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+        raise DigitsError(
+            f"{path} is not a readable checkpoint (truncated or corrupt?): {first_line(exc)}"
+        ) from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     needed = {"labels", "mean", "std", "class_weights", "fingerprint", "config", "curated_dir"}
     if not isinstance(hparams, dict) or not needed <= set(hparams) or "digits_val_metrics" not in checkpoint:
