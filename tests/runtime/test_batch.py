@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -291,6 +292,26 @@ def test_a_local_worker_killed_stops_the_job_in_one_line_and_the_next_run_comple
     assert_each_input_once(output, slow_archive, model)
 
 
+def test_a_part_cut_short_is_scored_again_and_the_others_kept(local_output, archive, model, tmp_path):
+    output = tmp_path / "out"
+    shutil.copytree(local_output[0], output)
+    (output / "_summary.json").unlink()
+    whole = (output / "part-000001.parquet").read_bytes()
+    (output / "part-000001.parquet").write_bytes(whole[: len(whole) // 2])
+    kept = {
+        name: (output / name).stat().st_mtime_ns for name in ("part-000000.parquet", "part-000002.parquet")
+    }
+    again = digits("batch", "--model", model, archive, output, "--workers", "2")
+    assert (again.returncode, again.stderr) == (0, "")
+    summary = json.loads(again.stdout)
+    assert (summary["parts_kept"], sum(summary["parts_by_worker"].values())) == (2, 1)
+    assert {k: summary[k] for k in ("inputs", "scored", "refused", "errors")} == {
+        k: local_output[1][k] for k in ("inputs", "scored", "refused", "errors")
+    }
+    assert (output / "part-000001.parquet").read_bytes() == whole
+    assert {name: (output / name).stat().st_mtime_ns for name in kept} == kept
+
+
 def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
     local_output, archive, model, tmp_path
 ):
@@ -442,6 +463,22 @@ def test_runtime_and_predict_never_import_dask_or_pyarrow(archive, model):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stderr.splitlines()[-1] == "[]"
     assert done.stdout.count("\n") == 301
+
+
+def test_the_batch_driver_leaves_parquet_to_its_workers(archive, model, tmp_path):
+    # Arrow's thread pools can abort a process at exit; only the workers, never the driver, load it.
+    probe = (
+        "import sys\n"
+        "from digits_data.cli_support import run_fire\n"
+        "from digits_runtime import cli\n"
+        f"argv = ['batch', '--model', {str(model)!r}, {str(archive)!r}, {str(tmp_path / 'out')!r}]\n"
+        "code = run_fire(cli.COMMANDS, 'digits', [*argv, '--workers', '2'])\n"
+        "print(code, 'pyarrow' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stderr.splitlines()[-1] == "0 False"
+    assert json.loads(done.stdout)["inputs"] == 604
+    assert pq.read_table(tmp_path / "out").num_rows == 604
 
 
 @pytest.mark.parametrize(

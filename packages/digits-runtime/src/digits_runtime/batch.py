@@ -14,12 +14,14 @@ The model reaches the workers as its bytes (a Dask cluster need not share this m
 sent once to each Dask worker, loaded once per worker process and kept, keyed by its sha256.
 
 :func:`score` is the same work as a plain function, for a partition of an existing pipeline.
-pyarrow, fsspec and Dask are imported only where used: they come with the ``batch`` extra.
+pyarrow, fsspec and Dask are imported only where used: they come with the ``batch`` extra. The
+Parquet files are made and read back by the workers; the driver never loads pyarrow.
 """
 
 import contextlib
 import glob
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -145,9 +147,9 @@ def _fetch(uris: list[str]) -> dict[str, io.BytesIO | DigitsError]:
 
 def score_part(
     model: bytes, threads: int, part: tuple[int, list[tuple[str, str | None]]]
-) -> tuple[int, bytes, str]:
-    """A worker's task: a partition's index, its rows as a Parquet file, and which process
-    (host/pid) scored them.
+) -> tuple[int, bytes, str, Counter[str]]:
+    """A worker's task: a partition's index, its rows as a Parquet file, which process (host/pid)
+    scored them, and their counts.
 
     The file is made here, not by the driver: the work spreads over the workers, and what comes
     back is a few compressed kilobytes instead of a thousand Python dicts to unpickle.
@@ -163,9 +165,31 @@ def score_part(
         + [(c, pa.float32()) for c in columns]
         + [("accepted", pa.bool_()), ("score", pa.float64()), ("error", pa.string())]
     )
+    rows = _rows(predictor, entries)
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(_rows(predictor, entries), schema=schema), sink)
-    return index, sink.getvalue().to_pybytes(), f"{socket.gethostname()}/{os.getpid()}"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
+    return index, sink.getvalue().to_pybytes(), f"{socket.gethostname()}/{os.getpid()}", _counts(rows)
+
+
+def count_part(part: tuple[int, bytes]) -> Counter[str] | None:
+    """A worker's task: the counts of a part written before (its index and bytes), or None if it
+    is not a whole part."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, data = part
+    try:
+        return _counts(pq.read_table(pa.BufferReader(data), columns=["accepted", "error"]).to_pylist())
+    except (pa.ArrowException, ValueError, KeyError):  # cut short, or not a file of ours
+        return None
+
+
+def _counts(rows: Sequence[dict]) -> Counter[str]:
+    return Counter(
+        inputs=len(rows),
+        errors=sum(row["error"] is not None for row in rows),
+        refused=sum(row["accepted"] is False for row in rows),
+    )
 
 
 def list_inputs(source: str) -> list[tuple[str, str | None]]:
@@ -240,12 +264,20 @@ class _Folder:
         except FileNotFoundError:
             return set()
 
-    def read_json(self, name: str) -> dict | None:
+    def read_bytes(self, name: str) -> bytes | None:
+        """The file's bytes, or None if there is no such file."""
         try:
-            return json.loads(self.fs.cat_file(self.path(name)))
+            return self.fs.cat_file(self.path(name))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise DigitsError(f"cannot read {self.name}/{name}: {first_line(exc)}") from None
+
+    def read_json(self, name: str) -> dict | None:
+        data = self.read_bytes(name)
+        try:
+            return None if data is None else json.loads(data)
+        except ValueError as exc:
             raise DigitsError(f"cannot read {self.name}/{name}: {first_line(exc)}") from None
 
     def write(self, name: str, data: bytes) -> None:
@@ -256,20 +288,6 @@ class _Folder:
             self.fs.pipe_file(self.path(name), data)  # one object, whole or not at all
         except OSError as exc:
             raise DigitsError(f"cannot write {self.name}/{name}: {first_line(exc)}") from None
-
-    def rows(self, name: str) -> int:
-        import pyarrow.parquet as pq
-
-        with self.fs.open(self.path(name), "rb") as file:
-            return pq.read_metadata(file).num_rows
-
-    def read(self, name: str, columns: list[str]) -> Any:
-        import pyarrow.parquet as pq
-
-        # One thread, no read-ahead: Arrow's thread pools, once started, can abort the process at
-        # exit now and then ("terminate called without an active exception", apache/arrow#34314).
-        with self.fs.open(self.path(name), "rb") as file:
-            return pq.ParquetFile(file).read(columns=columns, use_threads=False)
 
 
 def run(
@@ -288,10 +306,11 @@ def run(
     `digits batch` for the arguments. Nothing is written before the model has been checked and
     the engine (the local processes, or the Dask scheduler) is there.
     """
-    try:
-        import pyarrow  # noqa: F401  (checked here: the parts are written with it)
-    except ImportError:
-        raise DigitsError(f"digits batch needs the batch extra: {EXTRA}") from None
+    # Looked for, not imported: the workers write and read the Parquet files, and the driver
+    # keeps Arrow's thread pools out of its process, where they can abort it at exit now and
+    # then ("terminate called without an active exception", apache/arrow#34314).
+    if importlib.util.find_spec("pyarrow") is None:
+        raise DigitsError(f"digits batch needs the batch extra: {EXTRA}")
     started = time.perf_counter()
     # Checked here, before any worker starts; the workers classify, so this session (and its
     # onnxruntime threads) ends at once rather than at interpreter exit.
@@ -319,20 +338,20 @@ def run(
         if JOB not in names:
             folder.write(JOB, (json.dumps(job, indent=1) + "\n").encode())
         parts = [entries[start : start + size] for start in range(0, len(entries), size)]
+        found = (
+            (i, folder.read_bytes(PART.format(i)) or b"")
+            for i in range(len(parts))
+            if PART.format(i) in names
+        )
         kept = {
-            i
-            for i, part in enumerate(parts)
-            if PART.format(i) in names and folder.rows(PART.format(i)) == len(part)
+            i: part_counts
+            for (i, _), part_counts in _guarded(bounded(executor, count_part, found, ahead))
+            if part_counts is not None and part_counts["inputs"] == len(parts[i])
         }
         todo = [(i, part) for i, part in enumerate(parts) if i not in kept]
-        by_worker = _score_parts(folder, todo, len(entries), (executor, model_ref, ahead))
+        by_worker, counts = _score_parts(folder, todo, len(entries), (executor, model_ref, ahead))
     seconds = time.perf_counter() - started
-    counts: Counter[str] = Counter()
-    for i in range(len(parts)):  # counted from the files themselves, kept parts included
-        table = folder.read(PART.format(i), ["accepted", "error"]).to_pydict()
-        counts["inputs"] += len(table["error"])
-        counts["errors"] += sum(e is not None for e in table["error"])
-        counts["refused"] += sum(a is False for a in table["accepted"])
+    counts = sum(kept.values(), counts)
     if counts["inputs"] != len(entries):  # the parts cover the inputs once: this cannot happen
         raise DigitsError(
             f"{output} holds {counts['inputs']} rows for {len(entries)} inputs: remove it, run again"
@@ -357,22 +376,31 @@ def run(
     return summary
 
 
-def _score_parts(folder: "_Folder", todo: list[tuple[int, list]], total: int, engine: tuple) -> Counter[str]:
-    """Score the parts on the engine and write each as it comes; return how many each worker scored."""
+def _score_parts(
+    folder: "_Folder", todo: list[tuple[int, list]], total: int, engine: tuple
+) -> tuple[Counter[str], Counter[str]]:
+    """Score the parts on the engine and write each as it comes.
+
+    Returns how many parts each worker scored, and the counts of the rows written.
+    """
     from tqdm import tqdm
 
     executor, model_ref, ahead = engine
     sizes = {index: len(part) for index, part in todo}
     by_worker: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
     # disable=None: the bar is drawn only when stderr is a terminal.
     with tqdm(
         total=total, initial=total - sum(sizes.values()), desc="batch", unit="image", disable=None
     ) as bar:
-        for _, (index, data, worker) in _guarded(bounded(executor, score_part, todo, ahead, model_ref, 1)):
+        for _, (index, data, worker, part_counts) in _guarded(
+            bounded(executor, score_part, todo, ahead, model_ref, 1)
+        ):
             folder.write(PART.format(index), data)
             by_worker[worker] += 1
+            counts += part_counts
             bar.update(sizes[index])
-    return by_worker
+    return by_worker, counts
 
 
 def _check_job(folder: _Folder, names: set[str], job: dict) -> dict | None:
