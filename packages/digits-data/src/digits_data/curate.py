@@ -237,15 +237,20 @@ def _listed(folder: Path) -> set[str]:
     """What the manifest of a curated folder (one written before folders had records) accounts for."""
     manifest = atomic.read_json(folder / MANIFEST_NAME)
     try:
-        splits = {**manifest["splits"], **manifest.get("outliers", {}).get("splits", {})}
-        return {MANIFEST_NAME, CONTACT_SHEET, *(entry["file"] for entry in splits.values())}
+        files = (entry["file"] for entry in _split_entries(manifest).values())
+        return {MANIFEST_NAME, CONTACT_SHEET, *files}
     except (TypeError, KeyError, AttributeError):
         return set()
 
 
+def _split_entries(manifest: dict) -> dict[str, dict]:
+    """The manifest's entries of every split, the curated ones and then the outlier ones."""
+    return {**manifest["splits"], **manifest.get("outliers", {}).get("splits", {})}
+
+
 def check_overlap(manifest: dict) -> list[str]:
     """Return a message per pair of splits (outlier splits too) that share an MNIST index."""
-    entries = {**manifest["splits"], **manifest.get("outliers", {}).get("splits", {})}
+    entries = _split_entries(manifest)
     names = list(entries)
     problems = []
     for i, a in enumerate(names):

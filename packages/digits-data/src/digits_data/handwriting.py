@@ -624,20 +624,17 @@ def write(
 
 def _listed(folder: Path) -> set[str]:
     """What the manifest of a set (written before folders had records) accounts for."""
-    manifest = atomic.read_json(folder / MANIFEST_NAME)
+    manifest = _read_manifest(folder / MANIFEST_NAME)
     try:
-        if manifest["format"] != FORMAT:
-            return set()
         return {MANIFEST_NAME, SHEET_NAME, *(entry["file"] for entry in manifest["samples"])}
     except (TypeError, KeyError):
         return set()
 
 
-def _format_of(manifest: Path) -> str | None:
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("format")
-    except (OSError, ValueError, AttributeError):
-        return None
+def _read_manifest(path: Path) -> dict | None:
+    """The manifest of a generated set at ``path``; None if it is missing, not JSON or of another format."""
+    manifest = atomic.read_json(path)
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
 
 
 HANDWRITING_HINT = "run `make handwriting` (or `digits-data handwriting`) to create it"
@@ -654,9 +651,9 @@ def load_manifest(directory: str | os.PathLike) -> dict:
     path = directory / MANIFEST_NAME
     if not path.is_file():
         raise DigitsError(f"{path} does not exist: {HANDWRITING_HINT}")
-    if _format_of(path) != FORMAT:
+    manifest = _read_manifest(path)
+    if manifest is None:
         raise DigitsError(f"{path} is not the manifest of a generated handwriting set: {HANDWRITING_HINT}")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
     edited = f"it was edited; delete {directory} and run `make handwriting` (or `digits-data handwriting`)"
     problem = _manifest_problem(manifest)
     if problem:
