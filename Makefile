@@ -13,6 +13,7 @@ MODEL  := $(ART)/model.onnx
 EVAL   := $(ART)/eval
 REPORT := $(ART)/report
 HANDWRITING := $(ART)/handwriting
+SUITE  := $(ART)/suite
 TIMED  := $(BIN)/python -m digits_data.timing $(ART)/timings
 SOURCE ?= auto
 IMAGE  ?=
@@ -26,7 +27,7 @@ RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: FORCE help all install data curate inspect handwriting train evaluate predict serve report seeds test lint format tox clean
+.PHONY: FORCE help all install data curate inspect handwriting suite train evaluate predict serve report seeds test lint format tox clean
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,7 +64,8 @@ CURATED_CHANGED := $(shell find $(CURATED) -maxdepth 1 -name '*.npz' -newer $(CU
 
 # A step runs again when the code that decides its output changes (new defaults, a new recipe).
 CURATE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,contract.py curate.py)
-TRAIN_SOURCES := $(addprefix packages/digits-train/src/digits_train/,config.py model.py augment.py data.py typeset.py fit.py)
+TRAIN_SOURCES := $(addprefix packages/digits-train/src/digits_train/,config.py model.py augment.py degrade.py data.py typeset.py fit.py) \
+	$(addprefix packages/digits-data/src/digits_data/,images.py typefaces.py)
 
 $(CURATED)/manifest.json: $(RAW_FILES) $(CURATE_SOURCES) $(if $(CURATED_CHANGED),FORCE)
 	$(TIMED) curate -- $(BIN)/digits-data curate --data-dir $(MNIST) --output-dir $(CURATED)
@@ -78,6 +80,13 @@ handwriting: $(HANDWRITING)/manifest.json ## Generate handwriting that is not MN
 $(HANDWRITING)/manifest.json: packages/digits-data/src/digits_data/handwriting.py | $(INSTALLED)
 	$(TIMED) handwriting -- $(BIN)/digits-data handwriting --output-dir $(HANDWRITING)
 
+suite: $(SUITE)/manifest.json ## Degrade MNIST test and handwriting 0/5/8 by every family: the degradation suite
+
+SUITE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,degrade.py suite.py typefaces.py images.py)
+
+$(SUITE)/manifest.json: $(RAW_FILES) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json $(SUITE_SOURCES)
+	$(TIMED) suite -- $(BIN)/digits-data degrade --curated-dir $(CURATED) --handwriting-dir $(HANDWRITING) --output-dir $(SUITE)
+
 train: $(MODEL) ## Train the CNN and export the kept checkpoint to artifacts/model.onnx
 
 $(TRAIN)/best.ckpt: $(CURATED)/manifest.json $(TRAIN_SOURCES)
@@ -86,7 +95,7 @@ $(TRAIN)/best.ckpt: $(CURATED)/manifest.json $(TRAIN_SOURCES)
 $(MODEL): $(TRAIN)/best.ckpt
 	$(TIMED) export -- $(BIN)/digits-train export --checkpoint-path $< --output $@
 
-evaluate: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json ## Evaluate the model on the eval split, the MNIST test digits (0/5/8, and the others it should refuse) and the generated handwriting
+evaluate: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json $(EVAL)/degraded.json ## Evaluate the model on the eval split, the MNIST test digits (0/5/8, and the others it should refuse), the generated handwriting and the degradation suite
 
 $(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json
 	$(TIMED) evaluate -- $(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split eval --json $@
@@ -99,6 +108,9 @@ $(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
 
 $(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json benchmarks/handwriting.py
 	$(BIN)/python benchmarks/handwriting.py --model $(MODEL) --handwriting-dir $(HANDWRITING) --json $@
+
+$(EVAL)/degraded.json: $(MODEL) $(SUITE)/manifest.json
+	$(TIMED) robustness -- $(BIN)/digits robustness --model $(MODEL) --suite-dir $(SUITE) --json $@
 
 seeds: $(INSTALLED) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
 	$(BIN)/python benchmarks/seeds.py --curated-dir $(CURATED) --handwriting-dir $(HANDWRITING) --seeds $(or $(SEEDS),1 2 3 4 5) --json $(ART)/seeds.json
@@ -119,7 +131,7 @@ serve: $(MODEL) ## Serve the model over HTTP, with a page to draw on, at http://
 report: ## Write the HTML report on data, training and errors to artifacts/report
 	+@$(LOCKED) $(REPORT)/index.html
 
-$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json $(CURATED)/samples.png
+$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json $(EVAL)/degraded.json $(CURATED)/samples.png
 	$(BIN)/digits-report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
 		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT) --handwriting-dir $(HANDWRITING)
 

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from digits_data import atomic, dataset, handwriting, mnist
+from digits_data import atomic, dataset, handwriting, mnist, suite
 from digits_data import curate as curation
 from digits_data.checks import check_int, check_path
 from digits_data.cli_support import main_for
@@ -149,6 +149,39 @@ def handwriting_set(
     )
 
 
+def degrade(
+    curated_dir: str = "artifacts/curated",
+    handwriting_dir: str = "artifacts/handwriting",
+    output_dir: str = "artifacts/suite",
+    data_dir: str | None = None,
+    per_family: int = suite.DEFAULT_PER_FAMILY,
+    seed: int = suite.DEFAULT_SEED,
+) -> None:
+    """Write the degradation suite: MNIST test and handwriting 0/5/8, degraded by every family.
+
+    Writes OUTPUT_DIR/suite.npz (the images as a scanner would see them, with labels, family and
+    source), OUTPUT_DIR/sheet.png (a row of examples per family) and OUTPUT_DIR/manifest.json.
+    The same seed gives the same bytes. `digits robustness` measures a model on it.
+
+    Args:
+        curated_dir: Folder written by `digits-data curate` (names the classes and MNIST's folder).
+        handwriting_dir: Folder written by `digits-data handwriting`.
+        output_dir: Folder for the suite; replaced whole when it already holds one.
+        data_dir: The MNIST folder (default: beside the curated folder, or artifacts/mnist).
+        per_family: MNIST test images degraded by each family (a stratified, seeded draw).
+        seed: Seed of everything drawn.
+    """
+    check_int("per_family", per_family, 1, 100_000)
+    check_int("seed", seed, 0, 2**32 - 1)
+    arrays = suite.build(curated_dir, handwriting_dir, data_dir, per_family, seed)
+    manifest = suite.write(check_path("output_dir", output_dir), arrays, seed, per_family)
+    counts = manifest["images_per_family"]
+    print(
+        f"wrote {len(arrays['labels'])} images to {output_dir}: {len(suite.FAMILIES)} families "
+        f"(clean included) of {counts['mnist-test']} MNIST test and {counts['handwriting']} handwriting digits"
+    )
+
+
 def _save_png(image: np.ndarray, output: str | os.PathLike) -> None:
     from PIL import Image
 
@@ -181,5 +214,6 @@ COMMANDS = {
     "inspect": inspect,
     "sample": sample,
     "handwriting": handwriting_set,
+    "degrade": degrade,
 }
 main = main_for(COMMANDS, "digits-data")

@@ -25,6 +25,11 @@ MIN_SIDE = 8  # smaller images cannot hold a legible digit
 WORK_SIDE = 1024  # larger images are scaled down to this longer side before any float arithmetic
 MAX_PIXELS = 50_000_000  # larger non-JPEG images are refused before decoding (RGBA: 200 MB decoded)
 INK_THRESHOLD = 0.2  # after background removal, weaker signal than this (of the peak) is noise
+NOISE_LEVEL = 0.02  # a median step between neighbours above this share of the range is noise
+BACKGROUND_SIDE = 24  # the background is estimated at this resolution (long side, pixels)
+MARGIN_FILL = 0.7  # a row or column this full of light, from the image's edge inwards, is a margin
+MARGIN_EDGE = 2  # pixels each side of a light margin's border that are read as neither ink nor paper
+MIN_PIECE = 0.08  # pieces of ink with less than this share of the largest piece's ink are specks
 _CENTER = IMAGE_SIZE / 2  # MNIST's mean center of mass is (14.0, 14.0) in pixel-index coordinates
 
 
@@ -85,6 +90,34 @@ def load_image(source: str | os.PathLike | Image.Image | BinaryIO) -> np.ndarray
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name} could not be decoded, it may be truncated or corrupt ({exc})") from None
+
+
+def from_array(array: np.ndarray, name: str = "array") -> np.ndarray:
+    """Bring an image given as an array to MNIST form, as :func:`load_image` does for a file.
+
+    Takes (H, W) grayscale or (H, W, 3) RGB or (H, W, 4) RGBA, as OpenCV, imageio and PIL give
+    them: whole numbers 0-255 (any integer type) or floats in [0, 1]. A 28x28 float array that
+    is already in MNIST form passes through unchanged; anything else (dark ink on light paper,
+    another size, an off-centre digit) is read like the same image in a file, and an array a file
+    would be refused for (blank, too small) raises the same :class:`ImageError`.
+    """
+    pixels = np.asarray(array)
+    if pixels.dtype.kind not in "uif" or pixels.dtype == np.float16:
+        raise ImageError(f"{name}: pixels must be numbers, got an array of {pixels.dtype}")
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
+        raise ImageError(f"{name}: an image array must be (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
+    if pixels.dtype.kind == "f":
+        if not np.isfinite(pixels).all():
+            raise ImageError(f"{name}: pixels must be numbers, not NaN or infinity")
+        if pixels.size and (pixels.min() < 0.0 or pixels.max() > 1.0):
+            raise ImageError(f"{name}: float pixels must lie in [0, 1]; give whole numbers 0-255 as integers")
+        if pixels.shape == (IMAGE_SIZE, IMAGE_SIZE) and _is_mnist_form(pixels.astype(np.float32)):
+            return pixels.astype(np.float32)
+        pixels = np.rint(pixels * 255.0)
+    elif pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+        raise ImageError(f"{name}: whole-number pixels must lie in 0-255, got {pixels.min()} to {pixels.max()}")
+    # Pillow reads (H, W), (H, W, 3) and (H, W, 4) uint8 as L, RGB and RGBA.
+    return to_mnist(Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)), name)
 
 
 def decoded_pixels(source: BinaryIO) -> int:
@@ -154,23 +187,143 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
         if _is_mnist_form(pixels):
             return pixels
     gray = _grayscale(image, name)
-    if min(gray.shape) >= 3 * MIN_SIDE:
-        # A 3x3 median removes salt-and-pepper noise; small images have no pixels to spare.
+    if min(gray.shape) >= 3 * MIN_SIDE and _noisy(gray):
+        # A 3x3 median removes salt-and-pepper and sensor noise. Only where there is noise: it
+        # would also erase thin lines (outlined type, an edge map), and small images have no
+        # pixels to spare.
         gray = np.asarray(Image.fromarray(gray.astype(np.float32)).filter(ImageFilter.MedianFilter(3)))
     low, high = float(gray.min()), float(gray.max())
     if high - low < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     gray = (gray - low) / (high - low)
-    background = float(np.median(_border(gray)))
-    if background > 0.5:  # dark ink on light paper
-        gray, background = 1.0 - gray, 1.0 - background
-    ink = np.clip((gray - background) / max(1.0 - background, 1e-6), 0.0, 1.0)
+    if np.median(gray) > 0.5:  # mostly light: dark ink on light paper
+        gray = 1.0 - gray
+    ink = _ink(gray)
     ink[ink < INK_THRESHOLD * ink.max()] = 0.0
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    if rows.size == 0 or ink.max() < 1e-3:
+    if ink.max() < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
+    ink = _keep_digit(ink)
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return _center(_fit_box(crop))
+
+
+def _noisy(gray: np.ndarray) -> bool:
+    """True when the image has noise: most neighbouring pixels differ, or many pixels stand alone.
+
+    The median of the differences between horizontal neighbours is 0 on clean paper whatever the
+    digit (strokes are a minority of pixels), and grows with sensor noise. Salt and pepper leaves
+    most pixels clean but makes single pixels far brighter or darker than all eight neighbours,
+    which no stroke does, however thin.
+    """
+    spread = max(float(gray.max() - gray.min()), 1e-6)
+    if np.median(np.abs(np.diff(gray, axis=1))) > NOISE_LEVEL * spread:
+        return True
+    h, w = gray.shape
+    padded = np.pad(gray, 1, mode="edge")
+    around = [padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    alone = (gray - np.max(around, axis=0) > 0.3 * spread) | (np.min(around, axis=0) - gray > 0.3 * spread)
+    return bool(alone.mean() > 0.005)
+
+
+def _ink(gray: np.ndarray) -> np.ndarray:
+    """Ink in [0, 1] from luminance that is mostly dark: light strokes over an uneven background.
+
+    The background is a low percentile of each neighbourhood, not one level for the whole image,
+    so gradients, shadows and haze go with it. It is estimated on a copy of at most
+    BACKGROUND_SIDE pixels a side: cheap whatever the image's size, and smooth at the digit's
+    scale. Light margins (part of the page inverted, as at a scan's edges) are read inverted.
+    """
+    h, w = gray.shape
+    shrink = min(1.0, BACKGROUND_SIDE / max(h, w))
+    size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
+    small = Image.fromarray(gray.astype(np.float32)).resize(size, Image.Resampling.BOX)
+    window = 2 * (min(size) // 4) + 1  # odd, about half the shorter side
+    background = small.filter(ImageFilter.RankFilter(window, window * window // 5))
+    background = np.asarray(background.resize((w, h), Image.Resampling.BILINEAR))
+    ink = np.clip(gray - background, 0.0, None)
+    for rows, cols in _margins(ink > INK_THRESHOLD * ink.max()):
+        # Inside a light margin the strokes are the dark pixels: ink is how far below the margin's
+        # own level they are. Its border, half light and half dark, is neither.
+        level = float(np.median(gray[rows, cols]))
+        ink[rows, cols] = np.clip(level - gray[rows, cols], 0.0, None)
+        edge = MARGIN_EDGE
+        ring = np.zeros_like(ink, dtype=bool)
+        ring[max(rows.start - edge, 0) : rows.stop + edge, max(cols.start - edge, 0) : cols.stop + edge] = True
+        ring[rows.start + edge : max(rows.stop - edge, 0), cols.start + edge : max(cols.stop - edge, 0)] = False
+        ring[: edge * (rows.start == 0)] = ring[h - edge * (rows.stop == h) :] = False  # image edges
+        ring[:, : edge * (cols.start == 0)] = ring[:, w - edge * (cols.stop == w) :] = False
+        ink[ring] = 0.0
+    return ink / max(float(ink.max()), 1e-6)
+
+
+def _margins(mask: np.ndarray) -> list[tuple[slice, slice]]:
+    """Boxes of the light margins in ``mask``: bands along an edge of the image, each line of
+    which is mostly set (strokes of the digit crossing a margin leave gaps in it).
+
+    A stroke does not fill MARGIN_FILL of a whole row or column, so a digit is never a margin.
+    """
+    h, w = mask.shape
+    boxes = []
+    for axis, length in ((0, w), (1, h)):  # columns (left and right bands), then rows
+        full = mask.mean(axis) >= MARGIN_FILL
+        for side, lines in (("start", full), ("stop", full[::-1])):
+            n = int(np.argmin(lines)) if not lines.all() else length
+            if 0 < n < length // 2:
+                span = slice(0, n) if side == "start" else slice(length - n, length)
+                boxes.append((slice(0, h), span) if axis == 0 else (span, slice(0, w)))
+    return boxes
+
+
+def _keep_digit(ink: np.ndarray) -> np.ndarray:
+    """Ink of the digit's strokes: connected pieces of at least MIN_PIECE of the largest one's ink.
+
+    Specks of noise and small marks apart from the digit would otherwise pull the crop and the
+    centre of mass away from it.
+    """
+    labels = _components(ink > 0)
+    mass = np.bincount(labels.ravel(), weights=ink.ravel())
+    mass[0] = 0.0  # label 0 is the background
+    keep = mass >= MIN_PIECE * mass.max()
+    return np.where(keep[labels], ink, 0.0)
+
+
+def _components(mask: np.ndarray) -> np.ndarray:
+    """Label the 8-connected pieces of ``mask``: 0 outside it, 1..K for the K pieces.
+
+    Works on runs of set pixels along each row: runs in neighbouring rows that touch (diagonals
+    included) are joined with a union-find, so the cost grows with the number of runs, not of
+    pixels, and needs no library beyond numpy.
+    """
+    h, w = mask.shape
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    ends = np.nonzero(edges == -1)[1]  # exclusive; runs come in the same row-major order
+    first = np.searchsorted(rows, np.arange(h + 1))  # runs of row r: first[r] .. first[r + 1]
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for r in range(1, h):
+        i, j = first[r - 1], first[r]
+        while i < first[r] and j < first[r + 1]:
+            if starts[j] <= ends[i] and starts[i] <= ends[j]:  # overlap, or touch at a corner
+                parent[root(j)] = root(i)
+            if ends[i] < ends[j]:
+                i += 1
+            else:
+                j += 1
+    roots = np.array([root(i) for i in range(len(rows))], dtype=np.int64)
+    numbers = np.unique(roots, return_inverse=True)[1] + 1
+    labels = np.zeros(mask.shape, dtype=np.int64)
+    lengths = ends - starts
+    flat = np.repeat(rows * w + starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    labels.ravel()[flat] = np.repeat(numbers, lengths)
+    return labels
 
 
 def _is_mnist_form(pixels: np.ndarray) -> bool:

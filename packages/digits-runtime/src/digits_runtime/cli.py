@@ -229,6 +229,44 @@ def evaluate(
     print(format_refusal(refusal))
 
 
+def robustness(
+    model: str = DEFAULT_MODEL,
+    suite_dir: str = "artifacts/suite",
+    json: str | None = None,
+    workers: int | None = None,
+) -> None:
+    """Report accuracy, the share accepted and the share accepted and wrong on degraded digits.
+
+    Every image of the degradation suite (`digits-data degrade`: MNIST test and generated
+    handwriting 0/5/8, each degraded by every family) goes through the same preprocessing as an
+    image file, then the model and its refusal rule. One block per source, one row per family.
+
+    Args:
+        model: The ONNX model written by `digits-train export`.
+        suite_dir: Folder written by `digits-data degrade`.
+        json: Also write the results to this JSON file.
+        workers: Processes that preprocess the images (default: one per core).
+    """
+    if json is not None and (not isinstance(json, str) or not json.strip()):
+        raise UsageError(f"--json must name a JSON file to write, got {json!r}")
+    if json is not None and Path(json).is_dir():
+        raise UsageError(f"--json {json} is a folder: give the path of a JSON file to write")
+    workers = check_int("workers", os.cpu_count() or 1 if workers is None else workers, 1, os.cpu_count() or 1)
+    from digits_data import suite
+    from digits_runtime import robustness as measure
+    from digits_runtime.predictor import Predictor
+
+    predictor = Predictor(model)
+    manifest, arrays = suite.load(suite_dir)
+    pixels, readable = measure.preprocess_all(arrays["images"], workers)
+    result = measure.evaluate(predictor, manifest, arrays, pixels, readable)
+    if json is not None:
+        result |= {"model": str(model), "suite_sha256": manifest["sha256"][suite.SUITE_FILE]}
+        atomic.write_text(json, jsonlib.dumps(result, indent=1) + "\n")
+    print(f"{model} on the degradation suite in {suite_dir} ({len(arrays['labels'])} images)\n")
+    print(measure.table(result))
+
+
 def serve(model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the model over HTTP: POST /predict, a drawing page at /, GET /health and GET /model.
 
@@ -322,5 +360,5 @@ def batch(
     print(jsonlib.dumps(summary))
 
 
-COMMANDS = {"predict": predict, "evaluate": evaluate, "serve": serve, "batch": batch}
+COMMANDS = {"predict": predict, "evaluate": evaluate, "robustness": robustness, "serve": serve, "batch": batch}
 main = main_for(COMMANDS, "digits")

@@ -14,12 +14,14 @@ from PIL import Image
 
 from digits_data import contract
 from digits_data.errors import DigitsError, first_line
-from digits_data.images import load_image, pixels_from_uint8
+from digits_data.images import from_array, load_image, pixels_from_uint8
 from digits_data.refusal import BASELINE_SCORE, RefusalRule, scores
 
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
 """What :meth:`Predictor.predict` takes: a file path, the bytes of an image file, a binary file object
-(``open(path, "rb")``, ``io.BytesIO``), a PIL image, or a (28, 28) pixel array."""
+(``open(path, "rb")``, ``io.BytesIO``), a PIL image, or an image array ((H, W), (H, W, 3) or
+(H, W, 4); whole numbers 0-255 or floats in [0, 1]). Arrays are preprocessed like files; to give
+pixels already in MNIST form untouched, use :meth:`Predictor.classify`."""
 
 BATCH_SIZE = 256  # images per onnxruntime call when predicting many
 # More threads than this only add contention; far more (say 100000) never finish starting.
@@ -261,7 +263,7 @@ class Predictor:
 
     def predict(self, source: Source) -> Prediction:
         """Classify one image: a file path, the bytes of an image file, a binary file object, a PIL
-        image, or a (28, 28) pixel array (see :data:`Source`).
+        image, or an image array (see :data:`Source`).
 
         Raises :class:`DigitsError` when the source cannot be read (or is none of these), holds no
         digit, or the model answers it with NaN or infinity.
@@ -360,16 +362,9 @@ def _pixels(source: Source) -> np.ndarray:
     if not isinstance(source, np.ndarray):
         raise DigitsError(
             f"cannot read an image from {reprlib.repr(source)} (of type {type(source).__name__}): give a "
-            "file path, image bytes, a binary file object, a PIL image or a (28, 28) pixel array"
+            "file path, image bytes, a binary file object, a PIL image or an image array"
         )
-    size = contract.IMAGE_SIZE
-    if source.dtype.kind not in "uif":
-        raise DigitsError(f"pixels must be numbers, got an array of {source.dtype}")
-    pixels = pixels_from_uint8(source) if source.dtype == np.uint8 else source.astype(np.float32)
-    if pixels.shape != (size, size):
-        raise DigitsError(f"an image array must be ({size}, {size}), got {source.shape}")
-    _check_range(pixels)
-    return pixels
+    return from_array(source)
 
 
 def _seekable(stream: Any) -> bool:

@@ -55,6 +55,8 @@ class FitConfig:
     num_workers: int = 0
     augment: bool = True
     elastic: float = 0.08
+    degrade: float = 0.5
+    junk: float = 0.25
     network: str = "compact"
     members: int = 2
     class_weighting: str = "sqrt"
@@ -65,6 +67,7 @@ class FitConfig:
     outlier_weight: float = 0.5
     outlier_target: str = "reject"
     typeset: int = 2000
+    printed: int = 600
     outliers_per_epoch: int = 3400
     min_epochs: int = 15
     early_stopping_patience: int = 3
@@ -82,6 +85,8 @@ class FitConfig:
         check_int("num_workers", self.num_workers, 0, 64)
         check_bool("augment", self.augment)
         check_float("elastic", self.elastic, 0.0, 0.5, open_interval=False)
+        check_float("degrade", self.degrade, 0.0, 1.0, open_interval=False)
+        check_float("junk", self.junk, 0.0, 1.0, open_interval=False)
         check_choice("network", self.network, NETWORKS)
         check_int("members", self.members, 1, 8)
         check_choice("class_weighting", self.class_weighting, tuple(CLASS_WEIGHT_POWER))
@@ -96,6 +101,7 @@ class FitConfig:
         check_float("outlier_weight", self.outlier_weight, 0.0, 10.0, open_interval=False)
         check_choice("outlier_target", self.outlier_target, OUTLIER_TARGETS)
         check_int("typeset", self.typeset, 0, 100_000)
+        check_int("printed", self.printed, 0, 100_000)
         check_int("outliers_per_epoch", self.outliers_per_epoch, 0, 1_000_000)
         check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
         check_int("lr_patience", self.lr_patience, 0, MAX_EPOCHS)

@@ -11,7 +11,7 @@ from digits_data.contract import OUTLIER_SPLITS
 from digits_data.dataset import Split, load_split
 from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
-from digits_train.typeset import typeset
+from digits_train.typeset import printed_digits, typeset
 
 
 def tensors(split: Split, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,15 +73,21 @@ def loaders(
     outliers: bool = False,
     typeset_count: int = 0,
     outliers_per_epoch: int = 0,
+    printed_count: int = 0,
 ) -> tuple[DataLoader, DataLoader, torch.Tensor]:
     """Build the train (shuffled by a seeded generator) and val loaders; also return train targets.
 
     With ``outliers``, the ``other_train`` split (digits that are none of ``labels``) and
     ``typeset_count`` typeset characters (digits_train.typeset) join the training data with
-    target OUTLIER; the returned targets stay those of the known digits. ``outliers_per_epoch``
+    target OUTLIER; the returned targets stay those of the curated digits. ``printed_count`` digits
+    set in type (digits_train.typeset.printed_digits) join the known digits. ``outliers_per_epoch``
     > 0 draws that many of them afresh each epoch (OutlierSubsetSampler) instead of all.
     """
     known = tensors(load_split(curated_dir, "train", verify=False), labels)
+    weighted = known[1]  # class weights come from the curated digits alone
+    if printed_count:
+        printed, targets = printed_digits(printed_count, labels, seed)
+        known = (torch.cat([known[0], torch.from_numpy(printed).unsqueeze(1)]), torch.cat([known[1], torch.from_numpy(targets)]))
     train = TensorDataset(*known)
     if outliers:
         pixels, targets = outlier_tensors(load_split(curated_dir, OUTLIER_SPLITS[0], verify=False))
@@ -100,4 +106,4 @@ def loaders(
     else:
         train_loader = DataLoader(train, shuffle=True, generator=generator, **common)
     val_loader = DataLoader(val, shuffle=False, **{**common, "batch_size": 1024})
-    return train_loader, val_loader, known[1]
+    return train_loader, val_loader, weighted

@@ -138,6 +138,7 @@ def _fit(
         config.outlier_weight > 0,
         config.typeset,
         config.outliers_per_epoch,
+        config.printed,
     )
     model = DigitsClassifier(
         labels=labels,

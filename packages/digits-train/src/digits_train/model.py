@@ -11,6 +11,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, M
 from torchmetrics.wrappers import ClasswiseWrapper
 
 from digits_train.augment import Jitter
+from digits_train.degrade import Degrade, junk
 from digits_train.config import FitConfig
 from digits_train.data import OUTLIER
 
@@ -89,6 +90,7 @@ class DigitsClassifier(L.LightningModule):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
         self.jitter = Jitter(elastic=self.config.elastic)
+        self.degrade = Degrade(self.config.degrade)
         # Augmentation draws from its own generator so that runs are reproducible.
         self.generator = torch.Generator().manual_seed(self.config.seed)
         n = len(labels)
@@ -123,6 +125,12 @@ class DigitsClassifier(L.LightningModule):
         known = targets != OUTLIER
         if self.config.augment:
             pixels = self.jitter(pixels, self.generator)
+            if self.config.junk > 0 and not known.all():
+                # Some outliers become junk made from this batch: scribbles, noise, digit pairs.
+                swap = ~known & (torch.rand(len(targets), generator=self.generator) < self.config.junk)
+                pixels = pixels.clone()
+                pixels[swap] = junk(pixels[torch.roll(swap, 1)], self.generator)
+            pixels = self.degrade(pixels, self.generator)
         # Channels-last (NHWC) tensors take oneDNN's fast CPU kernels for convolution, BatchNorm and
         # pooling: a training step costs about two thirds of the default layout's.
         x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)

@@ -12,6 +12,7 @@ import string
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digits_data import typefaces
 from digits_data.contract import CLASSES, IMAGE_SIZE
 from digits_data.images import to_mnist
 
@@ -40,3 +41,26 @@ def typeset(count: int) -> np.ndarray:
             )
             variants.append(to_mnist(canvas, f"character {character}"))
     return np.stack([variants[i % len(variants)] for i in range(count)]).astype(np.float32)
+
+
+OUTLINED = 0.3  # share of printed digits drawn as outlined type
+
+
+def printed_digits(count: int, labels: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` digits of ``labels`` set in the training typefaces (digits_data.typefaces), as
+    MNIST-form images (count, 28, 28) in [0, 1] and their targets (count,), positions in ``labels``.
+
+    Every face and digit comes equally often; size, position, rotation, pen and outlining are drawn
+    from a generator seeded by ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    images, targets = [], []
+    for i in range(count):
+        face = typefaces.TRAINING_FACES[i % len(typefaces.TRAINING_FACES)]
+        target = (i // len(typefaces.TRAINING_FACES)) % len(labels)
+        image = typefaces.render(face, str(labels[target]), rng, outlined=rng.random() < OUTLINED)
+        images.append(to_mnist(image, f"{labels[target]} in {face}"))
+        targets.append(target)
+    if not images:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    return np.stack(images).astype(np.float32), np.array(targets, dtype=np.int64)

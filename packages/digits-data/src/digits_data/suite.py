@@ -1,0 +1,147 @@
+"""The degradation suite: digits degraded by every family of digits_data.degrade, written as one file.
+
+The suite takes a seeded, stratified draw of the MNIST test set's 0/5/8 (never used for training
+or for choosing anything) and the generated handwriting's 0/5/8, and degrades each of them once
+by every family, and once not at all (``clean``). Each (family, image) pair draws from its own
+generator, seeded by (seed, family number, image number), so the same seed gives the same bytes.
+
+``suite.npz`` holds ``images`` uint8 (M, SIDE, SIDE) as a scanner would see them, ``labels``
+(M,), ``family`` (M,) positions in the manifest's ``families``, ``source`` (M,) positions in its
+``sources``, and ``index`` (M,), each image's index in its source. ``manifest.json`` records the
+seed, the families, the counts and the sha256 of ``suite.npz``; ``sheet.png`` shows one row of
+examples per family.
+"""
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from digits_data import atomic, dataset, degrade, handwriting, typefaces
+from digits_data.contract import CLASSES, MANIFEST_NAME
+from digits_data.errors import DigitsError
+from digits_data.images import load_image
+
+FORMAT = "digits-degradation-suite/1"
+DEFAULT_SEED = 20251203
+DEFAULT_PER_FAMILY = 1000  # MNIST test images per family (of 2,846): a share of 0.001 is one image
+FAMILIES: tuple[str, ...] = ("clean", *degrade.FAMILIES)
+SOURCES = ("mnist-test", "handwriting", "typeface")
+TYPEFACE_SAMPLES = 8  # renderings of each digit in each held-out face, plain and outlined
+SUITE_FILE = "suite.npz"
+SHEET_NAME = "sheet.png"
+STEP = "digits-data degrade"
+SUITE_HINT = "run `make suite` (or `digits-data degrade`) to create it"
+
+
+def _stratified(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``count`` images drawn so that each label keeps its share."""
+    if count >= len(labels):
+        return np.arange(len(labels))
+    classes, sizes = np.unique(labels, return_counts=True)
+    shares = count * sizes // len(labels)
+    shares[np.argmax(sizes)] += count - shares.sum()  # what rounding down left goes to the largest
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, shares)]
+    return np.sort(np.concatenate(chosen))
+
+
+def degrade_all(images: np.ndarray, seed: int, families: tuple[str, ...] = FAMILIES) -> np.ndarray:
+    """Every image (N, 28, 28) uint8 degraded by every family: uint8 (len(families), N, SIDE, SIDE)."""
+    out = np.empty((len(families), len(images), degrade.SIDE, degrade.SIDE), dtype=np.uint8)
+    for f, family in enumerate(families):
+        for i, image in enumerate(images):
+            out[f, i] = degrade.degrade(image, family, np.random.default_rng([seed, f, i]))
+    return out
+
+
+def build(
+    curated_dir: str | os.PathLike,
+    handwriting_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    per_family: int = DEFAULT_PER_FAMILY,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, np.ndarray]:
+    """The suite's arrays (see the module's doc), from the MNIST test set and the handwriting set."""
+    test = dataset.load_test_split(curated_dir, data_dir=data_dir)
+    pick = _stratified(test.labels, per_family, np.random.default_rng(seed))
+    manifest = handwriting.load_manifest(handwriting_dir)
+    known = [e for e in manifest["samples"] if e["kind"] == "known"]
+    drawn = [np.uint8(np.rint(load_image(Path(handwriting_dir) / e["file"]) * 255)) for e in known]
+    printed, printed_labels = [], []
+    rng = np.random.default_rng(seed)
+    for face in typefaces.HELD_OUT_FACES:
+        for outlined in (False, True):
+            for digit in CLASSES:
+                for _ in range(TYPEFACE_SAMPLES):
+                    image = typefaces.render(face, str(digit), rng, outlined)
+                    printed.append(np.uint8(np.rint(load_image(image) * 255)))
+                    printed_labels.append(digit)
+    parts = [
+        (test.images[pick], test.labels[pick], test.indices[pick]),
+        (np.stack(drawn), np.array([int(e["label"]) for e in known]), np.arange(len(known))),
+        (np.stack(printed), np.array(printed_labels), np.arange(len(printed))),
+    ]
+    arrays: dict[str, list] = {"images": [], "labels": [], "family": [], "source": [], "index": []}
+    for source, (images, labels, index) in enumerate(parts):
+        degraded = degrade_all(images, seed + source)
+        for f in range(len(FAMILIES)):
+            arrays["images"].append(degraded[f])
+            arrays["labels"].append(labels)
+            arrays["family"].append(np.full(len(images), f))
+            arrays["source"].append(np.full(len(images), source))
+            arrays["index"].append(index)
+    return {key: np.concatenate(value).astype(np.uint8 if key == "images" else np.int64) for key, value in arrays.items()}
+
+
+def write(output_dir: str | os.PathLike, arrays: dict[str, np.ndarray], seed: int, per_family: int) -> dict:
+    """Write ``suite.npz``, ``sheet.png`` and ``manifest.json`` into ``output_dir``, replaced whole."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    with atomic.atomic_dir(output_dir, STEP) as scratch:
+        (scratch / SUITE_FILE).write_bytes(buffer.getvalue())
+        sheet(arrays).save(scratch / SHEET_NAME, format="PNG")
+        counts = {
+            source: int(((arrays["source"] == s) & (arrays["family"] == 0)).sum()) for s, source in enumerate(SOURCES)
+        }
+        manifest = {
+            "format": FORMAT,
+            "seed": seed,
+            "per_family": per_family,
+            "families": list(FAMILIES),
+            "groups": {group: [f.__name__ for f in members] for group, members in degrade.GROUPS.items()},
+            "sources": list(SOURCES),
+            "images_per_family": counts,
+            "sha256": {SUITE_FILE: dataset.sha256_file(scratch / SUITE_FILE)},
+        }
+        (scratch / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def sheet(arrays: dict[str, np.ndarray], columns: int = 12) -> Image.Image:
+    """One row per family: the first ``columns`` MNIST test images of the suite, degraded."""
+    rows = []
+    for f in range(len(FAMILIES)):
+        images = arrays["images"][(arrays["family"] == f) & (arrays["source"] == 0)][:columns]
+        rows.append(np.concatenate(list(images), axis=1))
+    return Image.fromarray(np.concatenate(rows, axis=0))
+
+
+def load(directory: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """The manifest and arrays of the suite in ``directory``, checked against the manifest's sha256.
+
+    Raises :class:`DigitsError` naming the file and what to run when the suite is missing,
+    written by something else, or changed since it was written.
+    """
+    folder = Path(directory)
+    manifest = atomic.read_json(folder / MANIFEST_NAME)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DigitsError(f"{folder / MANIFEST_NAME} is missing or not a degradation suite's: {SUITE_HINT}")
+    path = folder / SUITE_FILE
+    if not path.is_file() or dataset.sha256_file(path) != manifest.get("sha256", {}).get(SUITE_FILE):
+        raise DigitsError(f"{path} is missing or was changed after it was written: {SUITE_HINT}")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in ("images", "labels", "family", "source", "index")}
+    return manifest, arrays
