@@ -228,7 +228,7 @@ def test_misuse_is_one_line_before_any_work(capsys, tmp_path):
     assert (code, out) == (2, "")
     assert err == (
         "digits-data: error: digits-data has no command 'curat': "
-        "choose one of download, curate, inspect, sample, handwriting\n"
+        "choose one of download, curate, inspect, sample, handwriting, degrade\n"
     )
 
 

@@ -114,13 +114,14 @@ def test_unknown_or_missing_command_is_one_line(capsys):
     assert (code, out, err) == (
         2,
         "",
-        "digits: error: digits has no command 'classify': choose one of predict, evaluate, serve, batch\n",
+        "digits: error: digits has no command 'classify': "
+        "choose one of predict, evaluate, robustness, serve, batch\n",
     )
     code, out, err = run(capsys)
     assert (code, out, err) == (
         2,
         "",
-        "digits: error: give a command: predict, evaluate, serve, batch (see `digits --help`)\n",
+        "digits: error: give a command: predict, evaluate, robustness, serve, batch (see `digits --help`)\n",
     )
 
 

@@ -203,7 +203,7 @@ def test_arrays_that_are_not_images_are_refused(model_path, pixels, message):
     nan_image = np.zeros((28, 28), dtype=np.float32)
     nan_image[10, 10] = np.nan
     (answer,) = predictor.predict_each([nan_image])
-    assert str(answer) == "pixels must be numbers, not NaN or infinity"
+    assert str(answer) == "array: pixels must be numbers, not NaN or infinity"
 
 
 def test_pil_images_in_odd_modes_are_refused_with_digits_errors(model_path):

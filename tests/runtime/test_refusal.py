@@ -57,7 +57,7 @@ def test_exact_decisions_on_a_hand_built_model(make_model, tmp_path):
     np.testing.assert_allclose(classified.scores, [0.05, -0.05], rtol=1e-6)
     assert classified.accepted.tolist() == [True, False]
     assert classified.predicted.tolist() == [5, 0]
-    refused = predictor.predict(dark)
+    refused = predictor.to_predictions(classified.probabilities, classified.accepted)[1]
     assert refused == Prediction(
         {0: pytest.approx(1 / 3), 5: pytest.approx(1 / 3), 8: pytest.approx(1 / 3)}, 0, False
     )
@@ -66,7 +66,8 @@ def test_exact_decisions_on_a_hand_built_model(make_model, tmp_path):
         "prediction": 0,
         "accepted": False,
     }
-    assert predictor.predict(lit).to_json()["accepted"] is True
+    with pytest.raises(DigitsError, match="^no digit found in array: the image is blank or uniform$"):
+        predictor.predict(dark)  # an array is read as an image file is: a blank one holds no digit
 
 
 @pytest.mark.parametrize("kind", ["max_probability", "max_logit", "energy"])

@@ -177,8 +177,9 @@ def degrade(
     manifest = suite.write(check_path("output_dir", output_dir), arrays, seed, per_family)
     counts = manifest["images_per_family"]
     print(
-        f"wrote {len(arrays['labels'])} images to {output_dir}: {len(suite.FAMILIES)} families "
-        f"(clean included) of {counts['mnist-test']} MNIST test and {counts['handwriting']} handwriting digits"
+        f"wrote {len(arrays['labels'])} images to {output_dir}: {len(suite.FAMILIES)} families (clean "
+        f"included) of {counts['mnist-test']} MNIST test, {counts['handwriting']} handwriting and "
+        f"{counts['typeface']} printed digits"
     )
 
 

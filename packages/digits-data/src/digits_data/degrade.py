@@ -215,7 +215,9 @@ def stain(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A soft translucent blot, as of coffee, partly over the digit."""
     cx, cy = SIDE / 2 + rng.uniform(-14, 14, 2)
     r = rng.uniform(9, 14)
-    blot = _blur(_mark(lambda d: d.ellipse([4 * (cx - r), 4 * (cy - r), 4 * (cx + r), 4 * (cy + r)], fill=255)), 3)
+    blot = _blur(
+        _mark(lambda d: d.ellipse([4 * (cx - r), 4 * (cy - r), 4 * (cx + r), 4 * (cy + r)], fill=255)), 3
+    )
     return ink + 0.35 * blot
 
 

@@ -115,7 +115,9 @@ def from_array(array: np.ndarray, name: str = "array") -> np.ndarray:
             return pixels.astype(np.float32)
         pixels = np.rint(pixels * 255.0)
     elif pixels.size and (pixels.min() < 0 or pixels.max() > 255):
-        raise ImageError(f"{name}: whole-number pixels must lie in 0-255, got {pixels.min()} to {pixels.max()}")
+        raise ImageError(
+            f"{name}: whole-number pixels must lie in 0-255, got {pixels.min()} to {pixels.max()}"
+        )
     # Pillow reads (H, W), (H, W, 3) and (H, W, 4) uint8 as L, RGB and RGBA.
     return to_mnist(Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)), name)
 
@@ -221,7 +223,9 @@ def _noisy(gray: np.ndarray) -> bool:
         return True
     h, w = gray.shape
     padded = np.pad(gray, 1, mode="edge")
-    around = [padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    around = [
+        padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx
+    ]
     alone = (gray - np.max(around, axis=0) > 0.3 * spread) | (np.min(around, axis=0) - gray > 0.3 * spread)
     return bool(alone.mean() > 0.005)
 
@@ -249,8 +253,12 @@ def _ink(gray: np.ndarray) -> np.ndarray:
         ink[rows, cols] = np.clip(level - gray[rows, cols], 0.0, None)
         edge = MARGIN_EDGE
         ring = np.zeros_like(ink, dtype=bool)
-        ring[max(rows.start - edge, 0) : rows.stop + edge, max(cols.start - edge, 0) : cols.stop + edge] = True
-        ring[rows.start + edge : max(rows.stop - edge, 0), cols.start + edge : max(cols.stop - edge, 0)] = False
+        ring[max(rows.start - edge, 0) : rows.stop + edge, max(cols.start - edge, 0) : cols.stop + edge] = (
+            True
+        )
+        ring[rows.start + edge : max(rows.stop - edge, 0), cols.start + edge : max(cols.stop - edge, 0)] = (
+            False
+        )
         ring[: edge * (rows.start == 0)] = ring[h - edge * (rows.stop == h) :] = False  # image edges
         ring[:, : edge * (cols.start == 0)] = ring[:, w - edge * (cols.stop == w) :] = False
         ink[ring] = 0.0

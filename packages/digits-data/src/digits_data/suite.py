@@ -44,7 +44,10 @@ def _stratified(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.
     classes, sizes = np.unique(labels, return_counts=True)
     shares = count * sizes // len(labels)
     shares[np.argmax(sizes)] += count - shares.sum()  # what rounding down left goes to the largest
-    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, shares)]
+    chosen = [
+        rng.choice(np.flatnonzero(labels == c), size=k, replace=False)
+        for c, k in zip(classes, shares, strict=True)
+    ]
     return np.sort(np.concatenate(chosen))
 
 
@@ -93,7 +96,10 @@ def build(
             arrays["family"].append(np.full(len(images), f))
             arrays["source"].append(np.full(len(images), source))
             arrays["index"].append(index)
-    return {key: np.concatenate(value).astype(np.uint8 if key == "images" else np.int64) for key, value in arrays.items()}
+    return {
+        key: np.concatenate(value).astype(np.uint8 if key == "images" else np.int64)
+        for key, value in arrays.items()
+    }
 
 
 def write(output_dir: str | os.PathLike, arrays: dict[str, np.ndarray], seed: int, per_family: int) -> dict:
@@ -104,7 +110,8 @@ def write(output_dir: str | os.PathLike, arrays: dict[str, np.ndarray], seed: in
         (scratch / SUITE_FILE).write_bytes(buffer.getvalue())
         sheet(arrays).save(scratch / SHEET_NAME, format="PNG")
         counts = {
-            source: int(((arrays["source"] == s) & (arrays["family"] == 0)).sum()) for s, source in enumerate(SOURCES)
+            source: int(((arrays["source"] == s) & (arrays["family"] == 0)).sum())
+            for s, source in enumerate(SOURCES)
         }
         manifest = {
             "format": FORMAT,

@@ -251,7 +251,9 @@ def robustness(
         raise UsageError(f"--json must name a JSON file to write, got {json!r}")
     if json is not None and Path(json).is_dir():
         raise UsageError(f"--json {json} is a folder: give the path of a JSON file to write")
-    workers = check_int("workers", os.cpu_count() or 1 if workers is None else workers, 1, os.cpu_count() or 1)
+    workers = check_int(
+        "workers", os.cpu_count() or 1 if workers is None else workers, 1, os.cpu_count() or 1
+    )
     from digits_data import suite
     from digits_runtime import robustness as measure
     from digits_runtime.predictor import Predictor
@@ -360,5 +362,11 @@ def batch(
     print(jsonlib.dumps(summary))
 
 
-COMMANDS = {"predict": predict, "evaluate": evaluate, "robustness": robustness, "serve": serve, "batch": batch}
+COMMANDS = {
+    "predict": predict,
+    "evaluate": evaluate,
+    "robustness": robustness,
+    "serve": serve,
+    "batch": batch,
+}
 main = main_for(COMMANDS, "digits")

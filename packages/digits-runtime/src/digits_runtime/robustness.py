@@ -41,7 +41,7 @@ def preprocess_all(images: np.ndarray, workers: int = 1) -> tuple[np.ndarray, np
 
 def _shares(correct: np.ndarray, accepted: np.ndarray, readable: np.ndarray) -> dict:
     return {
-        "n": int(len(correct)),
+        "n": len(correct),
         "accuracy": round(float(correct.mean()), 4),
         "accepted": round(float(accepted.mean()), 4),
         "accepted_wrong": round(float((accepted & ~correct).mean()), 4),
@@ -50,7 +50,11 @@ def _shares(correct: np.ndarray, accepted: np.ndarray, readable: np.ndarray) -> 
 
 
 def evaluate(
-    predictor: Predictor, manifest: dict, arrays: dict[str, np.ndarray], pixels: np.ndarray, readable: np.ndarray
+    predictor: Predictor,
+    manifest: dict,
+    arrays: dict[str, np.ndarray],
+    pixels: np.ndarray,
+    readable: np.ndarray,
 ) -> dict:
     """Per source and family: accuracy, accepted, accepted and wrong, unreadable; then a summary
     over the degraded families (``clean`` left out) of each source."""

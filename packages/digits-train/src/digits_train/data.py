@@ -87,7 +87,10 @@ def loaders(
     weighted = known[1]  # class weights come from the curated digits alone
     if printed_count:
         printed, targets = printed_digits(printed_count, labels, seed)
-        known = (torch.cat([known[0], torch.from_numpy(printed).unsqueeze(1)]), torch.cat([known[1], torch.from_numpy(targets)]))
+        known = (
+            torch.cat([known[0], torch.from_numpy(printed).unsqueeze(1)]),
+            torch.cat([known[1], torch.from_numpy(targets)]),
+        )
     train = TensorDataset(*known)
     if outliers:
         pixels, targets = outlier_tensors(load_split(curated_dir, OUTLIER_SPLITS[0], verify=False))

@@ -11,9 +11,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, M
 from torchmetrics.wrappers import ClasswiseWrapper
 
 from digits_train.augment import Jitter
-from digits_train.degrade import Degrade, junk
 from digits_train.config import FitConfig
 from digits_train.data import OUTLIER
+from digits_train.degrade import Degrade, junk
 
 
 def conv_block(c_in: int, c_out: int) -> list[nn.Module]:
