@@ -25,9 +25,10 @@ MIN_SIDE = 8  # smaller images cannot hold a legible digit
 WORK_SIDE = 1024  # larger images are scaled down to this longer side before any float arithmetic
 MAX_PIXELS = 50_000_000  # larger non-JPEG images are refused before decoding (RGBA: 200 MB decoded)
 INK_THRESHOLD = 0.2  # after background removal, weaker signal than this (of the peak) is noise
+MARGIN_MIN, MARGIN_MAX = 0.08, 0.34  # margins along two opposite edges, each this share of the side
+MARGIN_PAPER = 0.6  # of the lines between two margins, at least this share has the paper's shade
 NOISE_LEVEL = 0.02  # a median step between neighbours above this share of the range is noise
 BACKGROUND_SIDE = 24  # the background is estimated at this resolution (long side, pixels)
-MARGIN_FILL = 0.7  # a row or column this full of light, from the image's edge inwards, is a margin
 MARGIN_EDGE = 2  # pixels each side of a light margin's border that are read as neither ink nor paper
 MIN_PIECE = 0.08  # pieces of ink with less than this share of the largest piece's ink are specks
 _CENTER = IMAGE_SIZE / 2  # MNIST's mean center of mass is (14.0, 14.0) in pixel-index coordinates
@@ -198,9 +199,10 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
     if high - low < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     gray = (gray - low) / (high - low)
-    if np.median(gray) > 0.5:  # mostly light: dark ink on light paper
+    margins, light = _margins(gray)
+    if light if light is not None else np.median(gray) > 0.5:  # dark ink on light paper
         gray = 1.0 - gray
-    ink = _ink(gray)
+    ink = _ink(gray, margins)
     ink[ink < INK_THRESHOLD * ink.max()] = 0.0
     if ink.max() < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
@@ -230,7 +232,7 @@ def _noisy(gray: np.ndarray) -> bool:
     return bool(alone.mean() > 0.005)
 
 
-def _ink(gray: np.ndarray) -> np.ndarray:
+def _ink(gray: np.ndarray, margins: list[tuple[slice, slice]]) -> np.ndarray:
     """Ink in [0, 1] from luminance that is mostly dark: light strokes over an uneven background.
 
     The background is a low percentile of each neighbourhood, not one level for the whole image,
@@ -246,41 +248,46 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     background = small.filter(ImageFilter.RankFilter(window, window * window // 5))
     background = np.asarray(background.resize((w, h), Image.Resampling.BILINEAR))
     ink = np.clip(gray - background, 0.0, None)
-    for rows, cols in _margins(ink > INK_THRESHOLD * ink.max()):
+    for rows, cols in margins:
         # Inside a light margin the strokes are the dark pixels: ink is how far below the margin's
-        # own level they are. Its border, half light and half dark, is neither.
+        # own level they are. Its inner border, half light and half dark, is neither.
         level = float(np.median(gray[rows, cols]))
         ink[rows, cols] = np.clip(level - gray[rows, cols], 0.0, None)
-        edge = MARGIN_EDGE
-        ring = np.zeros_like(ink, dtype=bool)
-        ring[max(rows.start - edge, 0) : rows.stop + edge, max(cols.start - edge, 0) : cols.stop + edge] = (
-            True
-        )
-        ring[rows.start + edge : max(rows.stop - edge, 0), cols.start + edge : max(cols.stop - edge, 0)] = (
-            False
-        )
-        ring[: edge * (rows.start == 0)] = ring[h - edge * (rows.stop == h) :] = False  # image edges
-        ring[:, : edge * (cols.start == 0)] = ring[:, w - edge * (cols.stop == w) :] = False
-        ink[ring] = 0.0
+        across = cols if rows == slice(0, h) else rows  # the side the margin cuts
+        border = across.stop if across.start == 0 else across.start
+        lines = slice(max(border - MARGIN_EDGE, 0), border + MARGIN_EDGE)
+        ink[(slice(None), lines) if across is cols else lines] = 0.0
     return ink / max(float(ink.max()), 1e-6)
 
 
-def _margins(mask: np.ndarray) -> list[tuple[slice, slice]]:
-    """Boxes of the light margins in ``mask``: bands along an edge of the image, each line of
-    which is mostly set (strokes of the digit crossing a margin leave gaps in it).
+def _margins(gray: np.ndarray) -> tuple[list[tuple[slice, slice]], bool | None]:
+    """The margins of the page and whether its paper is light (None: no margins to tell by).
 
-    A stroke does not fill MARGIN_FILL of a whole row or column, so a digit is never a margin.
+    A scan often has margins of the other shade along two opposite edges: the column (or row)
+    medians then go A..A B..B A..A, with each A run between MARGIN_MIN and MARGIN_MAX of the
+    width. The digit crosses few pixels of any line, so B is the paper's shade; the A runs are
+    the margins, to be read with the other polarity.
     """
-    h, w = mask.shape
-    boxes = []
-    for axis, length in ((0, w), (1, h)):  # columns (left and right bands), then rows
-        full = mask.mean(axis) >= MARGIN_FILL
-        for side, lines in (("start", full), ("stop", full[::-1])):
-            n = int(np.argmin(lines)) if not lines.all() else length
-            if 0 < n < length // 2:
-                span = slice(0, n) if side == "start" else slice(length - n, length)
-                boxes.append((slice(0, h), span) if axis == 0 else (span, slice(0, w)))
-    return boxes
+    h, w = gray.shape
+    for axis, length in ((0, w), (1, h)):  # columns (left and right margins), then rows
+        light = np.median(gray, axis=axis) > 0.5
+        first = int(np.argmax(light != light[0])) if not light.all() and light.any() else 0
+        last = int(np.argmax(light[::-1] != light[-1])) if first else 0
+        if light[0] != light[-1] or not all(
+            MARGIN_MIN * length <= n <= MARGIN_MAX * length for n in (first, last)
+        ):
+            continue
+        # Between the margins mostly the other shade (where strokes run along a line, its median
+        # is theirs). That paper runs to the other two edges; a heavy digit between two strips of
+        # background, which would look the same so far, does not.
+        paper = not light[0]
+        if np.mean(light[first : length - last] == paper) < MARGIN_PAPER:
+            continue
+        between = gray[:, first : length - last] if axis == 0 else gray[first : length - last].T
+        if all((np.median(ends) > 0.5) == paper for ends in (between[:2], between[-2:])):
+            spans = (slice(0, first), slice(length - last, length))
+            return [(slice(0, h), span) if axis == 0 else (span, slice(0, w)) for span in spans], paper
+    return [], None
 
 
 def _keep_digit(ink: np.ndarray) -> np.ndarray:
