@@ -112,7 +112,7 @@ $(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json benchmarks/handw
 $(EVAL)/degraded.json: $(MODEL) $(SUITE)/manifest.json
 	$(TIMED) robustness -- $(BIN)/digits robustness --model $(MODEL) --suite-dir $(SUITE) --json $@
 
-seeds: $(INSTALLED) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
+seeds: $(INSTALLED) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json $(SUITE)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
 	$(BIN)/python benchmarks/seeds.py --curated-dir $(CURATED) --handwriting-dir $(HANDWRITING) --seeds $(or $(SEEDS),1 2 3 4 5) --json $(ART)/seeds.json
 
 predict: $(MODEL) $(if $(IMAGE),,$(SAMPLE)) ## Predict IMAGE=path (default: a sample written from the eval split)
@@ -133,7 +133,7 @@ report: ## Write the HTML report on data, training and errors to artifacts/repor
 
 $(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json $(EVAL)/degraded.json $(CURATED)/samples.png
 	$(BIN)/digits-report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
-		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT) --handwriting-dir $(HANDWRITING)
+		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT) --handwriting-dir $(HANDWRITING) --suite-dir $(SUITE)
 
 FORCE:
 

@@ -6,10 +6,15 @@ validation split; "eval acc'd" is the share of eval digits the model's refusal r
 "other ref'd" the share of the MNIST test set's other digits (1, 2, 3, 4, 6, 7, 9) it refuses,
 "oval ref'd" the share of other_val (validation outliers) it refused at export; "hw acc" is the
 accuracy on the generated handwriting's 0/5/8 and "hw ref'd" the share of its other digits and
-letters refused (`make handwriting`, scored as benchmarks/handwriting.py does). One row per
-seed, then min / mean / max of each column; the rows and the summary are also written as JSON.
-Validation columns are what a choice may be based on; the eval split, the MNIST test digits and
-the generated handwriting are only reported.
+letters refused (`make handwriting`, scored as benchmarks/handwriting.py does); "deg mean",
+"deg min" and "deg a&w" are the degradation suite's (`make suite`, scored as `digits robustness`
+does) mean and worst family accuracy on its MNIST test images and its largest share accepted and
+wrong in any family, "clean acc'd" the share of its clean MNIST test images accepted, "type acc"
+the accuracy on digits in typefaces training never saw, and "dval a&w" the share of degraded
+validation digits accepted with a wrong digit (what export chooses the refusal score on). One row
+per seed, then min / mean / max of each column; the rows and the summary are also written as
+JSON. Validation columns are what a choice may be based on; the eval split, the MNIST test
+digits, the generated handwriting and the suite are only reported.
 
     .venv/bin/python benchmarks/seeds.py [--seeds 1 2 3 4 5] [--json artifacts/seeds.json]
     .venv/bin/python benchmarks/seeds.py --set selection=best --set schedule=plateau   # a variant
@@ -21,6 +26,7 @@ compare recipes on validation data over the same seeds.
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -29,8 +35,8 @@ from pathlib import Path
 import numpy as np
 from handwriting import evaluate as evaluate_handwriting
 
-from digits_data import atomic, contract, dataset
-from digits_runtime import Predictor
+from digits_data import atomic, contract, dataset, suite
+from digits_runtime import Predictor, robustness
 from digits_runtime.metrics import report
 from digits_train.config import FitConfig
 from digits_train.export import export
@@ -50,6 +56,12 @@ COLUMNS = {  # column -> (header, format)
     "other_refused": ("other ref'd", "{:>12.4f}"),
     "handwriting_accuracy": ("hw acc", "{:>7.4f}"),
     "handwriting_refused": ("hw ref'd", "{:>9.4f}"),
+    "degraded_val_accepted_wrong": ("dval a&w", "{:>9.4f}"),
+    "suite_mean_accuracy": ("deg mean", "{:>9.4f}"),
+    "suite_min_accuracy": ("deg min", "{:>8.4f}"),
+    "suite_max_accepted_wrong": ("deg a&w", "{:>8.4f}"),
+    "suite_clean_accepted": ("clean acc'd", "{:>12.4f}"),
+    "typeface_accuracy": ("type acc", "{:>9.4f}"),
     "fit_seconds": ("fit s", "{:>7.1f}"),
 }
 
@@ -102,6 +114,7 @@ def run_seed(
     splits: dict,
     others: dataset.Split,
     handwriting_dir: str,
+    degraded: tuple,
     keep_dir: str | None = None,
     threads: int | None = None,
 ) -> dict:
@@ -118,6 +131,8 @@ def run_seed(
         recorded = json.loads(predictor.metadata[contract.META_VAL_METRICS])
         rate = throughput(predictor, splits["eval"].images)
         generated = evaluate_handwriting(predictor, handwriting_dir)
+        measured = robustness.evaluate(predictor, *degraded)["sources"]
+    tested = measured["mnist-test"]["summary"]
     return {
         "seed": seed,
         "val_errors": scores["val"]["n"] - int(np.trace(scores["val"]["confusion_matrix"])),
@@ -133,6 +148,13 @@ def run_seed(
         "other_refused": 1 - other_accepted,
         "handwriting_accuracy": generated["known"]["accuracy"],
         "handwriting_refused": generated["refusal"]["others_refused"],
+        "degraded_val_accepted_wrong": recorded[f"degraded_val_accepted_wrong_{predictor.score_kind}"],
+        "suite_mean_accuracy": tested["mean_accuracy"],
+        "suite_min_accuracy": tested["min_accuracy"],
+        "suite_max_accepted_wrong": tested["max_accepted_wrong"],
+        "suite_clean_accepted": tested["clean_accepted"],
+        "typeface_accuracy": measured["typeface"]["families"]["clean"]["accuracy"],
+        "suite": measured,
         "fit_seconds": summary["wall_time_seconds"],
         "images_per_second": rate,
         "kept_epoch": summary["best_epoch"],
@@ -156,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--curated-dir", default="artifacts/curated")
     parser.add_argument("--handwriting-dir", default="artifacts/handwriting", help="`make handwriting`")
+    parser.add_argument("--suite-dir", default="artifacts/suite", help="`make suite`")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", type=parse_override)
     parser.add_argument("--json", default="artifacts/seeds.json", help="where to write the rows and summary")
@@ -169,6 +192,8 @@ def main() -> None:
     overrides = dict(args.set)
     config = FitConfig(**overrides)  # fail before any training on a bad override
     splits, others = load_splits(args.curated_dir)
+    manifest, arrays = suite.load(args.suite_dir)
+    degraded = (manifest, arrays, *robustness.preprocess_all(arrays["images"], os.cpu_count() or 1))
     print(f"{'seed':>6}" + "".join(f"{header:>{len(fmt.format(0))}}" for header, fmt in COLUMNS.values()))
     rows = []
     for seed in args.seeds:
@@ -179,6 +204,7 @@ def main() -> None:
             splits,
             others,
             args.handwriting_dir,
+            degraded,
             args.keep_dir,
             args.threads,
         )

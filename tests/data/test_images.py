@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits_data import dataset
-from digits_data.images import ImageError, load_image, pixels_from_uint8, to_mnist
+from digits_data.images import ImageError, _components, from_array, load_image, pixels_from_uint8, to_mnist
 
 
 def draw_eight(
@@ -197,3 +197,77 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40_000)  # 90,000 > 2x: PIL's error, not its warning
     with pytest.raises(ImageError, match="too large to decode safely"):
         load_image(path)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two images: 1 for the same strokes in the same place."""
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def test_arrays_are_read_like_the_same_image_in_a_file(tmp_path):
+    page = np.asarray(draw_eight(120).convert("RGB"))  # (H, W, 3) uint8, dark ink on light paper
+    path = tmp_path / "eight.png"
+    Image.fromarray(page).save(path)
+    from_file = load_image(path)
+    np.testing.assert_array_equal(from_array(page), from_file)
+    np.testing.assert_array_equal(from_array(page[..., 0].astype(np.int64)), load_image(draw_eight(120)))
+    rgba = np.dstack([page, np.full(page.shape[:2], 255, np.uint8)])
+    np.testing.assert_array_equal(from_array(rgba), from_file)
+    np.testing.assert_allclose(from_array(page[..., 0] / 255.0), from_file, atol=1e-6)
+    assert from_array(from_file) is not from_file
+    np.testing.assert_array_equal(from_array(from_file), from_file)  # MNIST form passes untouched
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((28, 28), np.uint8), "no digit found in array: the image is blank or uniform"),
+        (np.full((28, 28), 1.0), "no digit found in array: the image is blank or uniform"),
+        (
+            np.full((28, 28), 2.0),
+            "array: float pixels must lie in [0, 1]; give whole numbers 0-255 as integers",
+        ),
+        (np.full((28, 28), 300), "array: whole-number pixels must lie in 0-255, got 300 to 300"),
+        (
+            np.zeros((28, 28, 2), np.uint8),
+            "array: an image array must be (H, W), (H, W, 3) or (H, W, 4), got (28, 28, 2)",
+        ),
+        (np.full((28, 28), True), "array: pixels must be numbers, got an array of bool"),
+        (np.zeros((4, 4), np.uint8), "array is 4x4 pixels, too small to hold a digit"),
+    ],
+)
+def test_arrays_a_file_would_be_refused_for_are_refused(array, message):
+    with pytest.raises(ImageError) as raised:
+        from_array(array)
+    assert str(raised.value) == message
+
+
+def test_inverted_margins_of_a_scan_are_read_as_the_page_around_them():
+    clean = load_image(draw_eight(112, ink=0, paper=255))
+    page = np.asarray(draw_eight(112, ink=0, paper=255)).copy()
+    page[:, :14] = 255 - page[:, :14]  # dark margins at the left and right edges
+    page[:, -12:] = 255 - page[:, -12:]
+    read = from_array(page)
+    assert_mnist_form(read)
+    assert similarity(read, clean) > 0.9
+    assert similarity(from_array(255 - page), clean) > 0.9  # and with the shades the other way round
+
+
+def test_a_heavy_digit_keeps_its_polarity_and_thin_lines_survive():
+    heavy = draw_eight(112, ink=255, paper=0, box=(0.12, 0.05, 0.88, 0.95), width=22)
+    pixels = load_image(heavy)
+    assert similarity(pixels, load_image(Image.eval(heavy, lambda v: 255 - v))) > 0.95
+    assert pixels[14, 14] > 0.5  # the ink, not the holes of the 8, is what is read
+    thin = load_image(draw_eight(112, width=2))  # one-pixel strokes: no median filter to erase them
+    assert_mnist_form(thin)
+    assert _components(thin > 0).max() == 1  # one unbroken stroke, as drawn
+
+
+def test_speckles_apart_from_the_digit_do_not_move_it():
+    rng = np.random.default_rng(0)
+    page = np.asarray(draw_eight(112)).astype(np.float32)
+    noisy = np.clip(page + rng.normal(0, 40, page.shape), 0, 255).astype(np.uint8)
+    assert similarity(from_array(noisy), load_image(draw_eight(112))) > 0.85
+    specks = np.asarray(draw_eight(112)).copy()
+    specks[rng.integers(0, 112, 30), rng.integers(0, 112, 30)] = 0  # 30 lone dark pixels
+    assert similarity(from_array(specks), load_image(draw_eight(112))) > 0.97

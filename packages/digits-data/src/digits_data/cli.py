@@ -156,6 +156,7 @@ def degrade(
     data_dir: str | None = None,
     per_family: int = suite.DEFAULT_PER_FAMILY,
     seed: int = suite.DEFAULT_SEED,
+    per_typeface: int = suite.TYPEFACE_SAMPLES,
 ) -> None:
     """Write the degradation suite: MNIST test and handwriting 0/5/8, degraded by every family.
 
@@ -170,10 +171,12 @@ def degrade(
         data_dir: The MNIST folder (default: beside the curated folder, or artifacts/mnist).
         per_family: MNIST test images degraded by each family (a stratified, seeded draw).
         seed: Seed of everything drawn.
+        per_typeface: Renderings of each digit in each held-out typeface, plain and outlined.
     """
     check_int("per_family", per_family, 1, 100_000)
+    check_int("per_typeface", per_typeface, 1, 1000)
     check_int("seed", seed, 0, 2**32 - 1)
-    arrays = suite.build(curated_dir, handwriting_dir, data_dir, per_family, seed)
+    arrays = suite.build(curated_dir, handwriting_dir, data_dir, per_family, seed, per_typeface)
     manifest = suite.write(check_path("output_dir", output_dir), arrays, seed, per_family)
     counts = manifest["images_per_family"]
     print(

@@ -200,7 +200,7 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     gray = (gray - low) / (high - low)
     margins, light = _margins(gray)
-    if light if light is not None else np.median(gray) > 0.5:  # dark ink on light paper
+    if light if light is not None else np.median(_border(gray)) > 0.5:  # dark ink on light paper
         gray = 1.0 - gray
     ink = _ink(gray, margins)
     ink[ink < INK_THRESHOLD * ink.max()] = 0.0

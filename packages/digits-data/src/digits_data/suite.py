@@ -66,8 +66,11 @@ def build(
     data_dir: str | os.PathLike | None = None,
     per_family: int = DEFAULT_PER_FAMILY,
     seed: int = DEFAULT_SEED,
+    per_typeface: int = TYPEFACE_SAMPLES,
 ) -> dict[str, np.ndarray]:
-    """The suite's arrays (see the module's doc), from the MNIST test set and the handwriting set."""
+    """The suite's arrays (see the module's doc): ``per_family`` MNIST test digits, the handwriting
+    set's 0/5/8, and ``per_typeface`` renderings of each digit in each held-out face, plain and
+    outlined."""
     test = dataset.load_test_split(curated_dir, data_dir=data_dir)
     pick = _stratified(test.labels, per_family, np.random.default_rng(seed))
     manifest = handwriting.load_manifest(handwriting_dir)
@@ -78,7 +81,7 @@ def build(
     for face in typefaces.HELD_OUT_FACES:
         for outlined in (False, True):
             for digit in CLASSES:
-                for _ in range(TYPEFACE_SAMPLES):
+                for _ in range(per_typeface):
                     image = typefaces.render(face, str(digit), rng, outlined)
                     printed.append(np.uint8(np.rint(load_image(image) * 255)))
                     printed_labels.append(digit)
@@ -134,6 +137,34 @@ def sheet(arrays: dict[str, np.ndarray], columns: int = 12) -> Image.Image:
         images = arrays["images"][(arrays["family"] == f) & (arrays["source"] == 0)][:columns]
         rows.append(np.concatenate(list(images), axis=1))
     return Image.fromarray(np.concatenate(rows, axis=0))
+
+
+def preprocess(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Suite images (N, H, W) uint8 read as image files are: MNIST-form pixels (N, 28, 28) and
+    which were readable (N,); an image the preprocessing finds no digit in is left blank."""
+    pixels = np.zeros((len(images), 28, 28), dtype=np.float32)
+    readable = np.ones(len(images), dtype=bool)
+    for i, image in enumerate(images):
+        try:
+            pixels[i] = load_image(Image.fromarray(image))
+        except DigitsError:
+            readable[i] = False
+    return pixels, readable
+
+
+def degraded_split(
+    split: dataset.Split, per_family: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stratified draw of ``per_family`` images of ``split``, degraded by every family but
+    ``clean`` and preprocessed: pixels (M, 28, 28), labels (M,) and which were readable (M,).
+
+    Choosing anything on degraded images takes them from the MNIST training set this way (the
+    val split), never from the suite's MNIST test images.
+    """
+    pick = _stratified(split.labels, per_family, np.random.default_rng(seed))
+    degraded = degrade_all(split.images[pick], seed, FAMILIES[1:])
+    pixels, readable = preprocess(degraded.reshape(-1, *degraded.shape[2:]))
+    return pixels, np.tile(split.labels[pick], len(FAMILIES) - 1), readable
 
 
 def load(directory: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:

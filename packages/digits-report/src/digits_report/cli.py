@@ -13,6 +13,7 @@ def report(
     timings_dir: str = "artifacts/timings",
     output_dir: str = "artifacts/report",
     handwriting_dir: str = "artifacts/handwriting",
+    suite_dir: str = "artifacts/suite",
 ) -> None:
     """Write index.html, its figures and report.json from what the earlier pipeline steps wrote.
 
@@ -25,11 +26,15 @@ def report(
         output_dir: Folder for index.html, its figures and report.json.
         handwriting_dir: The generated handwriting set that EVAL_DIR/handwriting.json (written by
             benchmarks/handwriting.py) measured; its section is left out when that file is absent.
+        suite_dir: The degradation suite that EVAL_DIR/degraded.json (written by `digits
+            robustness`) measured; its section is left out when that file is absent.
     """
     check_path("output_dir", output_dir)
     from digits_report.report import write_report  # matplotlib loads only when a report is written
 
-    index = write_report(curated_dir, train_dir, model, eval_dir, timings_dir, output_dir, handwriting_dir)
+    index = write_report(
+        curated_dir, train_dir, model, eval_dir, timings_dir, output_dir, handwriting_dir, suite_dir
+    )
     print(f"report written to {index}")
 
 

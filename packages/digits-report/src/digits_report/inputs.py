@@ -6,7 +6,7 @@ from pathlib import Path
 
 from digits_data.errors import DigitsError
 
-STEPS = ("download", "curate", "train", "export", "evaluate")
+STEPS = ("download", "curate", "handwriting", "suite", "train", "export", "evaluate", "robustness")
 """The pipeline steps whose wall time `make` records."""
 
 

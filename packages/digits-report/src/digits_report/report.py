@@ -16,7 +16,7 @@ import numpy as np
 
 from digits_data import atomic, contract, dataset
 from digits_data.contact_sheet import write_contact_sheet
-from digits_report import figures, handwriting
+from digits_report import degradation, figures, handwriting
 from digits_report.inputs import read_epochs, read_json, read_model_metadata, read_timings
 from digits_report.refusal import refusal_section
 
@@ -42,6 +42,7 @@ def write_report(
     timings_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
     handwriting_dir: str | os.PathLike = "artifacts/handwriting",
+    suite_dir: str | os.PathLike = "artifacts/suite",
 ) -> Path:
     """Build the report in ``output_dir``; return the path of its ``index.html``.
 
@@ -71,6 +72,8 @@ def write_report(
         refusal, drawn["refusal_tradeoff"] = refusal_section(results | {"other": other}, eval_dir, scratch)
         handwritten, hand_drawn = handwriting.draw_section(eval_dir, Path(handwriting_dir), scratch)
         drawn |= hand_drawn
+        degraded, degraded_drawn = degradation.draw_section(eval_dir, Path(suite_dir), scratch)
+        drawn |= degraded_drawn
         eval_split = dataset.load_split(curated_dir, "eval", verify=False)
         predictions = results["eval"]["predictions"]
         wrong = [p for p in predictions if p["label"] != p["prediction"]]
@@ -117,6 +120,7 @@ def write_report(
             "timings_seconds": timings,
             "refusal": refusal,
             "handwriting": handwritten,
+            "degraded": degraded and {k: degraded[k] for k in ("families", "groups", "sources")},
             "figures": {k: v for k, v in drawn.items() if v},
         }
         atomic.write_text(scratch / "report.json", json.dumps(numbers, indent=2) + "\n")
@@ -188,6 +192,7 @@ def render(numbers: dict, drawn: dict[str, str | None], model: Path, labels: lis
         timings=timings,
         refusal=numbers["refusal"],
         hw=numbers["handwriting"],
+        degraded=numbers["degraded"],
     )
 
 

@@ -1,6 +1,6 @@
 """The model on degraded digits: every image of the degradation suite through the product's own path.
 
-Each suite image is read as a file would be (:func:`load_image` on the decoded pixels: polarity,
+Each suite image is read as a file would be (``load_image`` on the decoded pixels: polarity,
 background, crop and centring), then classified with the model's refusal rule. For each source
 (the MNIST test set, the generated handwriting) and each family this reports the accuracy, the
 share accepted, and the share accepted and wrong: a wrong digit the refusal rule let through, the
@@ -10,27 +10,16 @@ one answer that does harm. An image the preprocessing finds no digit in counts a
 import concurrent.futures as cf
 
 import numpy as np
-from PIL import Image
 
-from digits_data.errors import DigitsError
-from digits_data.images import load_image
 from digits_runtime.predictor import Predictor
 
-
-def preprocess(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-form pixels (N, 28, 28) of suite images (N, H, W) uint8, and which were readable (N,)."""
-    pixels = np.zeros((len(images), 28, 28), dtype=np.float32)
-    readable = np.ones(len(images), dtype=bool)
-    for i, image in enumerate(images):
-        try:
-            pixels[i] = load_image(Image.fromarray(image))
-        except DigitsError:
-            readable[i] = False
-    return pixels, readable
+EXAMPLES = 10  # MNIST test images of each family whose answers are kept, for the report's figure
 
 
 def preprocess_all(images: np.ndarray, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`preprocess` on ``workers`` processes, in order."""
+    """digits_data.suite.preprocess on ``workers`` processes, in order."""
+    from digits_data.suite import preprocess
+
     if workers <= 1 or len(images) < 2 * workers:
         return preprocess(images)
     chunks = np.array_split(images, 8 * workers)
@@ -61,13 +50,30 @@ def evaluate(
     classified = predictor.classify(pixels)
     accepted = classified.accepted & readable
     correct = (classified.predicted == arrays["labels"]) & readable
-    result: dict = {"families": manifest["families"], "groups": manifest["groups"], "sources": {}}
+    result: dict = {
+        "families": manifest["families"],
+        "groups": manifest["groups"],
+        "sources": {},
+        "examples": {},
+    }
     for s, source in enumerate(manifest["sources"]):
         rows = {}
         for f, family in enumerate(manifest["families"]):
             which = (arrays["source"] == s) & (arrays["family"] == f)
             if which.any():
                 rows[family] = _shares(correct[which], accepted[which], readable[which])
+        if s == 0:  # the first MNIST test images of each family, with the answers they got
+            for f, family in enumerate(manifest["families"]):
+                shown = np.flatnonzero((arrays["source"] == s) & (arrays["family"] == f))[:EXAMPLES]
+                result["examples"][family] = [
+                    {
+                        "row": int(i),
+                        "label": int(arrays["labels"][i]),
+                        "prediction": int(classified.predicted[i]),
+                        "accepted": bool(accepted[i]),
+                    }
+                    for i in shown
+                ]
         degraded = [row for family, row in rows.items() if family != "clean"]
         worst = min((family for family in rows if family != "clean"), key=lambda f: rows[f]["accuracy"])
         result["sources"][source] = {

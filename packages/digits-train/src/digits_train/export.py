@@ -20,7 +20,7 @@ import onnx
 import torch
 from torch import nn
 
-from digits_data import atomic, contract, dataset, refusal
+from digits_data import atomic, contract, dataset, refusal, suite
 from digits_data.contract import OUTLIER_SPLITS
 from digits_data.errors import DigitsError, first_line
 from digits_data.images import pixels_from_uint8
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 OPSET = 18
+DEGRADED_PER_FAMILY = 150  # validation digits degraded by each family when choosing the refusal score
+DEGRADED_SEED = 31  # and their draw: fixed, so that export is deterministic
 KNOWN_ACCEPT_RATE = 0.995
 """Share of validation digits the refusal threshold keeps. Above the 99% the product promises:
 one validation image is 1/600 of the split, so a threshold at exactly 99% on val would accept
@@ -143,25 +145,38 @@ def parity(model: DigitsClassifier, session: "ort.InferenceSession", pixels: np.
 
 
 def choose_refusal(
-    session: "ort.InferenceSession", known: np.ndarray, other: np.ndarray
-) -> tuple[RefusalRule, dict]:
+    session: "ort.InferenceSession",
+    known: np.ndarray,
+    other: np.ndarray,
+    degraded: tuple[np.ndarray, np.ndarray] | None = None,
+    labels: list[int] | None = None,
+) -> tuple[RefusalRule, dict, dict]:
     """Choose the refusal score and threshold on validation data with onnxruntime's logits.
 
-    ``known`` are validation digits, ``other`` the held-out outliers (other_val). For every score
-    the threshold keeps KNOWN_ACCEPT_RATE of ``known``; the score that then refuses the most of
-    ``other`` wins. Returns the rule and, per score, the share of ``other`` it refuses.
+    ``known`` are validation digits, ``other`` the held-out outliers (other_val), ``degraded``
+    validation digits degraded by every family of the suite, as (pixels, digits), ``labels`` the
+    model's digits in output order. For every score the threshold keeps KNOWN_ACCEPT_RATE of
+    ``known``; the score that then does the least harm wins: the share of ``other`` it accepts
+    plus the share of ``degraded`` it accepts with a wrong digit. Returns the rule and, per
+    score, the share of ``other`` refused and of ``degraded`` accepted and wrong.
     """
+    inputs = {"known": known, "other": other} | ({"degraded": degraded[0]} if degraded else {})
     logits = {
         name: session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
-        for name, pixels in (("known", known), ("other", other))
+        for name, pixels in inputs.items()
     }
-    refused = {}
+    refused, harmed = {}, {}
     for kind in refusal.SCORES:
         threshold = refusal.choose_threshold(refusal.scores(logits["known"], kind), KNOWN_ACCEPT_RATE)
         refused[kind] = (threshold, float(np.mean(refusal.scores(logits["other"], kind) < threshold)))
-    best = max(refusal.SCORES, key=lambda kind: refused[kind][1])  # first listed wins a tie
+        if degraded:
+            wrong = np.asarray(labels)[logits["degraded"].argmax(1)] != degraded[1]
+            accepted = refusal.scores(logits["degraded"], kind) >= threshold
+            harmed[kind] = float(np.mean(accepted & wrong))
+    harm = {kind: 1 - refused[kind][1] + harmed.get(kind, 0.0) for kind in refusal.SCORES}
+    best = min(refusal.SCORES, key=lambda kind: harm[kind])  # first listed wins a tie
     rule = RefusalRule(best, refused[best][0], KNOWN_ACCEPT_RATE, "val")
-    return rule, {kind: share for kind, (_, share) in refused.items()}
+    return rule, {kind: share for kind, (_, share) in refused.items()}, harmed
 
 
 def producer_versions() -> dict[str, str]:
@@ -198,10 +213,19 @@ def export(
 
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     checked = parity(model, session, pixels("eval"))
-    rule, other_refused = choose_refusal(session, pixels("val"), pixels(OUTLIER_SPLITS[1]))
-    val_metrics = checkpoint["digits_val_metrics"] | {
-        f"other_val_refused_{kind}": round(share, 6) for kind, share in other_refused.items()
-    }
+    degraded = suite.degraded_split(dataset.load_split(curated, "val"), DEGRADED_PER_FAMILY, DEGRADED_SEED)
+    rule, other_refused, degraded_wrong = choose_refusal(
+        session,
+        pixels("val"),
+        pixels(OUTLIER_SPLITS[1]),
+        (degraded[0][:, None], degraded[1]),
+        hparams["labels"],
+    )
+    val_metrics = (
+        checkpoint["digits_val_metrics"]
+        | {f"other_val_refused_{kind}": round(share, 6) for kind, share in other_refused.items()}
+        | {f"degraded_val_accepted_wrong_{kind}": round(share, 6) for kind, share in degraded_wrong.items()}
+    )
     meta = {
         contract.META_LABELS: json.dumps(hparams["labels"]),
         contract.META_MEAN: json.dumps(hparams["mean"]),
@@ -235,4 +259,5 @@ def export(
         "parity": checked,
         "refusal": asdict(rule),
         "other_val_refused": other_refused,
+        "degraded_val_accepted_wrong": degraded_wrong,
     }
