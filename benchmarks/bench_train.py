@@ -72,7 +72,7 @@ opt = torch.optim.AdamW(nets.parameters(), lr=config.learning_rate, weight_decay
 steps = epochs * -(-len(sampler) // batch)
 schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=steps)
 ema = AveragedModel(nets, avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
-jitter = Jitter(elastic=config.elastic)
+jitter = Jitter(degrees=config.degrees, elastic=config.elastic)
 degrade = Degrade(config.degrade)
 start = time.perf_counter()
 for epoch in range(epochs):

@@ -11,13 +11,20 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from digits_data import atomic, contract, dataset, refusal
+from digits_data import atomic, contract, dataset, refusal, suite
 from digits_data.errors import DigitsError
 from digits_data.images import pixels_from_uint8
 from digits_data.refusal import RefusalRule
 from digits_train.config import OUTLIER_TARGETS, FitConfig
 from digits_train.data import OUTLIER, class_weights, loaders
-from digits_train.export import KNOWN_ACCEPT_RATE, PARITY_BATCH_SIZES, export, load_checkpoint
+from digits_train.export import (
+    DEGRADED_PER_FAMILY,
+    DEGRADED_SEED,
+    KNOWN_ACCEPT_RATE,
+    PARITY_BATCH_SIZES,
+    export,
+    load_checkpoint,
+)
 from digits_train.fit import fit
 from digits_train.model import DigitsClassifier
 
@@ -150,6 +157,8 @@ def test_metadata_round_trip(trained, small_curated):
     assert meta[contract.META_FINGERPRINT] == dataset.fingerprint(small_curated)
     shares = trained["export"]["other_val_refused"]
     refused = {f"other_val_refused_{kind}": round(share, 6) for kind, share in shares.items()}
+    wrong = trained["export"]["degraded_val_accepted_wrong"]
+    refused |= {f"degraded_val_accepted_wrong_{kind}": round(share, 6) for kind, share in wrong.items()}
     assert json.loads(meta[contract.META_VAL_METRICS]) == trained["summary"]["best_val_metrics"] | refused
     assert json.loads(meta[contract.META_TRAINING_CONFIG]) == FitConfig(epochs=2).to_dict()
     assert set(json.loads(meta[contract.META_VERSIONS])) >= {"torch", "lightning", "onnx", "digits-train"}
@@ -158,12 +167,19 @@ def test_metadata_round_trip(trained, small_curated):
 
 
 def test_refusal_rule_is_chosen_on_validation_data(trained, small_curated):
-    """The threshold keeps KNOWN_ACCEPT_RATE of val digits; the score refuses the most of other_val."""
+    """The threshold keeps KNOWN_ACCEPT_RATE of val digits; the score does the least harm: the
+    fewest of other_val accepted plus degraded val digits accepted with a wrong answer."""
     rule = RefusalRule(**trained["export"]["refusal"])
     refused = trained["export"]["other_val_refused"]
+    wrong = trained["export"]["degraded_val_accepted_wrong"]
     assert (rule.chosen_on, rule.known_accept_rate) == ("val", KNOWN_ACCEPT_RATE)
-    assert set(refused) == set(refusal.SCORES)
-    assert refused[rule.score] == max(refused.values())
+    assert set(refused) == set(wrong) == set(refusal.SCORES)
+    harm = {kind: 1 - refused[kind] + wrong[kind] for kind in refusal.SCORES}
+    assert harm[rule.score] == min(harm.values())
+    # Measured again here, on the same draw of degraded validation digits.
+    pixels, digits, _ = suite.degraded_split(
+        dataset.load_split(small_curated, "val"), DEGRADED_PER_FAMILY, DEGRADED_SEED
+    )
     session = ort.InferenceSession(str(trained["dir"] / "model.onnx"), providers=["CPUExecutionProvider"])
 
     def accepted(split: str) -> np.ndarray:
@@ -171,6 +187,10 @@ def test_refusal_rule_is_chosen_on_validation_data(trained, small_curated):
         logits = session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
         return rule.accepts(refusal.scores(logits, rule.score))
 
+    logits = session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels[:, None]})[0]
+    answers = np.array([0, 5, 8])[logits.argmax(1)]
+    taken = rule.accepts(refusal.scores(logits, rule.score))
+    assert np.mean(taken & (answers != digits)) == pytest.approx(wrong[rule.score])
     val = accepted("val")
     # The highest such threshold keeps exactly as many as the rate needs, and no more.
     assert int(val.sum()) == math.ceil(KNOWN_ACCEPT_RATE * len(val))

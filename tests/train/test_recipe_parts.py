@@ -1,4 +1,4 @@
-"""Parts of the recipe: elastic warp, typeset characters as outliers, the ensemble."""
+"""Parts of the recipe: elastic warp, typeset and printed characters, degradations, junk, the ensemble."""
 
 import math
 
@@ -12,7 +12,9 @@ from digits_train import typeset
 from digits_train.augment import Jitter
 from digits_train.config import FitConfig
 from digits_train.data import OUTLIER, OutlierSubsetSampler, loaders
+from digits_train.degrade import KINDS, Degrade, junk
 from digits_train.model import DigitsClassifier, Ensemble
+from digits_train.typeset import printed_digits
 
 
 def test_elastic_warp_moves_ink_smoothly_and_is_reproducible():
@@ -139,3 +141,39 @@ def test_loaders_draw_outliers_per_epoch_only_when_asked(small_curated):
     assert len(subset) == -(-(known + 50) // 64)  # batches an epoch, as the schedule counts them
     every, _, _ = loaders(small_curated, [0, 5, 8], 64, 0, seed=1, outliers=True, outliers_per_epoch=other)
     assert len(every.sampler) == known + other  # asking for all of them shuffles them all
+
+
+def test_degradations_are_seeded_in_range_and_touch_the_share_asked_for():
+    images = torch.zeros(400, 1, 28, 28)
+    images[:, :, 6:22, 12:16] = 1.0  # a bar
+    first = Degrade(0.5)(images, torch.Generator().manual_seed(4))
+    again = Degrade(0.5)(images, torch.Generator().manual_seed(4))
+    assert torch.equal(first, again)
+    assert first.min() >= 0.0
+    assert first.max() <= 1.0
+    changed = (first != images).flatten(1).any(1).float().mean().item()
+    assert 0.4 < changed < 0.6
+    assert torch.equal(Degrade(0.0)(images, torch.Generator().manual_seed(4)), images)
+    for kind in KINDS:  # each kind keeps the shape and leaves something to read
+        out = kind(images[:8], torch.Generator().manual_seed(1)).clamp(0, 1)
+        assert out.shape == (8, 1, 28, 28)
+        assert (out.flatten(1).amax(1) > 0.3).all()
+
+
+def test_junk_is_no_digit_and_as_many_as_asked():
+    known = torch.zeros(30, 1, 28, 28)
+    known[:, :, 6:22, 12:16] = 1.0
+    made = junk(known, torch.Generator().manual_seed(2))
+    assert made.shape == known.shape
+    assert torch.allclose(made.flatten(1).amax(1), torch.ones(30))  # peak scaled to 1, as preprocessed
+    assert not any(torch.equal(m, k) for m, k in zip(made, known, strict=True))
+
+
+def test_printed_digits_come_in_every_training_face_and_class_equally():
+    images, targets = printed_digits(60, [0, 5, 8], seed=1)
+    assert images.shape == (60, 28, 28)
+    assert images.dtype == np.float32
+    assert np.bincount(targets).tolist() == [20, 20, 20]
+    again, _ = printed_digits(60, [0, 5, 8], seed=1)
+    np.testing.assert_array_equal(images, again)
+    assert printed_digits(0, [0, 5, 8], seed=1)[0].shape == (0, 28, 28)

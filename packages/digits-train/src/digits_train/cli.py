@@ -15,6 +15,10 @@ def fit(
     num_workers: int | None = None,
     augment: bool | None = None,
     elastic: float | None = None,
+    degrees: float | None = None,
+    degrade: float | None = None,
+    junk: float | None = None,
+    printed: int | None = None,
     network: str | None = None,
     members: int | None = None,
     class_weighting: str | None = None,
@@ -42,6 +46,10 @@ def fit(
         num_workers: DataLoader worker processes (0 is fastest for in-memory 28x28 data).
         augment: Random rotation, shift, scale, slant and stroke width of training images.
         elastic: Peak displacement of the augmentation's smooth random warp (0 turns it off).
+        degrees: Largest rotation of the augmentation, either way.
+        degrade: Share of training images given one degradation (noise, blur, outline, marks...).
+        junk: Share of outliers replaced by junk (scribbles, noise, two digits side by side).
+        printed: Digits set in matplotlib's DejaVu and STIX typefaces, added to the known digits.
         network: compact (three conv blocks, the default) or reference (two conv blocks).
         members: Networks trained side by side and averaged in one model (1: a single network).
         class_weighting: sqrt (square root of inverse class frequency) or inverse.

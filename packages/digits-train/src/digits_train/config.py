@@ -44,6 +44,11 @@ class FitConfig:
     ``members`` > 1 trains that many networks side by side, each on its own loss, and keeps
     their mean logits: an ensemble in one model. ``elastic`` is the peak displacement of the
     augmentation's smooth random warp, as a fraction of the half-width (0: affine maps only).
+    ``degrees`` is the largest rotation of the augmentation. ``degrade`` is the share of training
+    images given one degradation each (digits_train.degrade: noise, blur, hollow outlines, marks
+    across the digit, stains, coarse pixels, haze); ``junk`` the share of outliers replaced by
+    images that are no digit (scribbles, noise, two digits side by side); ``printed`` the number
+    of digits set in the training typefaces (digits_data.typefaces) added to the known digits.
     ``limit_train_batches`` exists for quick runs in tests (1.0 = all batches).
     """
 
@@ -55,6 +60,7 @@ class FitConfig:
     num_workers: int = 0
     augment: bool = True
     elastic: float = 0.08
+    degrees: float = 20.0
     degrade: float = 0.5
     junk: float = 0.25
     network: str = "compact"
@@ -85,6 +91,7 @@ class FitConfig:
         check_int("num_workers", self.num_workers, 0, 64)
         check_bool("augment", self.augment)
         check_float("elastic", self.elastic, 0.0, 0.5, open_interval=False)
+        check_float("degrees", self.degrees, 0.0, 45.0, open_interval=False)
         check_float("degrade", self.degrade, 0.0, 1.0, open_interval=False)
         check_float("junk", self.junk, 0.0, 1.0, open_interval=False)
         check_choice("network", self.network, NETWORKS)

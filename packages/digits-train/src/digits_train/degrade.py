@@ -121,9 +121,12 @@ KINDS = (
     _outline,  # twice as often: hollow strokes are the farthest from anything MNIST has
     _edges,
     lambda x, g: _dilate(_dilate(x)),  # a marker pen
+    lambda x, g: _dilate(_dilate(x)),
     lambda x, g: torch.maximum(x, _strokes(len(x), g, "line")),
     lambda x, g: torch.maximum(x, _strokes(len(x), g, "dotted")),
     lambda x, g: torch.maximum(x, _strokes(len(x), g, "zigzag")),
+    lambda x, g: torch.maximum(x, _strokes(len(x), g, "zigzag")),
+    lambda x, g: torch.maximum(x, _strokes(len(x), g, "line")),
     lambda x, g: _peak(x + 0.5 * _blobs(len(x), g, 2, 2, 5)),  # stains
     lambda x, g: x * (1 - _blobs(len(x), g, 4, 0.8, 2)),  # mud hiding parts of the strokes
     lambda x, g: F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest"),  # coarse pixels

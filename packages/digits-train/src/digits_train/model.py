@@ -89,7 +89,7 @@ class DigitsClassifier(L.LightningModule):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
-        self.jitter = Jitter(elastic=self.config.elastic)
+        self.jitter = Jitter(degrees=self.config.degrees, elastic=self.config.elastic)
         self.degrade = Degrade(self.config.degrade)
         # Augmentation draws from its own generator so that runs are reproducible.
         self.generator = torch.Generator().manual_seed(self.config.seed)
