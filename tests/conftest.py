@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from digits_data import contract, curate, dataset, mnist
-from digits_data.errors import DigitsError
-from digits_data.images import pixels_from_uint8
-from digits_data.refusal import RefusalRule, choose_threshold, scores
+from digits_core import contract
+from digits_core.errors import DigitsError
+from digits_core.images import pixels_from_uint8
+from digits_core.refusal import RefusalRule, choose_threshold, scores
+from digits_data import curate, dataset, mnist
 
 if TYPE_CHECKING:
     import onnx

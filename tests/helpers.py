@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from digits_data.cli_support import run_fire
+from digits_core.cli_support import run_fire
 
 
 def cli_runner(commands: Mapping[str, Callable], name: str) -> Callable[..., tuple[int, str, str]]:

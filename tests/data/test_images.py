@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from digits_core.images import ImageError, load_image, pixels_from_uint8, to_mnist
 from digits_data import dataset
-from digits_data.images import ImageError, load_image, pixels_from_uint8, to_mnist
 
 
 def draw_eight(

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from digits_data import atomic, cli, curate, dataset, handwriting, mnist
-from digits_data.cli_support import run_fire
+from digits_core import atomic
+from digits_core.cli_support import run_fire
+from digits_core.errors import DigitsError
+from digits_data import cli, curate, dataset, handwriting, mnist
 from digits_data.contact_sheet import write_contact_sheet
-from digits_data.errors import DigitsError
 
 from helpers import assert_disk_full_line
 
@@ -334,7 +335,7 @@ def test_an_unwritable_timings_folder_does_not_fail_a_step_that_succeeded(small_
         [
             sys.executable,
             "-m",
-            "digits_data.timing",
+            "digits_core.timing",
             str(timings),
             "curate",
             "--",
@@ -357,7 +358,7 @@ def test_the_next_write_of_a_file_removes_what_a_killed_writer_left_but_not_a_li
     writer = textwrap.dedent(
         f"""
         import os, signal, sys
-        from digits_data import atomic
+        from digits_core import atomic
 
         with atomic.atomic_path({str(target)!r}) as tmp:
             tmp.write_bytes(b'{{"half": ')

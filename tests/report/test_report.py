@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits_data.cli_support import run_fire
-from digits_data.errors import DigitsError
+from digits_core.cli_support import run_fire
+from digits_core.errors import DigitsError
 from digits_report.report import write_report
 from digits_runtime import cli
 
@@ -125,9 +125,11 @@ def test_numbers_agree_between_page_json_and_evaluation(report, report_inputs):
     assert report["json"]["timings_seconds"] == {
         "download": None,
         "curate": None,
+        "handwriting": None,
         "train": 12.5,
         "export": None,
         "evaluate": None,
+        "evaluate-handwriting": None,
     }
     assert "<th>train</th><td>12.5 s</td>" in page
     assert "<th>download</th><td>not recorded</td>" in page
@@ -239,7 +241,7 @@ def report_argv(inputs, out):
 
 @pytest.mark.slow
 def test_a_second_report_waits_for_the_first_and_removes_what_killed_runs_left(report_inputs, tmp_path):
-    from digits_data import atomic
+    from digits_core import atomic
 
     out = tmp_path / "report"
     command = [sys.executable, "-m", "digits_report", *map(str, report_argv(report_inputs, out))]
@@ -297,7 +299,7 @@ def test_report_refuses_a_folder_of_holiday_photos(capsys, report_inputs, tmp_pa
 
 
 def test_a_report_is_replaced_by_the_next_unless_a_user_added_a_file(report, report_inputs, tmp_path):
-    from digits_data import atomic
+    from digits_core import atomic
 
     i = report_inputs
     out = shutil.copytree(report["dir"], tmp_path / "report")
@@ -334,10 +336,9 @@ def handwriting_inputs(report_inputs, tmp_path_factory):
     handwriting.write(root / "handwriting", per_style=2, seed=4)
     evaluations = root / "eval"
     shutil.copytree(report_inputs["eval"], evaluations)
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "handwriting.py"
-    argv = ["--model", report_inputs["model"], "--handwriting-dir", root / "handwriting"]
-    argv += ["--json", evaluations / "handwriting.json"]
-    subprocess.run([sys.executable, str(script), *map(str, argv)], check=True, capture_output=True)
+    argv = ["evaluate", "--split", "handwriting", "--model", report_inputs["model"]]
+    argv += ["--handwriting-dir", root / "handwriting", "--json", evaluations / "handwriting.json"]
+    assert run_fire(cli.COMMANDS, "digits", list(map(str, argv))) == 0
     return report_inputs | {"eval": evaluations, "handwriting": root / "handwriting"}
 
 

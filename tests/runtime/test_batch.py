@@ -22,8 +22,8 @@ import psutil
 import pytest
 from PIL import Image
 
+from digits_core.contract import META_FINGERPRINT
 from digits_data import dataset
-from digits_data.contract import META_FINGERPRINT
 from digits_runtime import cli
 from digits_runtime.predictor import Predictor
 
@@ -453,7 +453,7 @@ def test_runtime_and_predict_never_import_dask_or_pyarrow(archive, model):
     probe = (
         "import sys\n"
         "import digits_runtime\n"
-        "from digits_data.cli_support import run_fire\n"
+        "from digits_core.cli_support import run_fire\n"
         "from digits_runtime import cli\n"
         f"argv = ['predict', '--model', {str(model)!r}, '--workers', '2', {str(archive / 'a')!r}]\n"
         "run_fire(cli.COMMANDS, 'digits', argv)\n"
@@ -469,7 +469,7 @@ def test_the_batch_driver_leaves_parquet_to_its_workers(archive, model, tmp_path
     # Arrow's thread pools can abort a process at exit; only the workers, never the driver, load it.
     probe = (
         "import sys\n"
-        "from digits_data.cli_support import run_fire\n"
+        "from digits_core.cli_support import run_fire\n"
         "from digits_runtime import cli\n"
         f"argv = ['batch', '--model', {str(model)!r}, {str(archive)!r}, {str(tmp_path / 'out')!r}]\n"
         "code = run_fire(cli.COMMANDS, 'digits', [*argv, '--workers', '2'])\n"

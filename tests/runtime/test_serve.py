@@ -23,11 +23,12 @@ import psutil
 import pytest
 from PIL import Image
 
-from digits_data import contract, dataset
-from digits_data.cli_support import run_fire
+from digits_core import contract
+from digits_core.cli_support import run_fire
+from digits_data import dataset
 from digits_runtime import Predictor, cli
-from digits_runtime.connections import MAX_DRAIN_BYTES, MAX_HEADER_BYTES, RESERVED_FDS
 from digits_runtime.serve import MAX_BODY_BYTES, MAX_FILES, MAX_REQUEST_PIXELS, model_info
+from digits_runtime.serve.connections import MAX_DRAIN_BYTES, MAX_HEADER_BYTES, RESERVED_FDS
 
 SERVE = [sys.executable, "-m", "digits_runtime", "serve"]
 NOT_AN_IMAGE = "is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)"
@@ -391,7 +392,8 @@ LIMITED = [
     "-c",
     "import resource, sys; "
     f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FDS}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
-    "from digits_runtime import connections; connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
+    "import digits_runtime.serve.connections as connections; "
+    "connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
     "from digits_runtime.cli import main; main()",
 ]
 

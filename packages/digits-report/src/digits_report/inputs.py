@@ -4,9 +4,9 @@ import csv
 import json
 from pathlib import Path
 
-from digits_data.errors import DigitsError
+from digits_core.errors import DigitsError
 
-STEPS = ("download", "curate", "train", "export", "evaluate")
+STEPS = ("download", "curate", "handwriting", "train", "export", "evaluate", "evaluate-handwriting")
 """The pipeline steps whose wall time `make` records."""
 
 
