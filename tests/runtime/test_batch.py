@@ -122,6 +122,7 @@ def test_predict_with_two_workers_prints_the_same_lines(predicted, archive, mode
     assert predicted.stdout.count("\n") == 604
 
 
+@pytest.mark.slow
 def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
     local_output, archive, slow_archive, model, tmp_path
 ):

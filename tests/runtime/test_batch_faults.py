@@ -22,6 +22,9 @@ pq = pytest.importorskip("pyarrow.parquet")
 EXE = [sys.executable, "-m", "digits_runtime"]
 
 
+pytestmark = pytest.mark.slow  # killed processes and a scheduler that never answers: seconds each
+
+
 def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=300, **kwargs)
 

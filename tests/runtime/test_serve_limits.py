@@ -97,6 +97,7 @@ def test_a_head_over_the_limit_gets_431_and_the_server_keeps_serving(server, eva
     assert post(server, data)[::2] == (200, expected(data))
 
 
+@pytest.mark.slow
 def test_idle_and_slow_connections_are_closed(serving, model_path, eval_pngs, expected):
     timeout = {"error": "the request did not arrive whole within 2 seconds"}
     with serving(model_path, LIMITED) as url:
