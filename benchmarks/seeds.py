@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from handwriting import evaluate as evaluate_handwriting
 
 from digits_core import atomic, contract
 from digits_data import dataset
 from digits_runtime import Predictor
+from digits_runtime.handwriting import evaluate as evaluate_handwriting
 from digits_runtime.metrics import report
 from digits_train.config import FitConfig
 from digits_train.export import export
