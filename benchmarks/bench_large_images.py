@@ -3,7 +3,7 @@
 Two files: a 9400x9400 RGBA PNG of a few hundred KB (just under PIL's decompression-bomb
 limit) and a 12-megapixel JPEG "phone photo" of a digit. For each, the peak resident memory
 (ru_maxrss) and wall time of a process that only decodes it with PIL (the floor), and of one
-that runs digits_data.images.load_image on it, compared as ratios within this run.
+that runs digits_core.images.load_image on it, compared as ratios within this run.
 
     .venv/bin/python benchmarks/bench_large_images.py
 """
@@ -24,8 +24,8 @@ if sys.argv[2] == "decode":
     with Image.open(sys.argv[1]) as image:
         image.load()
 else:
-    from digits_data.errors import DigitsError
-    from digits_data.images import load_image
+    from digits_core.errors import DigitsError
+    from digits_core.images import load_image
     try:
         load_image(sys.argv[1])
     except DigitsError as exc:

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digits_data import contract, dataset
+from digits_core import contract
+from digits_data import dataset
 from digits_runtime import Predictor
 
 BIN = Path(sys.executable).parent

@@ -6,7 +6,7 @@ validation split; "eval acc'd" is the share of eval digits the model's refusal r
 "other ref'd" the share of the MNIST test set's other digits (1, 2, 3, 4, 6, 7, 9) it refuses,
 "oval ref'd" the share of other_val (validation outliers) it refused at export; "hw acc" is the
 accuracy on the generated handwriting's 0/5/8 and "hw ref'd" the share of its other digits and
-letters refused (`make handwriting`, scored as benchmarks/handwriting.py does); "deg mean",
+letters refused (`make handwriting`, scored as `digits evaluate --split handwriting` does); "deg mean",
 "deg min" and "deg a&w" are the degradation suite's (`make suite`, scored as `digits robustness`
 does) mean and worst family accuracy on its MNIST test images and its largest share accepted and
 wrong in any family, "clean acc'd" the share of its clean MNIST test images accepted, "type acc"
@@ -33,10 +33,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from handwriting import evaluate as evaluate_handwriting
 
-from digits_data import atomic, contract, dataset, suite
+from digits_core import atomic, contract, layout
+from digits_data import dataset, suite
 from digits_runtime import Predictor, robustness
+from digits_runtime.handwriting import evaluate as evaluate_handwriting
 from digits_runtime.metrics import report
 from digits_train.config import FitConfig
 from digits_train.export import export
@@ -178,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--curated-dir", default="artifacts/curated")
     parser.add_argument("--handwriting-dir", default="artifacts/handwriting", help="`make handwriting`")
-    parser.add_argument("--suite-dir", default="artifacts/suite", help="`make suite`")
+    parser.add_argument("--suite-dir", default=layout.SUITE_DIR, help="`make suite`")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", type=parse_override)
     parser.add_argument("--json", default="artifacts/seeds.json", help="where to write the rows and summary")

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from digits_data import contract, curate, dataset, mnist
-from digits_data.errors import DigitsError
-from digits_data.images import pixels_from_uint8
-from digits_data.refusal import RefusalRule, choose_threshold, scores
+from digits_core import contract
+from digits_core.errors import DigitsError
+from digits_core.images import pixels_from_uint8
+from digits_core.refusal import RefusalRule, choose_threshold, scores
 
 if TYPE_CHECKING:
     import onnx
@@ -84,6 +84,8 @@ def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     artifacts/mnist when it holds a verified copy; otherwise one fetched once per run (via the
     offline-capable sources) into a temporary folder that every test process of the run shares.
     """
+    from digits_data import mnist  # here, not at the top: digits-core's tests run without digits-data
+
     base = tmp_path_factory.getbasetemp()
     try:
         mnist.verify(MNIST_CACHE)
@@ -104,6 +106,8 @@ def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_curated(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real curation of MNIST with small counts: train 245, val 43, eval 72 images;
     other_train 140 and other_val 70 (20 and 10 of each other digit)."""
+    from digits_data import curate
+
     out = tmp_path_factory.mktemp("curated")
     curate.curate(mnist_dir, out, class_counts=SMALL_COUNTS, other_train_per_digit=20, other_val_per_digit=10)
     return out
@@ -211,6 +215,8 @@ def reference_logits():
 @pytest.fixture(scope="session")
 def class_means(small_curated: Path) -> np.ndarray:
     """Mean image (3, 28, 28) of each digit in the small curation's train split."""
+    from digits_data import dataset
+
     train = dataset.load_split(small_curated, "train")
     pixels = pixels_from_uint8(train.images)
     return np.stack([pixels[train.labels == d].mean(0) for d in contract.CLASSES])
@@ -221,6 +227,8 @@ def model_path(
     small_curated: Path, class_means: np.ndarray, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """A contract-following ONNX model fitted (class means) on the small curation's train split."""
+    from digits_data import dataset
+
     path = tmp_path_factory.mktemp("model") / "model.onnx"
     model = contract_model(class_means, list(contract.CLASSES), dataset.fingerprint(small_curated))
     path.write_bytes(model.SerializeToString())
@@ -232,6 +240,8 @@ def refusing_model(
     small_curated: Path, class_means: np.ndarray, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, RefusalRule]:
     """The class-mean model with a refusal rule: energy, threshold keeping 90% of val digits."""
+    from digits_data import dataset
+
     val = dataset.load_split(small_curated, "val")
     threshold = choose_threshold(scores(class_mean_logits(class_means, val.images), "energy"), 0.9)
     rule = RefusalRule("energy", threshold, 0.9, "val")

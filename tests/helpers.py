@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from digits_data.cli_support import run_fire
+from digits_core.cli_support import run_fire
+
+SLOW_IMAGES = 1024  # the batch tests' slow archive: 240x240 PNGs, about 6 ms each to bring to MNIST form
 
 
 def cli_runner(commands: Mapping[str, Callable], name: str) -> Callable[..., tuple[int, str, str]]:
@@ -157,3 +159,30 @@ def dask_cluster(folder: Path, workers: int = 2) -> Iterator[tuple[str, list[sub
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def assert_each_input_once(output: Path, slow_archive, model: Path) -> None:
+    """Every input of ``slow_archive`` is in exactly one row of the Parquet folder ``output``, with
+    the Predictor's probabilities, bit for bit."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from digits_runtime.predictor import Predictor
+
+    folder, source = slow_archive
+    found = pq.read_table(output).to_pylist()
+    assert sorted(r["path"] for r in found) == sorted(source)  # every input, none twice
+    classified, _ = Predictor(model).classify_each(sorted(folder.glob("00[01]?.png"))[:16])
+    for row in found:
+        assert row["error"] is None
+        expected = classified.probabilities[source[row["path"]]]
+        assert np.array_equal(np.array([row["prob_0"], row["prob_5"], row["prob_8"]], np.float32), expected)
+
+
+def evaluate(model, curated, folder, splits=("eval", "test", "other")):
+    """Run `digits evaluate --json` for each split into ``folder``, as `make evaluate` does."""
+    from digits_runtime import cli
+
+    for split in splits:
+        argv = ["evaluate", "--model", str(model), "--curated-dir", str(curated), "--split", split]
+        assert run_fire(cli.COMMANDS, "digits", [*argv, "--json", str(folder / f"{split}.json")]) == 0

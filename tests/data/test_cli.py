@@ -8,8 +8,8 @@ import zipfile
 import pytest
 from PIL import Image
 
+from digits_core.cli_support import run_fire
 from digits_data import cli, dataset, mnist
-from digits_data.cli_support import run_fire
 
 from helpers import cli_runner, curate_args
 

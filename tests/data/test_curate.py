@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from digits_core.contract import OUTLIER_SPLITS, SPLITS
+from digits_core.errors import ConfigError, DigitsError, UsageError
 from digits_data import curate, dataset, mnist
-from digits_data.contract import OUTLIER_SPLITS, SPLITS
-from digits_data.errors import ConfigError, DigitsError, UsageError
 
 from helpers import flip_byte, tampered_copy
 

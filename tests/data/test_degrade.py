@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digits_core.errors import DigitsError
+from digits_core.images import load_image
 from digits_data import cli, degrade, handwriting, suite, typefaces
-from digits_data.errors import DigitsError
-from digits_data.images import load_image
 
 from helpers import cli_runner, flip_byte
 

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits_data import atomic, cli, handwriting
-from digits_data.contract import CLASSES
-from digits_data.images import load_image
+from digits_core import atomic
+from digits_core.contract import CLASSES
+from digits_core.errors import DigitsError
+from digits_core.images import load_image
+from digits_data import cli, handwriting
+from digits_data.dataset import sha256_file
 
 from helpers import HANDWRITING_EDITS, cli_runner, edited_handwriting
 
@@ -60,7 +63,7 @@ def test_manifest_records_every_file_with_its_sha256(generated):
     }
     for entry in manifest["samples"][:: len(manifest["samples"]) // 10]:
         assert atomic.Path(out / entry["file"]).stat().st_size > 0
-        assert entry["sha256"] == handwriting.sha256_file(out / entry["file"])
+        assert entry["sha256"] == sha256_file(out / entry["file"])
 
 
 def test_counts_per_kind_and_balanced_styles(generated):
@@ -228,7 +231,7 @@ def test_a_set_of_an_older_version_is_replaced_if_its_manifest_lists_all_of_it(c
 
 def test_load_manifest_names_a_missing_or_altered_file(generated, tmp_path):
     out, manifest = generated
-    with pytest.raises(handwriting.DigitsError) as missing:
+    with pytest.raises(DigitsError) as missing:
         handwriting.load_manifest(tmp_path)
     assert str(missing.value) == (
         f"{tmp_path / 'manifest.json'} does not exist: "
@@ -238,7 +241,7 @@ def test_load_manifest_names_a_missing_or_altered_file(generated, tmp_path):
     shutil.copytree(out, copy)
     victim = copy / manifest["samples"][0]["file"]
     victim.write_bytes(victim.read_bytes()[:-1])
-    with pytest.raises(handwriting.DigitsError, match="does not match its sha256"):
+    with pytest.raises(DigitsError, match="does not match its sha256"):
         handwriting.load_manifest(copy)
 
 
@@ -269,7 +272,7 @@ def expected_problem(samples: list[dict], edit: str) -> str:
 def test_an_edited_manifest_is_refused_with_what_is_wrong(generated, tmp_path, edit):
     out, manifest = generated
     copy = edited_handwriting(out, tmp_path / "set", HANDWRITING_EDITS[edit])
-    with pytest.raises(handwriting.DigitsError) as refused:
+    with pytest.raises(DigitsError) as refused:
         handwriting.load_manifest(copy)
     assert str(refused.value) == (
         f"{copy / 'manifest.json'} {expected_problem(manifest['samples'], edit)}: it was edited; "
@@ -280,5 +283,5 @@ def test_an_edited_manifest_is_refused_with_what_is_wrong(generated, tmp_path, e
 def test_a_sample_file_outside_the_set_is_refused(generated, tmp_path):
     out, _ = generated
     escaping = edited_handwriting(out, tmp_path / "set", lambda m: m["samples"][1].update(file="../x.png"))
-    with pytest.raises(handwriting.DigitsError, match=r"without a plain file name and its sha256: it was"):
+    with pytest.raises(DigitsError, match=r"without a plain file name and its sha256: it was"):
         handwriting.load_manifest(escaping)

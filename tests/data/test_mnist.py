@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digits_core.errors import DigitsError, UsageError
 from digits_data import mnist
-from digits_data.errors import DigitsError, UsageError
 
 
 def test_idx_round_trip_and_header_checks():

@@ -5,66 +5,16 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from digits_data.cli_support import run_fire
-from digits_data.errors import DigitsError
+from digits_core.cli_support import run_fire
+from digits_core.errors import DigitsError
 from digits_report.report import write_report
-from digits_runtime import cli
 
-from helpers import HANDWRITING_EDITS, assert_disk_full_line, edited_handwriting
-
-METRICS_CSV = """\
-epoch,step,train_loss,val_accuracy,val_loss,val_macro_f1,val_recall_0,val_recall_5,val_recall_8,lr
-0,7,,0.81,0.52,0.78,0.9,0.5,0.85,0.001
-0,7,0.91,,,,,,,
-1,15,,0.9,0.31,0.88,0.95,0.7,0.9,0.001
-1,15,0.45,,,,,,,
-2,23,,0.88,0.35,0.86,0.9,0.7,0.92,0.0005
-2,23,0.33,,,,,,,
-"""
-
-
-def evaluate(model, curated, folder, splits=("eval", "test", "other")):
-    """Run `digits evaluate --json` for each split into ``folder``, as `make evaluate` does."""
-    for split in splits:
-        argv = ["evaluate", "--model", str(model), "--curated-dir", str(curated), "--split", split]
-        assert run_fire(cli.COMMANDS, "digits", [*argv, "--json", str(folder / f"{split}.json")]) == 0
-
-
-@pytest.fixture(scope="module")
-def report_inputs(refusing_model, small_curated, tmp_path_factory):
-    model_path, _ = refusing_model
-    root = tmp_path_factory.mktemp("run")
-    train = root / "train"
-    (train / "lightning_logs").mkdir(parents=True)
-    (train / "lightning_logs" / "metrics.csv").write_text(METRICS_CSV)
-    summary = {
-        "epochs_run": 3,
-        "best_epoch": 1,
-        "stopped_early": True,
-        "stopped_epoch": 2,
-        "best_val_metrics": {"val_macro_f1": 0.88, "val_accuracy": 0.9, "val_loss": 0.31},
-        "wall_time_seconds": 1.5,
-        "config": {"seed": 1},
-    }
-    (train / "summary.json").write_text(json.dumps(summary))
-    evaluations = root / "eval"
-    evaluate(model_path, small_curated, evaluations)
-    timings = root / "timings"
-    timings.mkdir()
-    (timings / "train.json").write_text(json.dumps({"step": "train", "command": [], "seconds": 12.5}))
-    return {
-        "curated": small_curated,
-        "train": train,
-        "model": model_path,
-        "eval": evaluations,
-        "timings": timings,
-    }
+from helpers import assert_disk_full_line, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +75,11 @@ def test_numbers_agree_between_page_json_and_evaluation(report, report_inputs):
     assert report["json"]["timings_seconds"] == {
         "download": None,
         "curate": None,
+        "handwriting": None,
         "train": 12.5,
         "export": None,
         "evaluate": None,
+        "evaluate-handwriting": None,
     }
     assert "<th>train</th><td>12.5 s</td>" in page
     assert "<th>download</th><td>not recorded</td>" in page
@@ -239,7 +191,7 @@ def report_argv(inputs, out):
 
 @pytest.mark.slow
 def test_a_second_report_waits_for_the_first_and_removes_what_killed_runs_left(report_inputs, tmp_path):
-    from digits_data import atomic
+    from digits_core import atomic
 
     out = tmp_path / "report"
     command = [sys.executable, "-m", "digits_report", *map(str, report_argv(report_inputs, out))]
@@ -297,7 +249,7 @@ def test_report_refuses_a_folder_of_holiday_photos(capsys, report_inputs, tmp_pa
 
 
 def test_a_report_is_replaced_by_the_next_unless_a_user_added_a_file(report, report_inputs, tmp_path):
-    from digits_data import atomic
+    from digits_core import atomic
 
     i = report_inputs
     out = shutil.copytree(report["dir"], tmp_path / "report")
@@ -324,113 +276,6 @@ def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, report_inp
     assert code == 1
     assert_disk_full_line(captured.err, "digits-report", out)
     assert sorted(p.name for p in disk.iterdir()) == [".report.lock"]
-
-
-@pytest.fixture(scope="module")
-def handwriting_inputs(report_inputs, tmp_path_factory):
-    from digits_data import handwriting
-
-    root = tmp_path_factory.mktemp("hw")
-    handwriting.write(root / "handwriting", per_style=2, seed=4)
-    evaluations = root / "eval"
-    shutil.copytree(report_inputs["eval"], evaluations)
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "handwriting.py"
-    argv = ["--model", report_inputs["model"], "--handwriting-dir", root / "handwriting"]
-    argv += ["--json", evaluations / "handwriting.json"]
-    subprocess.run([sys.executable, str(script), *map(str, argv)], check=True, capture_output=True)
-    return report_inputs | {"eval": evaluations, "handwriting": root / "handwriting"}
-
-
-@pytest.mark.slow
-def test_handwriting_section_shows_the_set_and_its_numbers(handwriting_inputs, tmp_path):
-    i = handwriting_inputs
-    out = tmp_path / "report"
-    index = write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out, i["handwriting"])
-    measured = json.loads((i["eval"] / "handwriting.json").read_text())
-    numbers = json.loads((out / "report.json").read_text())
-    assert numbers["handwriting"] == measured
-    figures = numbers["figures"]
-    assert figures["handwriting_sheet"] == "handwriting_sheet.png"
-    assert (out / "handwriting_sheet.png").read_bytes() == (i["handwriting"] / "sheet.png").read_bytes()
-    assert {figures["handwriting_styles"], figures["handwriting_confusion"]} == {
-        "handwriting_styles.png",
-        "confusion_handwriting.png",
-    }
-    assert ("handwriting_misread" in figures) == bool(measured["known"]["misread"])
-    page = index.read_text()
-    assert "<h2>Handwriting that is not MNIST</h2>" in page
-    assert f"The model reads <b>{measured['known']['accuracy']:.4f}</b>" in page
-    refusal = measured["refusal"]  # the test model carries a refusal rule
-    assert (
-        f"It accepts {refusal['known_accepted']:.4f} of them, and refuses\n"
-        f"<b>{refusal['other_digit_refused']:.4f}</b> of the other digits and\n"
-        f"<b>{refusal['letter_refused']:.4f}</b> of the letters."
-    ) in page
-    pen = measured["known"]["accuracy_by_style"]["pen"]
-    for level, cell in pen.items():
-        accepted = refusal["known_accepted_by_style"]["pen"][level]["share"]
-        refused = refusal["others_refused_by_style"]["pen"][level]["share"]
-        row = f"<tr><td>pen</td><td>{level}</td><td>{cell['n']}</td><td>{cell['share']:.4f}</td>\n"
-        assert row + f"<td>{accepted:.4f}</td>\n<td>{refused:.4f}</td>\n</tr>" in page
-    for ref in re.findall(r"src=['\"]([^'\"]+)['\"]", page):
-        assert (out / ref).is_file(), ref
-
-
-@pytest.mark.slow
-def test_handwriting_section_of_a_model_without_a_rule(handwriting_inputs, tmp_path):
-    i = handwriting_inputs
-    evaluations = Path(shutil.copytree(i["eval"], tmp_path / "eval"))
-    measured = json.loads((evaluations / "handwriting.json").read_text())
-    measured["refusal"] = measured["refusal_rule"] = None  # as the benchmark writes it for such a model
-    measured["confident"] = {"other_digit": 0.5, "letter": 0.625}
-    (evaluations / "handwriting.json").write_text(json.dumps(measured))
-    index = write_report(
-        i["curated"], i["train"], i["model"], evaluations, i["timings"], tmp_path / "r", i["handwriting"]
-    )
-    page = index.read_text()
-    assert (
-        "It carries no refusal rule: every other digit and letter gets one of 0, 5, 8,\n"
-        "0.5000 of the other digits and 0.6250\nof the letters with a probability of at least 0.9."
-    ) in page
-    assert "<th>accepted</th>" not in page.split("<h2>Handwriting that is not MNIST</h2>")[1]
-
-
-@pytest.mark.slow
-def test_handwriting_measured_on_another_set_is_refused(handwriting_inputs, tmp_path):
-    from digits_data import handwriting
-
-    i = handwriting_inputs
-    other = tmp_path / "other"
-    handwriting.write(other, per_style=1, seed=4)
-    with pytest.raises(DigitsError) as refused:
-        write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], tmp_path / "r", other)
-    assert str(refused.value) == (
-        f"{i['eval'] / 'handwriting.json'} was measured on another handwriting set than {other}: "
-        "run `make evaluate`"
-    )
-    assert not (tmp_path / "r").exists()
-
-
-@pytest.mark.slow
-def test_an_edited_handwriting_manifest_is_one_line(handwriting_inputs, tmp_path):
-    i = handwriting_inputs
-    for name in ("samples a dict", "label x"):
-        edited = edited_handwriting(
-            i["handwriting"], tmp_path / name.replace(" ", "-"), HANDWRITING_EDITS[name]
-        )
-        argv = ["--curated-dir", i["curated"], "--train-dir", i["train"], "--model", i["model"]]
-        argv += ["--eval-dir", i["eval"], "--timings-dir", i["timings"], "--output-dir", tmp_path / "r"]
-        argv += ["--handwriting-dir", edited]
-        done = subprocess.run(
-            [sys.executable, "-m", "digits_report", *map(str, argv)], capture_output=True, text=True
-        )
-        problem = "has no 'samples' list" if name == "samples a dict" else "has sample 0 ("
-        assert (done.returncode, done.stdout) == (1, ""), name
-        assert done.stderr.startswith(f"digits-report: error: {edited / 'manifest.json'} {problem}"), name
-        assert done.stderr.endswith(
-            f": it was edited; delete {edited} and run `make handwriting` (or `digits-data handwriting`)\n"
-        ), name
-        assert not (tmp_path / "r").exists()
 
 
 def test_training_paragraph_says_when_the_model_is_an_ensemble(report, report_inputs, tmp_path):

@@ -1,6 +1,7 @@
-"""The runtime's own fixtures: real `digits serve` processes."""
+"""The runtime's own fixtures: real `digits serve` processes, and the images the serve tests send."""
 
 import contextlib
+import io
 import re
 import signal
 import subprocess
@@ -8,7 +9,15 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from digits_data import dataset
+from digits_runtime import Predictor
+
+from helpers import SLOW_IMAGES
+from http_helpers import png
 
 
 @contextlib.contextmanager
@@ -52,3 +61,64 @@ def server(model_path: Path) -> Iterator[str]:
     """`digits serve` on the contract model, a real process; yields its URL."""
     with run_server(model_path) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def eval_pngs(small_curated) -> list[bytes]:
+    """Ten eval images as PNG files in MNIST form."""
+    split = dataset.load_split(small_curated, "eval")
+    return [png(split.images[i]) for i in range(10)]
+
+
+@pytest.fixture(scope="session")
+def photo(small_curated) -> bytes:
+    """A 640x480 JPEG "photo": an eval digit as dark ink on grey paper, 12x larger, off center."""
+    digit = dataset.load_split(small_curated, "eval").images[3]
+    ink = Image.fromarray(255 - digit).resize((336, 336), Image.Resampling.BILINEAR)
+    paper = Image.new("L", (640, 480), 200)
+    paper.paste(ink.point(lambda v: min(v, 200)), (200, 80))
+    return png(paper.convert("RGB"), "JPEG")
+
+
+@pytest.fixture(scope="session")
+def expected(model_path):
+    """What the Predictor itself answers for image bytes: the server must give exactly this."""
+    predictor = Predictor(model_path, threads=1)
+    return lambda data: predictor.predict(io.BytesIO(data)).to_json()
+
+
+@pytest.fixture(scope="session")
+def slow_archive(small_curated, tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """1024 PNGs of 240x240 (16 distinct digits, repeated), and which digit each file holds."""
+    folder = tmp_path_factory.mktemp("slow")
+    images = dataset.load_split(small_curated, "eval").images[:16]
+    encoded = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).resize((240, 240)).save(buffer, "PNG")
+        encoded.append(buffer.getvalue())
+    source = {}
+    for i in range(SLOW_IMAGES):
+        path = folder / f"{i:04d}.png"
+        path.write_bytes(encoded[i % 16])
+        source[str(path)] = i % 16
+    return folder, source
+
+
+@pytest.fixture(scope="session")
+def archive(small_curated, tmp_path_factory) -> Path:
+    """600 MNIST-style PNGs in two subfolders, a photo, and a corrupt, an empty and a non-image file."""
+    folder = tmp_path_factory.mktemp("archive")
+    images = np.concatenate([dataset.load_split(small_curated, s).images for s in ("train", "val", "eval")])
+    for sub in ("a", "b"):
+        (folder / sub).mkdir()
+    for i in range(600):
+        Image.fromarray(images[i % len(images)]).save(folder / ("a" if i < 300 else "b") / f"{i:04d}.png")
+    photo = Image.fromarray(255 - images[0]).resize((640, 480)).convert("RGB")
+    photo.save(folder / "a" / "photo.jpg", quality=90)
+    whole = (folder / "a" / "0000.png").read_bytes()
+    (folder / "b" / "corrupt.png").write_bytes(whole[: len(whole) // 2])
+    (folder / "b" / "empty.png").write_bytes(b"")
+    (folder / "b" / "notes.png").write_text("not an image")
+    (folder / "readme.txt").write_text("not listed: not an image suffix")
+    return folder

@@ -6,59 +6,32 @@ their pids, full and read-only file systems, a scheduler address where nothing l
 """
 
 import hashlib
-import io
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
-from PIL import Image
 
-from digits_data import dataset
-from digits_data.contract import META_FINGERPRINT
+from digits_core.contract import META_FINGERPRINT
 from digits_runtime import cli
 from digits_runtime.predictor import Predictor
 
-from helpers import assert_disk_full_line, cli_runner, dask_cluster
+from helpers import assert_disk_full_line, assert_each_input_once, cli_runner, dask_cluster
 
 pq = pytest.importorskip("pyarrow.parquet")
 
 EXE = [sys.executable, "-m", "digits_runtime"]
 BAD = {"b/corrupt.png", "b/empty.png", "b/notes.png"}
-SLOW_IMAGES = 1024  # 240x240 PNGs, about 6 ms each to bring to MNIST form: four parts of 256
 
 run = cli_runner(cli.COMMANDS, "digits")
 
 
 def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=300, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def archive(small_curated, tmp_path_factory) -> Path:
-    """600 MNIST-style PNGs in two subfolders, a photo, and a corrupt, an empty and a non-image file."""
-    folder = tmp_path_factory.mktemp("archive")
-    images = np.concatenate([dataset.load_split(small_curated, s).images for s in ("train", "val", "eval")])
-    for sub in ("a", "b"):
-        (folder / sub).mkdir()
-    for i in range(600):
-        Image.fromarray(images[i % len(images)]).save(folder / ("a" if i < 300 else "b") / f"{i:04d}.png")
-    photo = Image.fromarray(255 - images[0]).resize((640, 480)).convert("RGB")
-    photo.save(folder / "a" / "photo.jpg", quality=90)
-    whole = (folder / "a" / "0000.png").read_bytes()
-    (folder / "b" / "corrupt.png").write_bytes(whole[: len(whole) // 2])
-    (folder / "b" / "empty.png").write_bytes(b"")
-    (folder / "b" / "notes.png").write_text("not an image")
-    (folder / "readme.txt").write_text("not listed: not an image suffix")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +122,7 @@ def test_predict_with_two_workers_prints_the_same_lines(predicted, archive, mode
     assert predicted.stdout.count("\n") == 604
 
 
+@pytest.mark.slow
 def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
     local_output, archive, slow_archive, model, tmp_path
 ):
@@ -177,119 +151,6 @@ def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
     assert json.loads(mixed.stdout)["scheduler"] == address
     for part in sorted(local_output[0].glob("part-*.parquet")):  # the answers of predict, errors included
         assert pq.read_table(tmp_path / "mixed" / part.name).equals(pq.read_table(part))
-
-
-@pytest.fixture(scope="module")
-def slow_archive(small_curated, tmp_path_factory) -> tuple[Path, dict[str, int]]:
-    """1024 PNGs of 240x240 (16 distinct digits, repeated), and which digit each file holds."""
-    folder = tmp_path_factory.mktemp("slow")
-    images = dataset.load_split(small_curated, "eval").images[:16]
-    encoded = []
-    for image in images:
-        buffer = io.BytesIO()
-        Image.fromarray(image).resize((240, 240)).save(buffer, "PNG")
-        encoded.append(buffer.getvalue())
-    source = {}
-    for i in range(SLOW_IMAGES):
-        path = folder / f"{i:04d}.png"
-        path.write_bytes(encoded[i % 16])
-        source[str(path)] = i % 16
-    return folder, source
-
-
-def assert_each_input_once(output: Path, slow_archive, model: Path) -> None:
-    folder, source = slow_archive
-    found = rows(output)
-    assert sorted(r["path"] for r in found) == sorted(source)  # every input, none twice
-    classified, _ = Predictor(model).classify_each(sorted(folder.glob("00[01]?.png"))[:16])
-    for row in found:
-        assert row["error"] is None
-        expected = classified.probabilities[source[row["path"]]]
-        assert np.array_equal(np.array([row["prob_0"], row["prob_5"], row["prob_8"]], np.float32), expected)
-
-
-def wait_for_parts(output: Path, process: subprocess.Popen) -> list[Path]:
-    """Wait until the job has written its first part; return the parts there are then."""
-    for _ in range(3000):
-        parts = sorted(output.glob("part-*.parquet"))
-        if parts or process.poll() is not None:
-            return parts
-        time.sleep(0.02)
-    raise AssertionError("no part written in 60 s")
-
-
-def test_a_worker_killed_mid_job_leaves_the_job_complete(slow_archive, model, tmp_path):
-    output = tmp_path / "out"
-    with dask_cluster(tmp_path / "cluster") as (address, workers):
-        job = subprocess.Popen(
-            [
-                *EXE,
-                "batch",
-                "--model",
-                model,
-                slow_archive[0],
-                output,
-                "--engine",
-                "dask",
-                "--scheduler",
-                address,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        parts = wait_for_parts(output, job)
-        assert 1 <= len(parts) < 4  # mid-job
-        workers[0].send_signal(signal.SIGKILL)
-        out, err = job.communicate(timeout=300)
-        assert workers[0].wait(timeout=30) == -signal.SIGKILL
-    assert job.returncode == 0, err
-    summary = json.loads(out)
-    assert (summary["inputs"], summary["scored"], summary["parts"]) == (SLOW_IMAGES, SLOW_IMAGES, 4)
-    assert_each_input_once(output, slow_archive, model)
-
-
-def test_the_driver_killed_mid_job_then_run_again_carries_on(slow_archive, model, tmp_path):
-    output = tmp_path / "out"
-    argv = [*EXE, "batch", "--model", model, slow_archive[0], output, "--workers", "2"]
-    job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert 1 <= len(wait_for_parts(output, job)) < 4
-    pool = psutil.Process(job.pid).children(recursive=True)
-    job.send_signal(signal.SIGKILL)
-    job.wait()
-    _, alive = psutil.wait_procs(pool, timeout=30)  # the pool processes end with their parent
-    for process in alive:
-        process.kill()
-    assert alive == []
-    assert not (output / "_summary.json").exists()  # never looks complete when it is not
-    kept = {p.name: p.stat().st_mtime_ns for p in output.glob("part-*.parquet")}
-    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
-    summary = json.loads(again.stdout)
-    assert summary["parts_kept"] == len(kept) >= 1
-    assert sum(summary["parts_by_worker"].values()) == 4 - len(kept)
-    assert {name: (output / name).stat().st_mtime_ns for name in kept} == kept  # not scored again
-    assert_each_input_once(output, slow_archive, model)
-
-
-def test_a_local_worker_killed_stops_the_job_in_one_line_and_the_next_run_completes(
-    slow_archive, model, tmp_path
-):
-    output = tmp_path / "out"
-    argv = [*EXE, "batch", "--model", model, slow_archive[0], output, "--workers", "2"]
-    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert 1 <= len(wait_for_parts(output, job)) < 4
-    pool = [p for p in psutil.Process(job.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
-    pool[0].kill()
-    out, err = job.communicate(timeout=300)
-    assert (job.returncode, out) == (1, "")
-    assert (
-        err == "digits: error: a worker process died (killed, or out of memory): run the same command again\n"
-    )
-    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["parts_kept"] >= 1
-    assert_each_input_once(output, slow_archive, model)
 
 
 def test_a_part_cut_short_is_scored_again_and_the_others_kept(local_output, archive, model, tmp_path):
@@ -355,23 +216,6 @@ def test_output_that_is_a_file_read_only_or_full(archive, model, tmp_path, small
     written = sorted(p.name for p in full.iterdir())  # no scratch left, and nothing looks complete
     assert written == ["_job.json", *(f"part-{i:06d}.parquet" for i in range(len(written) - 1))]
     assert_disk_full_line(done.stderr, "digits", full / f"part-{len(written) - 1:06d}.parquet")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_a_scheduler_address_where_nothing_listens(archive, model, tmp_path):
-    address = f"tcp://127.0.0.1:{free_port()}"
-    done = digits(
-        "batch", "--model", model, archive, tmp_path / "out", "--engine", "dask", "--scheduler", address
-    )
-    assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr.startswith(f"digits: error: no Dask scheduler answers at {address} (")
-    assert done.stderr.endswith("start one with `dask scheduler`, or give the address of yours\n")
-    assert done.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -453,7 +297,7 @@ def test_runtime_and_predict_never_import_dask_or_pyarrow(archive, model):
     probe = (
         "import sys\n"
         "import digits_runtime\n"
-        "from digits_data.cli_support import run_fire\n"
+        "from digits_core.cli_support import run_fire\n"
         "from digits_runtime import cli\n"
         f"argv = ['predict', '--model', {str(model)!r}, '--workers', '2', {str(archive / 'a')!r}]\n"
         "run_fire(cli.COMMANDS, 'digits', argv)\n"
@@ -469,7 +313,7 @@ def test_the_batch_driver_leaves_parquet_to_its_workers(archive, model, tmp_path
     # Arrow's thread pools can abort a process at exit; only the workers, never the driver, load it.
     probe = (
         "import sys\n"
-        "from digits_data.cli_support import run_fire\n"
+        "from digits_core.cli_support import run_fire\n"
         "from digits_runtime import cli\n"
         f"argv = ['batch', '--model', {str(model)!r}, {str(archive)!r}, {str(tmp_path / 'out')!r}]\n"
         "code = run_fire(cli.COMMANDS, 'digits', [*argv, '--workers', '2'])\n"

@@ -10,9 +10,10 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from digits_data import contract, dataset
-from digits_data.errors import DigitsError
-from digits_data.images import pixels_from_uint8
+from digits_core import contract
+from digits_core.errors import DigitsError
+from digits_core.images import pixels_from_uint8
+from digits_data import dataset
 from digits_runtime import Prediction, Predictor, cli
 
 from helpers import cli_runner, save_eval_image

@@ -196,7 +196,7 @@ def test_evaluate_refuses_bad_input(capsys, model_path, small_curated, tmp_path)
     )
     assert (code, err) == (
         2,
-        "digits: error: --split must be one of train, val, eval, test, other, got 'holdout'\n",
+        "digits: error: --split must be one of train, val, eval, test, other, handwriting, got 'holdout'\n",
     )
     tampered = tampered_copy(small_curated, tmp_path / "curated", "eval.npz")
     code, _, err = run(

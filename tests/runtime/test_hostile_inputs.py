@@ -13,8 +13,8 @@ import onnx
 import pytest
 from PIL import Image, ImageDraw
 
-from digits_data import contract, images
-from digits_data.errors import DigitsError
+from digits_core import contract, images
+from digits_core.errors import DigitsError
 from digits_runtime import Predictor, cli
 
 from helpers import cli_runner, save_eval_image

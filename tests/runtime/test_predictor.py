@@ -11,9 +11,10 @@ import onnx
 import pytest
 from PIL import Image
 
-from digits_data import contract, dataset
-from digits_data.errors import DigitsError
-from digits_data.images import pixels_from_uint8
+from digits_core import contract
+from digits_core.errors import DigitsError
+from digits_core.images import pixels_from_uint8
+from digits_data import dataset
 from digits_runtime import Prediction, Predictor
 from digits_runtime.predictor import BATCH_SIZE, MAX_THREADS
 

@@ -7,10 +7,11 @@ import onnx
 import pytest
 from PIL import Image
 
-from digits_data import contract, dataset
-from digits_data.cli_support import run_fire
-from digits_data.errors import DigitsError
-from digits_data.refusal import RefusalRule, scores
+from digits_core import contract
+from digits_core.cli_support import run_fire
+from digits_core.errors import DigitsError
+from digits_core.refusal import RefusalRule, scores
+from digits_data import dataset
 from digits_runtime import Prediction, Predictor, cli
 
 

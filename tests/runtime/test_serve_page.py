@@ -9,8 +9,9 @@ import onnx
 import pytest
 from PIL import Image
 
-from digits_data import contract, dataset
-from digits_data.refusal import RefusalRule
+from digits_core import contract
+from digits_core.refusal import RefusalRule
+from digits_data import dataset
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).is_file():

@@ -1,5 +1,12 @@
-"""A real, short training run on the small curation, shared by the training tests."""
+"""A real, short training run on the small curation, shared by the training tests.
 
+The run is trained once per test run, whatever the number of test processes, and the tests that
+use it run first, so that one process trains while the other runs the rest of the suite. Tests
+that use the trained run are in the slow tier."""
+
+import fcntl
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -13,8 +20,33 @@ QUICK = FitConfig(epochs=2)
 
 @pytest.fixture(scope="session")
 def trained(small_curated: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Fit two epochs on the small curation and export the best checkpoint."""
-    out = tmp_path_factory.mktemp("train")
-    summary = fit(small_curated, out, QUICK)
-    result = export(out / "best.ckpt", out / "model.onnx")
-    return {"dir": out, "summary": summary, "export": result}
+    """Fit two epochs on the small curation and export the best checkpoint, once per run.
+
+    The first test process to need it trains, under a lock in the run's folder; the others wait
+    for it and read what it wrote. The run is keyed by nothing but the curation's content, which
+    every process curates alike.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder
+    out, record = root / "trained", root / "trained.pickle"
+    with open(root / "trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            summary = fit(small_curated, out, QUICK)
+            result = export(out / "best.ckpt", out / "model.onnx")
+            record.write_bytes(pickle.dumps({"dir": out, "summary": summary, "export": result}))
+    return pickle.loads(record.read_bytes())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the tests that use the trained run in the slow tier, and first in the run.
+
+    First, so that pytest-xdist hands them all to one test process at the start (it sends each
+    process a run of consecutive tests): that one trains while the other runs the rest.
+    """
+    uses = {item: "trained" in getattr(item, "fixturenames", ()) for item in items}
+    for item, using in uses.items():
+        if using:
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: not uses[item])  # stable: the order within each part is kept

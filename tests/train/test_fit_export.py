@@ -11,10 +11,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from digits_data import atomic, contract, dataset, refusal, suite
-from digits_data.errors import DigitsError
-from digits_data.images import pixels_from_uint8
-from digits_data.refusal import RefusalRule
+from digits_core import atomic, contract, refusal
+from digits_core.errors import DigitsError
+from digits_core.images import pixels_from_uint8
+from digits_core.refusal import RefusalRule
+from digits_data import dataset, suite
 from digits_train.config import OUTLIER_TARGETS, FitConfig
 from digits_train.data import OUTLIER, class_weights, loaders
 from digits_train.export import (
@@ -242,7 +243,7 @@ def test_same_seed_same_weights_and_same_onnx_bytes(trained, small_curated, tmp_
 
 
 def test_failed_parity_check_leaves_no_model_file(trained, tmp_path, monkeypatch):
-    from digits_data.errors import DigitsError
+    from digits_core.errors import DigitsError
     from digits_train import export as export_module
 
     monkeypatch.setattr(export_module, "PARITY_ATOL", -1.0)  # no difference can pass

@@ -7,9 +7,9 @@ import lightning as L
 import pytest
 import torch
 
-from digits_data import atomic
-from digits_data.cli_support import run_fire
-from digits_data.errors import DigitsError
+from digits_core import atomic
+from digits_core.cli_support import run_fire
+from digits_core.errors import DigitsError
 from digits_train import cli
 from digits_train.config import FitConfig
 from digits_train.fit import fit

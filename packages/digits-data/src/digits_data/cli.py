@@ -4,24 +4,24 @@ import os
 
 import numpy as np
 
-from digits_data import atomic, dataset, handwriting, mnist, suite
+from digits_core import atomic, layout
+from digits_core.checks import check_int, check_path
+from digits_core.cli_support import main_for
+from digits_core.contract import OUTLIER_SPLITS, SPLITS
+from digits_core.errors import UsageError
 from digits_data import curate as curation
-from digits_data.checks import check_int, check_path
-from digits_data.cli_support import main_for
+from digits_data import dataset, handwriting, mnist, suite
 from digits_data.contact_sheet import write_contact_sheet
-from digits_data.contract import (
+from digits_data.recipe import (
     DEFAULT_EVAL_RATIO,
     DEFAULT_OTHER_TRAIN_PER_DIGIT,
     DEFAULT_OTHER_VAL_PER_DIGIT,
     DEFAULT_SEED,
     DEFAULT_VAL_RATIO,
-    OUTLIER_SPLITS,
-    SPLITS,
 )
-from digits_data.errors import UsageError
 
 
-def download(data_dir: str = "artifacts/mnist", source: str = "auto") -> None:
+def download(data_dir: str = layout.MNIST_DIR, source: str = "auto") -> None:
     """Put the four MNIST IDX files, verified by md5, under DATA_DIR/MNIST/raw/.
 
     Args:
@@ -33,8 +33,8 @@ def download(data_dir: str = "artifacts/mnist", source: str = "auto") -> None:
 
 
 def curate(
-    data_dir: str = "artifacts/mnist",
-    output_dir: str = "artifacts/curated",
+    data_dir: str = layout.MNIST_DIR,
+    output_dir: str = layout.CURATED_DIR,
     seed: int = DEFAULT_SEED,
     eval_ratio: float = DEFAULT_EVAL_RATIO,
     val_ratio: float = DEFAULT_VAL_RATIO,
@@ -76,7 +76,7 @@ def curate(
     print(_counts_table(manifest))
 
 
-def inspect(curated_dir: str = "artifacts/curated", samples: str | None = None) -> None:
+def inspect(curated_dir: str = layout.CURATED_DIR, samples: str | None = None) -> None:
     """Summarize a curated folder: counts per split and digit, fingerprint, checks.
 
     Args:
@@ -107,7 +107,7 @@ def inspect(curated_dir: str = "artifacts/curated", samples: str | None = None) 
 
 
 def sample(
-    curated_dir: str = "artifacts/curated", split: str = "eval", index: int = 0, output: str = ""
+    curated_dir: str = layout.CURATED_DIR, split: str = "eval", index: int = 0, output: str = ""
 ) -> None:
     """Write one curated image as a PNG file, e.g. to try `digits predict` on it.
 
@@ -126,7 +126,7 @@ def sample(
 
 
 def handwriting_set(
-    output_dir: str = "artifacts/handwriting",
+    output_dir: str = layout.HANDWRITING_DIR,
     per_style: int = handwriting.DEFAULT_PER_STYLE,
     seed: int = handwriting.DEFAULT_SEED,
 ) -> None:
@@ -150,9 +150,9 @@ def handwriting_set(
 
 
 def degrade(
-    curated_dir: str = "artifacts/curated",
-    handwriting_dir: str = "artifacts/handwriting",
-    output_dir: str = "artifacts/suite",
+    curated_dir: str = layout.CURATED_DIR,
+    handwriting_dir: str = layout.HANDWRITING_DIR,
+    output_dir: str = layout.SUITE_DIR,
     data_dir: str | None = None,
     per_family: int = suite.DEFAULT_PER_FAMILY,
     seed: int = suite.DEFAULT_SEED,

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_data import atomic, dataset
-from digits_data.contract import IMAGE_SIZE, SPLITS
+from digits_core import atomic
+from digits_core.contract import IMAGE_SIZE, SPLITS
+from digits_data import dataset
 
 SHEET_SAMPLES = 12  # images per (split, digit) row of the contact sheet
 SHEET_SCALE = 2  # each image drawn at twice its size

@@ -18,23 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_data import atomic, mnist
-from digits_data.checks import check_float, check_int
-from digits_data.contract import (
+from digits_core import atomic
+from digits_core.checks import check_float, check_int
+from digits_core.contract import LABELS_RULE, MANIFEST_NAME, OUTLIER_SPLITS, SPLITS, check_labels
+from digits_core.errors import ConfigError, UsageError
+from digits_data import mnist
+from digits_data.dataset import Split, write_split
+from digits_data.recipe import (
     DEFAULT_CLASS_COUNTS,
     DEFAULT_EVAL_RATIO,
     DEFAULT_OTHER_TRAIN_PER_DIGIT,
     DEFAULT_OTHER_VAL_PER_DIGIT,
     DEFAULT_SEED,
     DEFAULT_VAL_RATIO,
-    LABELS_RULE,
-    MANIFEST_NAME,
-    OUTLIER_SPLITS,
-    SPLITS,
-    check_labels,
 )
-from digits_data.dataset import Split, write_split
-from digits_data.errors import ConfigError, UsageError
 
 FORMAT_VERSION = 1
 STEP = "digits-data curate"

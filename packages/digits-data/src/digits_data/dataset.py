@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_data import atomic, contract
-from digits_data.contract import IMAGE_SIZE, MANIFEST_NAME, OUTLIER_SPLITS, SPLITS
-from digits_data.errors import DigitsError, UsageError
+from digits_core import atomic, contract, layout
+from digits_core.contract import IMAGE_SIZE, MANIFEST_NAME, OUTLIER_SPLITS, SPLITS
+from digits_core.errors import DigitsError, UsageError
 
 _ARRAYS = ("images", "labels", "indices")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -292,7 +292,7 @@ def find_data_dir(curated_dir: str | os.PathLike) -> Path:
     """
     from digits_data import mnist
 
-    candidates = [Path(curated_dir).parent / "mnist", Path("artifacts") / "mnist"]
+    candidates = [Path(curated_dir).parent / "mnist", Path(layout.MNIST_DIR)]
     for candidate in candidates:
         if mnist.raw_dir(candidate).is_dir():
             return candidate

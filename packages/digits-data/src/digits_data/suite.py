@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digits_data import atomic, dataset, degrade, handwriting, typefaces
-from digits_data.contract import CLASSES, MANIFEST_NAME
-from digits_data.errors import DigitsError
-from digits_data.images import load_image
+from digits_core import atomic
+from digits_core.contract import CLASSES, MANIFEST_NAME
+from digits_core.errors import DigitsError
+from digits_core.images import load_image
+from digits_data import dataset, degrade, handwriting, typefaces
 
 FORMAT = "digits-degradation-suite/1"
 DEFAULT_SEED = 20251203

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digits_data.errors import DigitsError
+from digits_core.errors import DigitsError
 
 TRAINING_FACES = (
     "DejaVuSans.ttf",

@@ -1,19 +1,19 @@
 """`digits-report`: write the HTML report on the data, the training and the model's errors."""
 
-from digits_data.checks import check_path
-from digits_data.cli_support import main_for
-from digits_runtime.cli import DEFAULT_MODEL
+from digits_core import layout
+from digits_core.checks import check_path
+from digits_core.cli_support import main_for
 
 
 def report(
-    curated_dir: str = "artifacts/curated",
-    train_dir: str = "artifacts/train",
-    model: str = DEFAULT_MODEL,
-    eval_dir: str = "artifacts/eval",
-    timings_dir: str = "artifacts/timings",
-    output_dir: str = "artifacts/report",
-    handwriting_dir: str = "artifacts/handwriting",
-    suite_dir: str = "artifacts/suite",
+    curated_dir: str = layout.CURATED_DIR,
+    train_dir: str = layout.TRAIN_DIR,
+    model: str = layout.MODEL,
+    eval_dir: str = layout.EVAL_DIR,
+    timings_dir: str = layout.TIMINGS_DIR,
+    output_dir: str = layout.REPORT_DIR,
+    handwriting_dir: str = layout.HANDWRITING_DIR,
+    suite_dir: str = layout.SUITE_DIR,
 ) -> None:
     """Write index.html, its figures and report.json from what the earlier pipeline steps wrote.
 

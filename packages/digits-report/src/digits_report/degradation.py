@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from digits_core.errors import DigitsError
 from digits_data import suite
-from digits_data.errors import DigitsError
 from digits_report.figures import save
 from digits_report.inputs import read_json
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from digits_data import contract
+from digits_core import contract
 
 COLORS = {"train": "#4C72B0", "val": "#DD8452", "eval": "#55A868", "test": "#8172B3"}
 

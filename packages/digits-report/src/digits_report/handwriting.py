@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_data import contract, handwriting
+from digits_core import contract
+from digits_core.errors import DigitsError
+from digits_core.images import load_image
+from digits_data import handwriting
 from digits_data.dataset import sha256_file
-from digits_data.errors import DigitsError
-from digits_data.images import load_image
 from digits_report import figures
 from digits_report.inputs import read_json
 

@@ -4,9 +4,19 @@ import csv
 import json
 from pathlib import Path
 
-from digits_data.errors import DigitsError
+from digits_core.errors import DigitsError
 
-STEPS = ("download", "curate", "handwriting", "suite", "train", "export", "evaluate", "robustness")
+STEPS = (
+    "download",
+    "curate",
+    "handwriting",
+    "suite",
+    "train",
+    "export",
+    "evaluate",
+    "evaluate-handwriting",
+    "robustness",
+)
 """The pipeline steps whose wall time `make` records."""
 
 

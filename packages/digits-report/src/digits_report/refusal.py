@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from digits_data.errors import DigitsError
-from digits_data.refusal import tradeoff
+from digits_core.errors import DigitsError
+from digits_core.refusal import tradeoff
 from digits_report.figures import COLORS, save
 
 KNOWN = {"eval": "eval split", "test": "MNIST test digits of the classes"}

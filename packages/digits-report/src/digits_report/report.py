@@ -14,7 +14,8 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from digits_data import atomic, contract, dataset
+from digits_core import atomic, contract, layout
+from digits_data import dataset
 from digits_data.contact_sheet import write_contact_sheet
 from digits_report import degradation, figures, handwriting
 from digits_report.inputs import read_epochs, read_json, read_model_metadata, read_timings
@@ -41,8 +42,8 @@ def write_report(
     eval_dir: str | os.PathLike,
     timings_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
-    handwriting_dir: str | os.PathLike = "artifacts/handwriting",
-    suite_dir: str | os.PathLike = "artifacts/suite",
+    handwriting_dir: str | os.PathLike = layout.HANDWRITING_DIR,
+    suite_dir: str | os.PathLike = layout.SUITE_DIR,
 ) -> Path:
     """Build the report in ``output_dir``; return the path of its ``index.html``.
 

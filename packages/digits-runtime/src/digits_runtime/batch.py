@@ -19,10 +19,8 @@ Parquet files are made and read back by the workers; the driver never loads pyar
 """
 
 import contextlib
-import glob
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import socket
@@ -34,11 +32,13 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
-from digits_data import atomic
-from digits_data.contract import META_FINGERPRINT
-from digits_data.errors import DigitsError, first_line
-from digits_data.images import IMAGE_SUFFIXES
-from digits_runtime.predictor import BATCH_SIZE, Predictor, Source
+from digits_core import atomic
+from digits_core.contract import META_FINGERPRINT
+from digits_core.errors import DigitsError, first_line
+from digits_runtime.inputs import list_inputs
+from digits_runtime.inputs import opened as opened_sources
+from digits_runtime.predictor import BATCH_SIZE, Predictor
+from digits_runtime.sources import Source
 from digits_runtime.workers import bounded, predictor_for, process_pool
 
 PART = "part-{:06d}.parquet"
@@ -75,7 +75,7 @@ def _rows(predictor: Predictor, entries: Sequence[tuple[Source, str | None]]) ->
     columns = _prob_columns(predictor.labels)
     for start in range(0, len(entries), BATCH_SIZE):
         chunk = entries[start : start + BATCH_SIZE]
-        opened = _opened(chunk)
+        opened = opened_sources(chunk)
         readable = [source for source in opened if not isinstance(source, DigitsError)]
         classified, errors = predictor.classify_each(readable)
         fields = (classified.probabilities, classified.predicted, classified.scores, classified.accepted)
@@ -99,50 +99,6 @@ def _rows(predictor: Predictor, entries: Sequence[tuple[Source, str | None]]) ->
 
 def _prob_columns(labels: Sequence[int]) -> list[str]:
     return [f"prob_{digit}" for digit in labels]
-
-
-def _opened(chunk: Sequence[tuple[Source, str | None]]) -> list[Source | DigitsError]:
-    """What the Predictor reads for each entry: the source itself, or a URI's bytes; or why not.
-
-    URIs are fetched here with fsspec, a chunk at a time: object stores (s3fs, gcsfs, http)
-    fetch the files of one call concurrently, where one request after another would wait on
-    each round trip.
-    """
-    uris: dict[str, list[str]] = {}
-    for source, error in chunk:
-        if error is None and isinstance(source, str) and "://" in source:
-            uris.setdefault(source.split("://", 1)[0], []).append(source)
-    fetched: dict[str, io.BytesIO | DigitsError] = {}
-    for group in uris.values():
-        fetched |= _fetch(group)
-    opened: list[Source | DigitsError] = []
-    for source, error in chunk:
-        if error is not None:
-            opened.append(DigitsError(error))
-        else:
-            opened.append(fetched.get(source, source) if isinstance(source, str) else source)
-    return opened
-
-
-def _fetch(uris: list[str]) -> dict[str, io.BytesIO | DigitsError]:
-    """The bytes of URIs of one file system, each named by its URI, or why it could not be read."""
-    import fsspec
-
-    try:
-        located = [fsspec.core.url_to_fs(uri) for uri in uris]  # file systems are cached: one here
-        fs, paths = located[0][0], [path for _, path in located]
-        # cat_ranges, not cat: cat would read a name like scan[1].png as a glob.
-        contents = fs.cat_ranges(paths, [0] * len(paths), [None] * len(paths), on_error="return")
-    except (OSError, ValueError, ImportError) as exc:
-        return {uri: DigitsError(f"{uri} cannot be read: {first_line(exc)}") for uri in uris}
-    fetched: dict[str, io.BytesIO | DigitsError] = {}
-    for uri, content in zip(uris, contents, strict=True):
-        if isinstance(content, BaseException):
-            fetched[uri] = DigitsError(f"{uri} cannot be read: {first_line(content)}")
-        else:
-            fetched[uri] = io.BytesIO(content)
-            fetched[uri].name = uri  # load_image names the file in its messages by this
-    return fetched
 
 
 def score_part(
@@ -190,42 +146,6 @@ def _counts(rows: Sequence[dict]) -> Counter[str]:
         errors=sum(row["error"] is not None for row in rows),
         refused=sum(row["accepted"] is False for row in rows),
     )
-
-
-def list_inputs(source: str) -> list[tuple[str, str | None]]:
-    """The inputs under ``source`` (a folder, a glob or a URI), sorted, as `digits predict` orders them.
-
-    Each is a path or URI and, where listing already found it unreadable, why.
-    """
-    has_magic = glob.has_magic(source)
-    if "://" in source:
-        import fsspec
-
-        try:
-            fs, root = fsspec.core.url_to_fs(source)
-            if has_magic:
-                found = [p for p in fs.glob(root) if fs.isfile(p)]
-            elif fs.isdir(root):
-                found = [p for p in fs.find(root) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
-            else:
-                found = [root] if fs.exists(root) else []
-        except (OSError, ValueError, ImportError) as exc:
-            raise DigitsError(f"cannot list {source}: {first_line(exc)}") from None
-        entries = [(fs.unstrip_protocol(p), None) for p in sorted(found)]
-    elif has_magic:
-        found = sorted(Path(p) for p in glob.glob(source, recursive=True))
-        entries = [(str(p), None) for p in found if p.is_file()]
-    else:
-        if not os.path.lexists(source):
-            raise DigitsError(f"{source}: no such file or folder")
-        from digits_runtime.cli import expand
-
-        entries = [(str(path), None if error is None else str(error)) for path, error in expand([source])]
-        if len(entries) == 1 and entries[0][1] is not None:
-            raise DigitsError(entries[0][1])
-    if not entries:
-        raise DigitsError(f"{source} matches no files")
-    return entries
 
 
 def default_partition_size(inputs: int) -> int:

@@ -3,23 +3,20 @@
 import json as jsonlib
 import logging
 import os
-import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Iterator
 from pathlib import Path
 
-from digits_data import atomic, dataset
-from digits_data.checks import check_int
-from digits_data.cli_support import main_for
-from digits_data.contract import META_FINGERPRINT, SPLITS
-from digits_data.errors import DigitsError, UsageError
-from digits_data.images import IMAGE_SUFFIXES
+from digits_core import atomic, layout
+from digits_core.checks import check_int
+from digits_core.cli_support import main_for
+from digits_core.contract import SPLITS
+from digits_core.errors import DigitsError, UsageError
+from digits_runtime.inputs import expand
 
-DEFAULT_MODEL = "artifacts/model.onnx"
-EVAL_SPLITS = (*SPLITS, "test", "other")
+EVAL_SPLITS = (*SPLITS, "test", "other", "handwriting")
 
 
-def predict(*images: str, model: str = DEFAULT_MODEL, threads: int | None = None, workers: int = 1) -> None:
+def predict(*images: str, model: str = layout.MODEL, threads: int | None = None, workers: int = 1) -> None:
     """Classify image files (photos, scans or MNIST-style images) as 0, 5 or 8.
 
     One image prints {"probs": {"0": p0, "5": p5, "8": p8}, "prediction": d, "accepted": true};
@@ -94,73 +91,32 @@ def check_threads(threads: object) -> None:
         check_int("threads", threads, 1, MAX_THREADS)
 
 
-def expand(inputs: Sequence[str]) -> list[tuple[Path, DigitsError | None]]:
-    """Turn files and folders into the files to classify; folders give their images, sorted.
-
-    Each entry is a path and, for a folder without image files or one that cannot be read, the
-    error that is its answer, so that it becomes its own error line while the other inputs are
-    still classified.
-    """
-    entries: list[tuple[Path, DigitsError | None]] = []
-    for item in inputs:
-        path = Path(str(item))
-        try:
-            is_dir = path.is_dir()
-        except OSError:  # e.g. a name too long: reading it as a file says what is wrong
-            is_dir = False
-        if not is_dir:
-            entries.append((path, None))
-            continue
-        found = _folder_images(path)
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        empty = DigitsError(f"folder {path} holds no image files ({suffixes})")
-        entries.extend(found or [(path, empty)])
-    return entries
-
-
-def _folder_images(folder: Path) -> list[tuple[Path, DigitsError | None]]:
-    """The image files under ``folder``, and a folder that cannot be read with its error, sorted by path.
-
-    Folders are walked as ``rglob`` would (symbolic links to folders are not entered), but one
-    that cannot be listed is reported rather than skipped without a word.
-    """
-    entries: list[tuple[Path, DigitsError | None]] = []
-
-    def unreadable(exc: OSError) -> None:
-        entries.append(
-            (Path(exc.filename), DigitsError(f"folder {exc.filename} cannot be read: {exc.strerror}"))
-        )
-
-    for top, _, names in os.walk(folder, onerror=unreadable):
-        for name in names:
-            file = Path(top) / name
-            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
-                entries.append((file, None))
-    return sorted(entries, key=lambda entry: entry[0])
-
-
 def evaluate(
-    model: str = DEFAULT_MODEL,
-    curated_dir: str = "artifacts/curated",
+    model: str = layout.MODEL,
+    curated_dir: str = layout.CURATED_DIR,
     split: str = "eval",
     json: str | None = None,
     threads: int | None = None,
     data_dir: str | None = None,
+    handwriting_dir: str = layout.HANDWRITING_DIR,
 ) -> None:
     """Report precision, recall, F1, accuracy, the confusion matrix and the share refused on a split.
 
     On the split "other" (the MNIST test set's digits 1, 2, 3, 4, 6, 7, 9), report only how many
-    images the model refuses as not a 0, 5 or 8, per digit.
+    images the model refuses as not a 0, 5 or 8, per digit. On the split "handwriting" (the set
+    `digits-data handwriting` generates), report accuracy per style and what is refused. Needs the
+    evaluate extra (pip install 'digits-runtime[evaluate]').
 
     Args:
         model: The ONNX model written by `digits-train export`.
         curated_dir: Folder written by `digits-data curate`.
-        split: eval, val or train (curated splits), test (the MNIST test set's digits 0/5/8), or
-            other (its other digits).
+        split: eval, val or train (curated splits), test (the MNIST test set's digits 0/5/8),
+            other (its other digits), or handwriting (the generated handwriting set).
         json: Also write the results, with every prediction, to this JSON file.
         threads: onnxruntime threads (default: one per core).
         data_dir: The MNIST folder, for --split test and other (default: beside the curated folder, or
             artifacts/mnist).
+        handwriting_dir: Folder written by `digits-data handwriting`, for --split handwriting.
     """
     if split not in EVAL_SPLITS:
         raise UsageError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
@@ -169,69 +125,38 @@ def evaluate(
         raise UsageError(f"--json must name a JSON file to write, got {json!r}")
     if json is not None and Path(json).is_dir():
         raise UsageError(f"--json {json} is a folder: give the path of a JSON file to write")
-    from digits_runtime.metrics import format_refusal, format_report, refusal_summary, report
+    from digits_runtime.metrics import format_refusal, format_report
     from digits_runtime.predictor import Predictor
 
-    predictor = Predictor(model, threads=threads)
-    if split in ("test", "other"):
-        data = dataset.load_test_split(curated_dir, data_dir=data_dir, other=split == "other")
-    else:
-        data = dataset.load_split(curated_dir, split)
-    classes = dataset.load_manifest(curated_dir, verify=False)["classes"]
-    if sorted(classes) != sorted(predictor.labels):
+    try:
+        from digits_runtime import evaluation, handwriting
+    except ImportError as exc:
         raise DigitsError(
-            f"{model} has labels {list(predictor.labels)} but {curated_dir} holds the digits {classes}: "
-            "the model and the data disagree; evaluate the model on the curated data it was trained on"
-        )
-    fingerprint = dataset.fingerprint(curated_dir)
-    if predictor.metadata.get(META_FINGERPRINT) != fingerprint:
-        print(
-            f"digits: warning: {model} was trained on other curated data than {curated_dir} "
-            "(fingerprints differ); the numbers may not mean what you think",
-            file=sys.stderr,
-        )
-    classified = predictor.classify(data.images)
-    rule = None if predictor.refusal is None else asdict(predictor.refusal)
-    refusal = refusal_summary(data.labels, classified.accepted, rule, predictor.score_kind)
-    if split == "other":  # not 0, 5 or 8: only refusing them is right
-        result = {"split": split, "n": len(data), "refusal": refusal}
-    else:
-        result = {"split": split, **report(data.labels, classified.predicted, predictor.labels)}
-        result["refusal"] = refusal
+            f"digits evaluate needs the evaluate extra ({exc}): pip install 'digits-runtime[evaluate]'"
+        ) from None
+    predictor = Predictor(model, threads=threads)
+    if split == "handwriting":
+        result = handwriting.evaluate(predictor, handwriting_dir)
+        if json is not None:
+            atomic.write_text(json, jsonlib.dumps(result, indent=1) + "\n")
+        print(handwriting.format_table(result))
+        if json is not None:
+            print(f"written to {json}")
+        return
+    result = evaluation.evaluate_split(
+        predictor, model, curated_dir, split, data_dir=data_dir, with_predictions=json is not None
+    )
     if json is not None:  # written first: no report is printed when its JSON could not be written
-        result |= {
-            "model": str(model),
-            "fingerprint": fingerprint,
-            "predictions": [
-                {
-                    "index": int(i),
-                    "label": int(t),
-                    "prediction": int(p),
-                    "probs": [round(float(x), 6) for x in row],
-                    "score": float(s),  # unrounded: the trade-off curve is drawn from these
-                    "accepted": bool(a),
-                }
-                for i, t, p, row, s, a in zip(
-                    data.indices,
-                    data.labels,
-                    classified.predicted,
-                    classified.probabilities,
-                    classified.scores,
-                    classified.accepted,
-                    strict=True,
-                )
-            ],
-        }
         atomic.write_text(json, jsonlib.dumps(result, indent=1) + "\n")
     print(f"{model} on the {split} split of {curated_dir} ({result['n']} images)\n")
     if split != "other":
         print(format_report(result) + "\n")
-    print(format_refusal(refusal))
+    print(format_refusal(result["refusal"]))
 
 
 def robustness(
-    model: str = DEFAULT_MODEL,
-    suite_dir: str = "artifacts/suite",
+    model: str = layout.MODEL,
+    suite_dir: str = layout.SUITE_DIR,
     json: str | None = None,
     workers: int | None = None,
 ) -> None:
@@ -240,6 +165,8 @@ def robustness(
     Every image of the degradation suite (`digits-data degrade`: MNIST test and generated
     handwriting 0/5/8, each degraded by every family) goes through the same preprocessing as an
     image file, then the model and its refusal rule. One block per source, one row per family.
+
+    Needs the evaluate extra (pip install 'digits-runtime[evaluate]').
 
     Args:
         model: The ONNX model written by `digits-train export`.
@@ -254,9 +181,15 @@ def robustness(
     workers = check_int(
         "workers", os.cpu_count() or 1 if workers is None else workers, 1, os.cpu_count() or 1
     )
-    from digits_data import suite
     from digits_runtime import robustness as measure
     from digits_runtime.predictor import Predictor
+
+    try:
+        from digits_data import suite
+    except ImportError as exc:
+        raise DigitsError(
+            f"digits robustness needs the evaluate extra ({exc}): pip install 'digits-runtime[evaluate]'"
+        ) from None
 
     predictor = Predictor(model)
     manifest, arrays = suite.load(suite_dir)
@@ -269,7 +202,7 @@ def robustness(
     print(measure.table(result))
 
 
-def serve(model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(model: str = layout.MODEL, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the model over HTTP: POST /predict, a drawing page at /, GET /health and GET /model.
 
     Needs the `serve` extra (pip install 'digits-runtime[serve]'). Ctrl-C (exit 130) or SIGTERM
@@ -297,7 +230,7 @@ def serve(model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 8000,
 def batch(
     input: str,
     output: str,
-    model: str = DEFAULT_MODEL,
+    model: str = layout.MODEL,
     engine: str = "local",
     workers: int | None = None,
     scheduler: str | None = None,

@@ -1,27 +1,19 @@
 """The embeddable predictor: one ONNX model loaded once, predictions from files, bytes, images or arrays."""
 
-import io
 import json
 import os
-import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from digits_data import contract
-from digits_data.errors import DigitsError, first_line
-from digits_data.images import from_array, load_image, pixels_from_uint8
-from digits_data.refusal import BASELINE_SCORE, RefusalRule, scores
-
-Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
-"""What :meth:`Predictor.predict` takes: a file path, the bytes of an image file, a binary file object
-(``open(path, "rb")``, ``io.BytesIO``), a PIL image, or an image array ((H, W), (H, W, 3) or
-(H, W, 4); whole numbers 0-255 or floats in [0, 1]). Arrays are preprocessed like files; to give
-pixels already in MNIST form untouched, use :meth:`Predictor.classify`."""
+from digits_core import contract
+from digits_core.errors import DigitsError, first_line
+from digits_core.images import pixels_from_uint8
+from digits_core.refusal import BASELINE_SCORE, RefusalRule, scores
+from digits_runtime.sources import Source, check_range, read_pixels
 
 BATCH_SIZE = 256  # images per onnxruntime call when predicting many
 # More threads than this only add contention; far more (say 100000) never finish starting.
@@ -250,7 +242,7 @@ class Predictor:
             shapes = f"({size}, {size}), (N, {size}, {size}) or (N, 1, {size}, {size})"
             raise DigitsError(f"pixels must be {shapes}, got {array.shape}")
         array = np.ascontiguousarray(array.reshape(-1, 1, size, size), dtype=np.float32)
-        _check_range(array)
+        check_range(array)
         outputs = [contract.LOGITS_NAME, contract.PROBABILITIES_NAME]
         chunks = [
             self.session.run(outputs, {contract.INPUT_NAME: array[i : i + BATCH_SIZE]})
@@ -309,7 +301,7 @@ class Predictor:
             loaded: dict[int, np.ndarray] = {}
             for i in range(start, min(start + BATCH_SIZE, len(sources))):
                 try:
-                    loaded[i] = _pixels(sources[i])
+                    loaded[i] = read_pixels(sources[i])
                 except DigitsError as exc:
                     errors[i] = exc
             if loaded:
@@ -335,45 +327,6 @@ class Predictor:
         ]
 
 
-def _pixels(source: Source) -> np.ndarray:
-    """One image as float32 MNIST-style pixels (28, 28), or a :class:`DigitsError` saying why not."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        return load_image(io.BytesIO(source))
-    if isinstance(source, io.TextIOBase):
-        name = getattr(source, "name", None)
-        raise DigitsError(
-            f"cannot read an image from a text stream{f' ({name})' if name else ''}: "
-            "open image files in binary mode, open(path, 'rb')"
-        )
-    if hasattr(source, "read") and not _seekable(source):  # a pipe or socket: read it once, whole
-        name = getattr(source, "name", None)
-        name = name if isinstance(name, str) else "image"  # a pipe's name is its descriptor number
-        try:
-            data = source.read()
-        except (OSError, ValueError) as exc:  # closed, or not open for reading
-            raise DigitsError(f"{name} cannot be read: {exc}") from None
-        if not isinstance(data, bytes | bytearray):
-            raise DigitsError(f"{name} gives {type(data).__name__}, not bytes: open it in binary mode")
-        stream = io.BytesIO(data)
-        stream.name = name
-        return load_image(stream)
-    if isinstance(source, str | os.PathLike | Image.Image) or hasattr(source, "read"):
-        return load_image(source)
-    if not isinstance(source, np.ndarray):
-        raise DigitsError(
-            f"cannot read an image from {reprlib.repr(source)} (of type {type(source).__name__}): give a "
-            "file path, image bytes, a binary file object, a PIL image or an image array"
-        )
-    return from_array(source)
-
-
-def _seekable(stream: Any) -> bool:
-    try:
-        return bool(stream.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
 def _finite_rows(logits: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Which images (rows) the model answered with numbers only, (N,) bool."""
     return np.isfinite(logits).all(1) & np.isfinite(probabilities).all(1)
@@ -390,11 +343,3 @@ def _probe_images() -> np.ndarray:
     oval = np.hypot(ys / 9.0, xs / 6.5)  # 1 on an upright oval 18 pixels tall, 13 wide
     zero = np.clip(1.0 - 5.0 * np.abs(oval - 1.0), 0.0, 1.0)  # a stroke some 3 pixels wide
     return np.stack([np.zeros_like(zero), zero]).astype(np.float32)[:, None]
-
-
-def _check_range(pixels: np.ndarray) -> None:
-    """Refuse pixels outside [0, 1], and NaN: NaN would come out as a confident "0"."""
-    if not np.isfinite(pixels).all():
-        raise DigitsError("pixels must be numbers, not NaN or infinity")
-    if pixels.size and (pixels.min() < 0.0 or pixels.max() > 1.0):
-        raise DigitsError("float pixels must lie in [0, 1] (white ink on black)")

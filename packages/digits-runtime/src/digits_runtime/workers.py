@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from digits_data.errors import DigitsError
+from digits_core.errors import DigitsError
 from digits_runtime.predictor import Prediction, Predictor
 
 _PREDICTORS: dict[tuple[str, int | None], Predictor] = {}

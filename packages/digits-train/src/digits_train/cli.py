@@ -1,13 +1,14 @@
 """`digits-train`: fit the classifier, export it to ONNX."""
 
-from digits_data.checks import check_path
-from digits_data.cli_support import main_for
+from digits_core import layout
+from digits_core.checks import check_path
+from digits_core.cli_support import main_for
 from digits_train.config import FitConfig
 
 
 def fit(
-    curated_dir: str = "artifacts/curated",
-    output_dir: str = "artifacts/train",
+    curated_dir: str = layout.CURATED_DIR,
+    output_dir: str = layout.TRAIN_DIR,
     seed: int | None = None,
     epochs: int | None = None,
     learning_rate: float | None = None,
@@ -80,8 +81,8 @@ def fit(
 
 
 def export(
-    checkpoint_path: str = "artifacts/train/best.ckpt",
-    output: str = "artifacts/model.onnx",
+    checkpoint_path: str = layout.CHECKPOINT,
+    output: str = layout.MODEL,
     curated_dir: str | None = None,
 ) -> None:
     """Export a checkpoint to a single ONNX file, checked against torch before it is written.

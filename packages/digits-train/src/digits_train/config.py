@@ -2,9 +2,9 @@
 
 from dataclasses import asdict, dataclass
 
-from digits_data.checks import check_bool, check_choice, check_float, check_int
-from digits_data.contract import DEFAULT_SEED
-from digits_data.errors import ConfigError
+from digits_core.checks import check_bool, check_choice, check_float, check_int
+from digits_core.errors import ConfigError
+from digits_data.recipe import DEFAULT_SEED
 
 MAX_EPOCHS = 20
 NETWORKS = ("compact", "reference")

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from digits_data.contract import OUTLIER_SPLITS
+from digits_core.contract import OUTLIER_SPLITS
+from digits_core.errors import DigitsError
+from digits_core.images import pixels_from_uint8
 from digits_data.dataset import Split, load_split
-from digits_data.errors import DigitsError
-from digits_data.images import pixels_from_uint8
 from digits_train.typeset import printed_digits, typeset
 
 

@@ -1,6 +1,6 @@
 """Export a checkpoint to one self-describing ONNX file, verified before it is put in place.
 
-The file follows the contract in :mod:`digits_data.contract`: input ``pixels`` float32
+The file follows the contract in :mod:`digits_core.contract`: input ``pixels`` float32
 (N, 1, 28, 28) in [0, 1] with a dynamic batch, outputs ``logits`` and ``probabilities``, and
 ``metadata_props`` carrying labels, normalization, the curation fingerprint, validation
 metrics, the training config, producer versions, the parity check that passed and the refusal
@@ -20,11 +20,12 @@ import onnx
 import torch
 from torch import nn
 
-from digits_data import atomic, contract, dataset, refusal, suite
-from digits_data.contract import OUTLIER_SPLITS
-from digits_data.errors import DigitsError, first_line
-from digits_data.images import pixels_from_uint8
-from digits_data.refusal import RefusalRule
+from digits_core import atomic, contract, refusal
+from digits_core.contract import OUTLIER_SPLITS
+from digits_core.errors import DigitsError, first_line
+from digits_core.images import pixels_from_uint8
+from digits_core.refusal import RefusalRule
+from digits_data import dataset, suite
 from digits_train.fit import configure_torch
 from digits_train.model import DigitsClassifier
 from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet

@@ -17,7 +17,8 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, WeightAv
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import Profiler
 
-from digits_data import atomic, dataset
+from digits_core import atomic
+from digits_data import dataset
 from digits_train import data
 from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
 from digits_train.model import DigitsClassifier

@@ -12,9 +12,9 @@ import string
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digits_core.contract import CLASSES, IMAGE_SIZE
+from digits_core.images import to_mnist
 from digits_data import typefaces
-from digits_data.contract import CLASSES, IMAGE_SIZE
-from digits_data.images import to_mnist
 
 LOOK_LIKE_CLASSES = "OoSsB"  # letters written like a 0, 5 or 8
 CHARACTERS = "".join(str(d) for d in range(10) if d not in CLASSES) + "".join(

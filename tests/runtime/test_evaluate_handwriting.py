@@ -1,20 +1,17 @@
-"""benchmarks/handwriting.py, the pipeline step that scores a model on the generated handwriting."""
+"""`digits evaluate --split handwriting`: the pipeline step that scores a model on generated handwriting."""
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from digits_core.images import load_image
 from digits_data import handwriting
-from digits_data.images import load_image
 from digits_runtime import Predictor
 
 from helpers import HANDWRITING_EDITS, edited_handwriting
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "handwriting.py"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +22,8 @@ def small_set(tmp_path_factory):
 
 
 def run(*argv):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, argv)], capture_output=True, text=True)
+    command = [sys.executable, "-m", "digits_runtime", "evaluate", "--split", "handwriting", *map(str, argv)]
+    return subprocess.run(command, capture_output=True, text=True)
 
 
 @pytest.mark.slow
@@ -88,12 +86,12 @@ def test_a_missing_set_or_model_is_one_line(model_path, tmp_path):
     done = run("--model", model_path, "--handwriting-dir", tmp_path, "--json", tmp_path / "x.json")
     assert done.returncode == 1
     assert done.stderr == (
-        f"handwriting: error: {tmp_path / 'manifest.json'} does not exist: "
+        f"digits: error: {tmp_path / 'manifest.json'} does not exist: "
         "run `make handwriting` (or `digits-data handwriting`) to create it\n"
     )
     done = run("--model", tmp_path / "none.onnx", "--handwriting-dir", tmp_path)
     assert done.returncode == 1
-    assert done.stderr.startswith(f"handwriting: error: model {tmp_path / 'none.onnx'} does not exist")
+    assert done.stderr.startswith(f"digits: error: model {tmp_path / 'none.onnx'} does not exist")
     assert not (tmp_path / "x.json").exists()
 
 
@@ -136,7 +134,7 @@ def test_an_edited_manifest_is_one_line_and_writes_nothing(model_path, small_set
     out = tmp_path / "handwriting.json"
     done = run("--model", model_path, "--handwriting-dir", copy, "--json", out)
     assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr.startswith(f"handwriting: error: {copy / 'manifest.json'} ")
+    assert done.stderr.startswith(f"digits: error: {copy / 'manifest.json'} ")
     assert done.stderr.endswith(
         f": it was edited; delete {copy} and run `make handwriting` (or `digits-data handwriting`)\n"
     )

@@ -1,4 +1,4 @@
-"""Run a pipeline step and record its wall time: ``python -m digits_data.timing DIR STEP -- CMD...``.
+"""Run a pipeline step and record its wall time: ``python -m digits_core.timing DIR STEP -- CMD...``.
 
 Writes ``DIR/STEP.json`` with the command, its exit code and seconds, so that reports can show
 what each step cost. The step's own exit code is passed through.
@@ -10,15 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from digits_data import atomic
-from digits_data.errors import DigitsError
+from digits_core import atomic
+from digits_core.errors import DigitsError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; see the module docstring for the arguments."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 4 or args[2] != "--":
-        print("usage: python -m digits_data.timing DIR STEP -- COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: python -m digits_core.timing DIR STEP -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     directory, step, command = Path(args[0]), args[1], args[3:]
     start = time.perf_counter()

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from digits_data.refusal import RefusalRule, choose_threshold, scores, tradeoff
+from digits_core.refusal import RefusalRule, choose_threshold, scores, tradeoff
 
 LOGITS = np.array([[2.0, 0.0, 0.0], [1.0, 1.0, 1.0], [-3.0, 5.0, 1000.0]], dtype=np.float32)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from digits_data.errors import DigitsError
+from digits_core.errors import DigitsError
 
 _WHAT_TO_DO = {
     errno.ENOSPC: "free some space and run again",

@@ -9,7 +9,7 @@ from typing import Any
 
 import fire
 
-from digits_data.errors import ConfigError, DigitsError, UsageError
+from digits_core.errors import ConfigError, DigitsError, UsageError
 
 
 def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:

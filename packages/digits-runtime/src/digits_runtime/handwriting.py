@@ -1,4 +1,5 @@
-"""The model on handwriting that is not MNIST: the set `digits-data handwriting` generates.
+"""`digits evaluate --split handwriting`: the model on handwriting that is not MNIST, the set
+`digits-data handwriting` generates.
 
 Every image goes through the product's own path (`load_image`, then `Predictor`). Reported:
 accuracy on the 0/5/8 images, overall, as a confusion matrix and per style (glyph, cursive,
@@ -6,26 +7,20 @@ slant, pen, size, polarity); the share of other digits and letters given a top p
 at least 0.9 (a confident wrong answer); and, when the model carries a refusal rule, the share of
 0/5/8 accepted and of other digits and letters refused, per style and per character.
 
-    .venv/bin/python benchmarks/handwriting.py [--model artifacts/model.onnx]
-        [--handwriting-dir artifacts/handwriting] [--json artifacts/eval/handwriting.json]
-
-Exit codes: 0 success, 1 a missing or bad model or set (one line on stderr), 2 usage.
+The set is read by digits-data, which the ``evaluate`` extra installs.
 """
 
-import argparse
-import json
-import sys
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from digits_data import atomic, contract, handwriting
+from digits_core import contract
+from digits_core.images import ImageError, load_image
+from digits_data import handwriting
 from digits_data.dataset import sha256_file
-from digits_data.errors import DigitsError
-from digits_data.images import ImageError, load_image
-from digits_runtime import Predictor
+from digits_runtime.predictor import Predictor
 
 CONFIDENT = 0.9  # a top probability at least this high is a confident answer
 AXES = ("glyph", "cursive", *handwriting.AXES)  # the style tags results are broken down by
@@ -123,7 +118,7 @@ def evaluate(predictor: Predictor, directory: str | Path) -> dict:
 
 
 def format_table(result: dict) -> str:
-    """The results as the plain-text table the script prints."""
+    """The results as the plain-text table `digits evaluate --split handwriting` prints."""
     n, known, refusal = result["n"], result["known"], result["refusal"]
     lines = [
         f"handwriting set {result['handwriting_dir']}: {n['known']} images of 0/5/8, "
@@ -171,27 +166,3 @@ def format_table(result: dict) -> str:
             f"{len(result['unreadable'])} images could not be read: {result['unreadable'][0]['error']}"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: evaluate, print the table, write the JSON; return the exit code."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="artifacts/model.onnx")
-    parser.add_argument("--handwriting-dir", default="artifacts/handwriting")
-    parser.add_argument(
-        "--json", default="artifacts/eval/handwriting.json", help="where to write the results"
-    )
-    args = parser.parse_args(argv)
-    try:
-        result = evaluate(Predictor(args.model, threads=2), args.handwriting_dir)
-        atomic.write_text(args.json, json.dumps(result, indent=1) + "\n")
-    except DigitsError as exc:
-        print(f"handwriting: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(format_table(result))
-    print(f"written to {args.json}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,23 +11,12 @@ import json
 CLASSES: tuple[int, ...] = (0, 5, 8)
 """The digits the product classifies, in model output order."""
 
-DEFAULT_CLASS_COUNTS: dict[int, int] = {8: 3500, 0: 1200, 5: 300}
-"""How many images of each digit the default curation draws from the MNIST training set."""
-
-DEFAULT_SEED = 11122025
-DEFAULT_EVAL_RATIO = 0.2
-DEFAULT_VAL_RATIO = 0.15
-
 SPLITS: tuple[str, ...] = ("train", "val", "eval")
 """The curated splits, each stored as ``<split>.npz`` beside ``manifest.json``."""
 
 OUTLIER_SPLITS: tuple[str, ...] = ("other_train", "other_val")
 """Splits of the MNIST training set's other digits (not in the curated classes), for learning to
 refuse them (``other_train``) and choosing the refusal threshold (``other_val``)."""
-DEFAULT_OTHER_TRAIN_PER_DIGIT = 1000
-"""Images of each other digit the default curation draws into ``other_train``."""
-DEFAULT_OTHER_VAL_PER_DIGIT = 100
-"""Images of each other digit the default curation draws into ``other_val``."""
 MANIFEST_NAME = "manifest.json"
 
 IMAGE_SIZE = 28
@@ -46,7 +35,7 @@ META_VAL_METRICS = "validation_metrics"  # JSON object of the exported checkpoin
 META_VERSIONS = "producer_versions"  # JSON object: package name -> version
 META_TRAINING_CONFIG = "training_config"  # JSON object: the resolved training config
 META_PARITY = "export_parity"  # JSON object: the onnxruntime-vs-torch check that passed
-META_REFUSAL = "refusal"  # JSON object: the refusal rule (see digits_data.refusal); absent: accept all
+META_REFUSAL = "refusal"  # JSON object: the refusal rule (see digits_core.refusal); absent: accept all
 
 
 LABELS_RULE = "at least two distinct whole digits 0-9"

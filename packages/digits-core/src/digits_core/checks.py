@@ -7,7 +7,7 @@ names the field, so the same check reads well from Python and, as ``--flag``, on
 from collections.abc import Collection
 from typing import Any
 
-from digits_data.errors import ConfigError
+from digits_core.errors import ConfigError
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:

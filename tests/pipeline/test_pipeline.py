@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from digits_data import contract, dataset
+from digits_core import contract
+from digits_data import dataset
 from digits_runtime import Predictor
 
 BIN = Path(sys.executable).parent

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from digits_data import timing
+from digits_core import timing
 
 
 def test_a_step_that_succeeds_is_recorded(tmp_path):
@@ -26,10 +26,10 @@ def test_a_failing_step_passes_its_exit_code_and_records_nothing(tmp_path):
 
 def test_usage_as_a_process(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "digits_data.timing", str(tmp_path), "train", "echo"],
+        [sys.executable, "-m", "digits_core.timing", str(tmp_path), "train", "echo"],
         capture_output=True,
         text=True,
     )
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == "usage: python -m digits_data.timing DIR STEP -- COMMAND [ARGS...]\n"
+    assert done.stderr == "usage: python -m digits_core.timing DIR STEP -- COMMAND [ARGS...]\n"
     assert list(tmp_path.iterdir()) == []

@@ -1,31 +1,22 @@
-"""`digits serve`: the model behind HTTP, and a page to draw a digit on (the ``serve`` extra).
+"""The HTTP application of `digits serve`: its routes, limits and the batching of waiting requests.
 
 ``POST /predict`` classifies one image (the raw body, or one multipart file) or several (multipart
 files, answered as a list in order); ``GET /`` is the drawing page; ``GET /health`` and
-``GET /model`` describe the running model. Each worker process loads the model once, before it
-accepts connections. Decoding and inference run in worker threads: they are CPU-bound, and
-Pillow and onnxruntime release the GIL, so the event loop keeps accepting while they work. The
-images of requests that wait meanwhile are classified together, in one call (see :class:`Batcher`),
-and requests with large images take a lane of their own, so that they never hold up small ones.
-uvicorn serves HTTP; :mod:`digits_runtime.connections` adds the limits it lacks.
+``GET /model`` describe the running model. Decoding and inference run in worker threads: they are
+CPU-bound, and Pillow and onnxruntime release the GIL, so the event loop keeps accepting while they
+work. The images of requests that wait meanwhile are classified together, in one call (see
+:class:`Batcher`), and requests with large images take a lane of their own, so that they never hold
+up small ones.
 """
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import json
-import os
-import signal
-import socket
-import sys
-from collections.abc import Iterator
-from importlib import resources
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import anyio.to_thread
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
@@ -33,13 +24,13 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from uvicorn.supervisors import Multiprocess
 
-from digits_data import contract
-from digits_data.errors import DigitsError
-from digits_data.images import decoded_pixels
-from digits_runtime import connections
+import digits_runtime.serve.connections as connections
+from digits_core import contract
+from digits_core.errors import DigitsError
+from digits_core.images import decoded_pixels
 from digits_runtime.predictor import Prediction, Predictor
+from digits_runtime.serve.page import PAGE_HEADERS, page_html
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """Largest request body accepted; larger ones get 413 as soon as their size is known."""
@@ -50,26 +41,12 @@ MAX_REQUEST_PIXELS = 100_000_000
 SMALL_REQUEST_PIXELS = 100_000
 """Requests whose images decode to at most this many pixels in all (a 280x280 drawing, or 64 MNIST
 digits) are batched in the small lane; larger ones queue in the large lane."""
-MODEL_ENV = "DIGITS_SERVE_MODEL"
-"""How the model path reaches worker processes when there are several."""
 RAW_BODY_NAME = "request body"  # how error messages name an image sent as the raw body
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-BACKLOG = 2048  # connections the kernel queues while workers are busy (uvicorn's default)
-
-# The page loads nothing from elsewhere; the policy makes the browser hold it to that.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-        "img-src 'self' blob: data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-cache",
-}
 
 
 def create_app(predictor: Predictor, *, max_body: int = MAX_BODY_BYTES) -> Starlette:
     """The ASGI application answering with ``predictor``."""
-    page = resources.files("digits_runtime").joinpath("page.html").read_text(encoding="utf-8")
+    page = page_html()
     model = JSONResponse(model_info(predictor)).body
     # Two lanes, each one worker thread at a time: a 7000x7000 image costs a second to decode, a
     # 28x28 digit half a millisecond, and a digit must not wait behind the large images.
@@ -256,131 +233,3 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": "internal error: the server could not answer this request"}, status_code=500
     )
-
-
-def app_from_env() -> Starlette:
-    """The application of one worker process, for the model named by ``MODEL_ENV``."""
-    # Ctrl-C reaches every process of the terminal's group; a worker leaves it to the supervisor,
-    # which stops the workers the same way whatever the signal. (A worker starts with it ignored,
-    # but uvicorn handles it again before it loads the application; this undoes that.)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return create_app(Predictor(os.environ[MODEL_ENV], threads=1))
-
-
-class Server(uvicorn.Server):
-    """uvicorn's server, stopped one way by Ctrl-C and SIGTERM: finish what is in flight, then end.
-
-    A second signal while in-flight requests finish ends the process at once: uvicorn would
-    cancel those requests (a 500 each and a traceback on the log); exiting closes them instead.
-    """
-
-    interrupted = False  # stopped by Ctrl-C (exit 130) rather than by SIGTERM (exit 0)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # Not uvicorn's: it restores the previous handlers once the server is done and raises
-        # the signal again, which makes SIGTERM kill the process (exit -15), and a second Ctrl-C
-        # while the event loop winds down a KeyboardInterrupt wherever it lands. These stay.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self.handle_exit)
-        yield
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        self.interrupted |= sig == signal.SIGINT
-        if self.should_exit:
-            if self.interrupted:
-                print("digits: interrupted", file=sys.stderr, flush=True)
-            os._exit(130 if self.interrupted else 0)
-        self.should_exit = True
-
-
-class Supervisor(Multiprocess):
-    """uvicorn's supervisor of several workers, stopped like :class:`Server`."""
-
-    interrupted = False
-
-    def init_processes(self) -> None:
-        # Workers start with Ctrl-C ignored, a disposition that survives exec (and that Python
-        # keeps), so that a Ctrl-C while one is still importing cannot end it with a traceback.
-        # Blocked meanwhile, a Ctrl-C reaches the supervisor once the workers have started.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            super().init_processes()
-        finally:
-            signal.signal(signal.SIGINT, handler)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-    def handle_int(self) -> None:
-        self.interrupted = True
-        super().handle_int()
-
-    def terminate_all(self) -> None:
-        # From here on, a second Ctrl-C or SIGTERM kills the workers rather than waiting for them.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self.kill_all)
-        super().terminate_all()
-
-    def kill_all(self, sig: int, frame: Any) -> None:
-        self.interrupted |= sig == signal.SIGINT
-        for process in self.processes:
-            process.kill()
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """Bind the listening socket now, so that a taken port or a bad host is a one-line error."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-    except socket.gaierror as exc:
-        raise DigitsError(
-            f"--host {host} is not an address this machine can listen on ({exc.strerror})"
-        ) from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        raise DigitsError(
-            f"cannot listen on {host} port {port}: {exc.strerror} (choose another --port or --host)"
-        ) from None
-    sock.listen(BACKLOG)  # from here on connections queue, so the printed address answers at once
-    sock.set_inheritable(True)
-    return sock
-
-
-def run(model: str | os.PathLike, host: str, port: int, workers: int) -> None:
-    """Load and check the model, bind ``host:port``, then serve until Ctrl-C (exit 130) or SIGTERM (exit 0).
-
-    SIGTERM is how service managers (systemd, Docker, Kubernetes) stop a server: a requested,
-    graceful stop, hence exit 0 (systemd counts that as success, 143 it would not). Ctrl-C is an
-    interruption, exit 130 as for every command.
-    """
-    signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(0))  # until uvicorn handles it the same way
-    predictor = Predictor(model, threads=1)  # one thread per request: requests run side by side
-    sock = listen(host, port)
-    bound = sock.getsockname()[1]
-    url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
-    if host not in LOOPBACK:
-        print(f"digits: warning: listening on {host}: other machines can reach this server", file=sys.stderr)
-    print(f"digits: serving {model} at {url} with {workers} worker(s); Ctrl-C stops", flush=True)
-    options: dict[str, Any] = {
-        "access_log": False,
-        "log_level": "warning",
-        "lifespan": "off",
-        "http": connections.Protocol,
-        "timeout_keep_alive": connections.IDLE_TIMEOUT,
-    }
-    if workers == 1:
-        stopper: Server | Supervisor = Server(uvicorn.Config(create_app(predictor), **options))
-        stopper.run(sockets=[sock])
-    else:
-        del predictor  # each worker loads its own
-        os.environ[MODEL_ENV] = str(Path(model).resolve())
-        config = uvicorn.Config("digits_runtime.serve:app_from_env", factory=True, workers=workers, **options)
-        stopper = Supervisor(config, sockets=[sock])
-        stopper.run()
-    if stopper.interrupted:
-        raise KeyboardInterrupt  # exit 130 with "digits: interrupted"; SIGTERM ends with 0

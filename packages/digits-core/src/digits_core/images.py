@@ -14,8 +14,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from digits_data.contract import IMAGE_SIZE
-from digits_data.errors import DigitsError
+from digits_core.contract import IMAGE_SIZE
+from digits_core.errors import DigitsError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 """File extensions treated as images when a folder is scanned."""

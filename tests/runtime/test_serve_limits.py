@@ -1,0 +1,145 @@
+"""`digits serve` under load and abuse: large images beside small ones, oversized heads, idle, slow
+and surplus connections, over real HTTP to real server processes."""
+
+import socket
+import sys
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image
+
+from digits_runtime.serve import MAX_REQUEST_PIXELS
+from digits_runtime.serve.connections import MAX_HEADER_BYTES, RESERVED_FDS
+
+from http_helpers import json_answer, multipart, png, post, raw
+
+# `digits serve` with short timeouts and a low file-descriptor limit (so a connection limit of
+# FDS - RESERVED_FDS), to see the limits act within a test's time.
+FDS = 200
+LIMITED = [
+    sys.executable,
+    "-c",
+    "import resource, sys; "
+    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FDS}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+    "import digits_runtime.serve.connections as connections; "
+    "connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
+    "from digits_runtime.cli import main; main()",
+]
+
+
+@pytest.fixture(scope="module")
+def large_png() -> bytes:
+    """A 7000x7000 PNG of a digit-like stroke: under the per-image limit, a second or so to read."""
+    image = Image.new("L", (7000, 7000), 235)
+    image.paste(30, (2500, 1500, 4500, 5500))
+    image.paste(235, (3000, 2000, 4000, 5000))
+    return png(image)
+
+
+def test_a_digit_is_answered_while_a_large_request_runs(server, large_png, eval_pngs, expected):
+    """Digits sent one after another while two 49-megapixel images are read are answered first."""
+    body, content_type = multipart([("a.png", large_png), ("b.png", large_png)])
+    heavy: dict = {}
+
+    def send_heavy() -> None:
+        heavy["answer"] = post(server, body, content_type)
+
+    thread = threading.Thread(target=send_heavy)
+    thread.start()
+    answered_meanwhile = 0
+    try:
+        for i in range(500):
+            if not thread.is_alive():
+                break
+            data = eval_pngs[i % len(eval_pngs)]
+            assert post(server, data)[::2] == (200, expected(data))
+            answered_meanwhile += thread.is_alive()
+    finally:
+        thread.join()
+    status, _, answers = heavy["answer"]
+    assert status == 200
+    assert len(answers) == 2
+    assert answers[0] == answers[1]
+    assert "prediction" in answers[0]
+    # Behind the large request, at most the one or two digits that got in before it would be answered.
+    assert answered_meanwhile >= 20
+
+
+def test_a_request_over_the_pixel_budget_gets_413(server, large_png):
+    body, content_type = multipart([("a.png", large_png)] * 3)
+    assert post(server, body, content_type)[::2] == (
+        413,
+        {
+            "error": f"the images of this request add up to 147 megapixels, over the limit of "
+            f"{MAX_REQUEST_PIXELS // 10**6} per request: send fewer or smaller images"
+        },
+    )
+
+
+def test_a_head_over_the_limit_gets_431_and_the_server_keeps_serving(server, eval_pngs, expected):
+    start = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+    # Just under the limit: answered.
+    head = start + b"X-Pad: " + b"a" * (MAX_HEADER_BYTES - 1000) + b"\r\n"
+    data = eval_pngs[0]
+    reply = raw(server, head + f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
+    assert json_answer(reply) == (200, expected(data))
+    # Over it (the head never ends): 431 at once, without waiting for the rest.
+    reply = raw(server, start + b"X-Pad: " + b"a" * (2 * MAX_HEADER_BYTES))
+    assert reply.startswith(b"HTTP/1.1 431 ")
+    assert json_answer(reply) == (
+        431,
+        {
+            "error": f"the request headers are over the limit of {MAX_HEADER_BYTES:,} bytes: "
+            "send fewer or shorter headers"
+        },
+    )
+    assert post(server, data)[::2] == (200, expected(data))
+
+
+@pytest.mark.slow
+def test_idle_and_slow_connections_are_closed(serving, model_path, eval_pngs, expected):
+    timeout = {"error": "the request did not arrive whole within 2 seconds"}
+    with serving(model_path, LIMITED) as url:
+        assert raw(url, b"") == b""  # idle: closed without a word
+        assert json_answer(raw(url, b"POST /predict HTTP/1.1\r\nHost: x\r\n")) == (408, timeout)
+        half_body = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"\0" * 10
+        assert json_answer(raw(url, half_body)) == (408, timeout)
+        assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+
+
+def test_idle_connections_cannot_keep_a_client_out(serving, model_path, eval_pngs, expected):
+    """More idle connections than the server allows, then a real request: the longest idle makes room."""
+    with serving(model_path, LIMITED) as url:
+        address = urlsplit(url)
+        idle = [socket.create_connection((address.hostname, address.port)) for _ in range(FDS + 100)]
+        try:
+            assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_connections_beyond_the_limit_get_503_when_all_are_busy(serving, model_path, eval_pngs, expected):
+    limit = FDS - RESERVED_FDS
+    half_body = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+    with serving(model_path, LIMITED) as url:
+        address = urlsplit(url)
+        busy = []
+        try:
+            for _ in range(limit):
+                busy.append(socket.create_connection((address.hostname, address.port)))
+                busy[-1].sendall(half_body)
+            # Once every connection holds a request being read, a new one is refused with 503.
+            for _ in range(20):
+                reply = raw(url, b"")
+                if reply:
+                    break
+            assert json_answer(reply) == (
+                503,
+                {"error": f"the server has {limit:,} connections busy: try again shortly"},
+            )
+        finally:
+            for sock in busy:
+                sock.close()
+        assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
