@@ -56,9 +56,10 @@ def built_tree(tmp_path: Path, small_curated: Path, model_path: Path) -> Path:
         art / "curated" / "manifest.json",
         art / "curated" / "samples.png",
         art / "handwriting" / "manifest.json",
+        art / "suite" / "manifest.json",
         art / "train" / "best.ckpt",
         art / "model.onnx",
-        *(art / "eval" / f"{name}.json" for name in ("eval", "test", "other", "handwriting")),
+        *(art / "eval" / f"{name}.json" for name in ("eval", "test", "other", "handwriting", "degraded")),
         art / "sample.png",
         art / "report" / "index.html",
     ]
@@ -70,7 +71,7 @@ def built_tree(tmp_path: Path, small_curated: Path, model_path: Path) -> Path:
         os.utime(path, (start + age,) * 2)
     planned, _ = make(checkout, "all", dry_run=True).communicate()
     assert "digits predict" in planned
-    steps = ("digits-data", "digits-train", "digits evaluate", "benchmarks/handwriting.py", "digits-report")
+    steps = ("digits-data", "digits-train", "digits evaluate", "digits robustness", "digits-report")
     assert not any(step in planned for step in steps), planned
     return checkout
 

@@ -76,10 +76,12 @@ def test_numbers_agree_between_page_json_and_evaluation(report, report_inputs):
         "download": None,
         "curate": None,
         "handwriting": None,
+        "suite": None,
         "train": 12.5,
         "export": None,
         "evaluate": None,
         "evaluate-handwriting": None,
+        "robustness": None,
     }
     assert "<th>train</th><td>12.5 s</td>" in page
     assert "<th>download</th><td>not recorded</td>" in page
