@@ -27,7 +27,7 @@ RAW_FILES := $(addprefix $(RAW)/,train-images-idx3-ubyte train-labels-idx1-ubyte
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: FORCE help all install lock lock-check data curate inspect handwriting suite train evaluate predict serve report seeds test lint format tox clean test-fast
+.PHONY: FORCE help all install lock lock-check data curate inspect handwriting suite train evaluate predict serve report seeds test lint format tox clean test-fast dist docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -157,6 +157,20 @@ $(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(E
 		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT) --handwriting-dir $(HANDWRITING) --suite-dir $(SUITE)
 
 FORCE:
+
+# Every package's version is VERSION (each package folder links to it). Each wheel is built from
+# its sdist, so the sdist is known to be complete, with the setuptools of .venv: no download.
+DIST   ?= dist
+PACKAGES := digits-core digits-data digits-train digits-runtime digits-report
+
+dist: $(INSTALLED) ## Build a wheel and an sdist of every package into DIST (default dist/; the version: VERSION)
+	rm -rf $(DIST)
+	for package in $(PACKAGES); do \
+		$(BIN)/python -m build --quiet --no-isolation --outdir $(DIST) packages/$$package || exit 1; done
+	@ls $(DIST)
+
+docs: $(INSTALLED) ## Build the documentation (README.md and docs/) into site/ with MkDocs; a broken link fails
+	$(BIN)/mkdocs build --strict --site-dir site
 
 test: $(INSTALLED) lint lock-check ## Lint, check the lock, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

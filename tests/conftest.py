@@ -183,8 +183,6 @@ def contract_model(
         model,
         {
             contract.META_LABELS: json.dumps(labels),
-            contract.META_MEAN: "0.1542",
-            contract.META_STD: "0.3295",
             contract.META_FINGERPRINT: fingerprint,
             **(metadata or {}),
         },

@@ -3,7 +3,9 @@
 The ONNX model written by digits-train and read by digits-runtime follows this contract:
 input ``INPUT_NAME`` is float32 (N, 1, 28, 28) in [0, 1], white ink on black; outputs are
 ``LOGITS_NAME`` and ``PROBABILITIES_NAME``, both (N, len(labels)); ``metadata_props`` carry the
-keys below as strings (JSON where structured).
+keys below as strings (JSON where structured). The graph, the input and the outputs say the same
+in their ``doc_string``; ``producer_version`` is digits-train's version, and ``model_version`` the
+same as one integer (major * 1,000,000 + minor * 1,000 + patch).
 """
 
 import json
@@ -28,14 +30,14 @@ PROBABILITIES_NAME = "probabilities"
 
 # metadata_props keys of the ONNX model.
 META_LABELS = "labels"  # JSON list of digits in output order, e.g. "[0, 5, 8]"
-META_MEAN = "normalization_mean"  # JSON float, train-split pixel mean in [0, 1]
-META_STD = "normalization_std"  # JSON float, train-split pixel std in [0, 1]
 META_FINGERPRINT = "curation_fingerprint"  # sha256 hex of manifest.json
 META_VAL_METRICS = "validation_metrics"  # JSON object of the exported checkpoint's val metrics
 META_VERSIONS = "producer_versions"  # JSON object: package name -> version
 META_TRAINING_CONFIG = "training_config"  # JSON object: the resolved training config
 META_PARITY = "export_parity"  # JSON object: the onnxruntime-vs-torch check that passed
 META_REFUSAL = "refusal"  # JSON object: the refusal rule (see digits_core.refusal); absent: accept all
+# No normalization keys: the graph normalizes its input itself, and statistics beside it would
+# invite a consumer to normalize a second time (the curated manifest records them).
 
 
 LABELS_RULE = "at least two distinct whole digits 0-9"

@@ -2,14 +2,18 @@
 
 The file follows the contract in :mod:`digits_core.contract`: input ``pixels`` float32
 (N, 1, 28, 28) in [0, 1] with a dynamic batch, outputs ``logits`` and ``probabilities``, and
-``metadata_props`` carrying labels, normalization, the curation fingerprint, validation
-metrics, the training config, producer versions, the parity check that passed and the refusal
-rule (score and threshold, chosen on validation data).
+``metadata_props`` carrying labels, the curation fingerprint, validation metrics, the training
+config, producer versions, the parity check that passed and the refusal rule (score and
+threshold, chosen on validation data). The graph, its input and its outputs carry descriptions
+(``doc_string``: range, polarity, centring), and ``producer_version`` and ``model_version`` say
+which digits-train wrote it. The train-split normalization is inside the graph and deliberately
+not in the metadata, where a consumer could take it for a step of its own.
 """
 
 import json
 import logging
 import os
+import re
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -185,6 +189,59 @@ def producer_versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in PRODUCERS}
 
 
+def model_version(version: str) -> int:
+    """ONNX's integer ``model_version`` for a digits-train version: 1.2.3 -> 1_002_003.
+
+    Ordered as the versions are; pre-release and local parts are left out.
+    """
+    release = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", version)
+    if release is None:
+        raise DigitsError(f"digits-train's version {version!r} does not start with a number")
+    major, minor, patch = (int(part or 0) for part in release.groups())
+    return major * 1_000_000 + minor * 1_000 + patch
+
+
+def describe(proto: onnx.ModelProto, labels: list[int], reject: bool) -> None:
+    """Write what a consumer must know into ``proto`` itself: who produced it and at which
+    version, and what the input and outputs hold (range, polarity, centring, order).
+
+    ``reject``: the network has a "none of them" class, which its logits are relative to.
+    """
+    version = metadata.version("digits-train")
+    proto.producer_name, proto.producer_version = "digits-train", version
+    proto.model_version = model_version(version)
+    digits = ", ".join(map(str, labels))
+    proto.doc_string = proto.graph.doc_string = (
+        f"Classifies one handwritten digit as {digits}, or refuses it as none of them (metadata "
+        f"'{contract.META_REFUSAL}'). Input: '{contract.INPUT_NAME}' in MNIST form. Outputs: "
+        f"'{contract.LOGITS_NAME}' and '{contract.PROBABILITIES_NAME}', one column per digit in "
+        f"the order of metadata '{contract.META_LABELS}'."
+    )
+    docs = {
+        contract.INPUT_NAME: (
+            f"float32 (N, 1, {contract.IMAGE_SIZE}, {contract.IMAGE_SIZE}) in [0, 1]: white ink (1.0) "
+            "on black (0.0), the digit fitted into 20x20 pixels and centred by its centre of mass, as "
+            "in MNIST. The graph normalizes by itself: give the pixels in [0, 1] as they are, without "
+            "subtracting a mean or dividing by a standard deviation."
+        ),
+        contract.LOGITS_NAME: (
+            f"float32 (N, {len(labels)}): one column per digit ({digits}), "
+            + (
+                "the network's score for that digit minus its score for 'none of them'"
+                if reject
+                else "the network's score for that digit"
+            )
+            + "; the refusal rule is computed from these."
+        ),
+        contract.PROBABILITIES_NAME: (
+            f"float32 (N, {len(labels)}): softmax of the logits, the probability of each digit "
+            f"({digits}) given that the image is one of them."
+        ),
+    }
+    for value in [*proto.graph.input, *proto.graph.output]:
+        value.doc_string = docs[value.name]
+
+
 def export(
     checkpoint_path: str | os.PathLike, output: str | os.PathLike, curated_dir: str | None = None
 ) -> dict:
@@ -229,8 +286,6 @@ def export(
     )
     meta = {
         contract.META_LABELS: json.dumps(hparams["labels"]),
-        contract.META_MEAN: json.dumps(hparams["mean"]),
-        contract.META_STD: json.dumps(hparams["std"]),
         contract.META_FINGERPRINT: hparams["fingerprint"],
         contract.META_VAL_METRICS: json.dumps(val_metrics, sort_keys=True),
         contract.META_REFUSAL: rule.to_json(),
@@ -244,7 +299,7 @@ def export(
         del node.metadata_props[:]
         node.metadata_props.extend(kept)
     onnx.helper.set_model_props(proto, meta)
-    proto.producer_name, proto.doc_string = "digits-train", "Digits 0/5/8 classifier, MNIST-style input."
+    describe(proto, hparams["labels"], model.reject)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
