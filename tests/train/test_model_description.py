@@ -28,7 +28,8 @@ def test_graph_input_and_outputs_say_range_polarity_and_centring(trained):
     proto = onnx.load(trained["dir"] / "model.onnx")
     assert proto.doc_string == proto.graph.doc_string
     assert "0, 5, 8" in proto.graph.doc_string
-    assert "'labels'" in proto.graph.doc_string and "'refusal'" in proto.graph.doc_string
+    assert "'labels'" in proto.graph.doc_string
+    assert "'refusal'" in proto.graph.doc_string
     (pixels,) = proto.graph.input
     for words in (
         "[0, 1]",
@@ -39,7 +40,8 @@ def test_graph_input_and_outputs_say_range_polarity_and_centring(trained):
     ):
         assert words in pixels.doc_string, words
     logits, probabilities = proto.graph.output
-    assert "(N, 3)" in logits.doc_string and "minus its score for 'none of them'" in logits.doc_string
+    assert "(N, 3)" in logits.doc_string
+    assert "minus its score for 'none of them'" in logits.doc_string
     assert "softmax of the logits" in probabilities.doc_string
     # ONNX's own reader shows them, as tools such as Netron do.
     onnx.checker.check_model(proto, full_check=True)
