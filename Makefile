@@ -169,7 +169,7 @@ dist: $(INSTALLED) ## Build a wheel and an sdist of every package into DIST (def
 		$(BIN)/python -m build --quiet --no-isolation --outdir $(DIST) packages/$$package || exit 1; done
 	@ls $(DIST)
 
-docs: $(INSTALLED) ## Build the documentation (README.md and docs/) into site/ with MkDocs; a broken link fails
+docs: $(INSTALLED) ## Build docs/ into the site site/ with MkDocs (--strict: a broken link or anchor fails)
 	$(BIN)/mkdocs build --strict --site-dir site
 
 test: $(INSTALLED) lint lock-check ## Lint, check the lock, then run the whole test suite
