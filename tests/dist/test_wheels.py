@@ -1,0 +1,201 @@
+"""The wheels `make dist` builds install and work where there is no checkout.
+
+One fresh virtual environment in a temporary folder, outside the repository: the runtime wheel
+alone first (it answers `digits predict`, and says which extra the other commands need), then
+each extra in turn, each time with `pip check` clean, running the command that extra brings.
+pip's own cache and ``--find-links`` make the installs quick and need no network for the
+packages of this repository.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from digits_core import contract
+from digits_data import dataset
+
+from http_helpers import post
+
+REPO = Path(__file__).resolve().parents[2]
+VERSION = (REPO / "VERSION").read_text().strip()
+PACKAGES = ("digits_core", "digits_data", "digits_train", "digits_runtime", "digits_report")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make dist` into a temporary folder: a wheel and an sdist of every package."""
+    out = tmp_path_factory.mktemp("dist")
+    # With this environment's build tools, wherever it is (.venv or a tox env), never installing.
+    bin_dir, installed = Path(sys.executable).parent, REPO / ".venv" / ".installed"
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", f"-o{installed}", "dist", f"DIST={out}", f"BIN={bin_dir}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_make_dist_builds_a_wheel_and_an_sdist_of_every_package_at_one_version(dist):
+    assert sorted(p.name for p in dist.iterdir()) == sorted(
+        [f"{name}-{VERSION}-py3-none-any.whl" for name in PACKAGES]
+        + [f"{name}-{VERSION}.tar.gz" for name in PACKAGES]
+    )
+    with zipfile.ZipFile(dist / f"digits_runtime-{VERSION}-py3-none-any.whl") as wheel:
+        names = wheel.namelist()
+        meta = wheel.read(f"digits_runtime-{VERSION}.dist-info/METADATA").decode()
+    assert "digits_runtime/serve/page.html" in names  # package data travels with the code
+    assert not [name for name in names if name.startswith(("tests/", "digits_data/", "digits_core/"))]
+    # What the runtime needs without extras: digits-core, never digits-data or torch.
+    plain = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)[^;\n]*$", meta, re.MULTILINE)
+    assert sorted(plain) == ["digits-core", "fire", "numpy", "onnxruntime", "pillow", "tqdm"]
+    assert re.findall(r"^Provides-Extra: (\w+)$", meta, re.MULTILINE) == ["evaluate", "serve", "batch"]
+
+
+def run(venv: Path, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """A program of the fresh environment, run from ``cwd`` with none of this checkout on its paths."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    program = str(venv / "bin" / args[0])
+    return subprocess.run(
+        [program, *args[1:]], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_runtime_installs_and_runs_outside_the_repository(dist, model_path, small_curated, tmp_path):
+    started = time.monotonic()
+    place = tmp_path / "elsewhere"
+    place.mkdir()
+    assert REPO not in place.parents
+    model = place / "model.onnx"
+    model.write_bytes(model_path.read_bytes())
+    curated = place / "curated"
+    curated.mkdir()
+    for file in small_curated.iterdir():
+        if file.is_file():
+            (curated / file.name).write_bytes(file.read_bytes())
+    scans = place / "scans"
+    scans.mkdir()
+    eval_split = dataset.load_split(small_curated, "eval")
+    for index in range(5):
+        Image.fromarray(eval_split.images[index]).save(scans / f"{index}.png")
+    (scans / "broken.png").write_bytes(b"not an image")
+
+    venv = place / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    wheel = str(dist / f"digits_runtime-{VERSION}-py3-none-any.whl")
+
+    def install(requirement: str) -> None:
+        done = run(venv, "pip", "install", "--quiet", "--find-links", str(dist), requirement, cwd=place)
+        assert done.returncode == 0, done.stderr
+        checked = run(venv, "pip", "check", cwd=place)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert checked.stdout.strip() == "No broken requirements found."
+
+    # The runtime alone: digits-core and third-party packages, no digits-data, no torch.
+    install(wheel)
+    timings = {"runtime": time.monotonic() - started}
+    listed = run(venv, "pip", "list", "--format", "json", cwd=place)
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert {"digits-runtime", "digits-core", "onnxruntime"} <= names
+    assert not names & {"digits-data", "digits-train", "torch", "matplotlib", "starlette", "pyarrow"}
+    where = run(venv, "python", "-c", "import digits_runtime; print(digits_runtime.__file__)", cwd=place)
+    assert where.stdout.startswith(str(venv)), where.stdout
+
+    answer = run(venv, "digits", "predict", "--model", str(model), str(scans / "0.png"), cwd=place)
+    assert answer.returncode == 0, answer.stderr
+    line = json.loads(answer.stdout)
+    assert line["prediction"] == int(eval_split.labels[0])
+    assert set(line["probs"]) == {str(d) for d in contract.CLASSES}
+    for command, extra in (("serve", "serve"), ("batch", "batch"), ("evaluate", "evaluate")):
+        args = ["scans", "out"] if command == "batch" else []
+        missing = run(venv, "digits", command, "--model", str(model), *args, cwd=place)
+        assert missing.returncode == 1, (command, missing.stderr)
+        assert missing.stderr.count("\n") == 1, missing.stderr
+        assert f"digits-runtime[{extra}]" in missing.stderr, missing.stderr
+
+    # [serve]: a real server on a free port of 127.0.0.1, one request, stopped by its pid.
+    install(f"{wheel}[serve]")
+    timings["serve"] = time.monotonic() - started - sum(timings.values())
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        server = subprocess.Popen(
+            [str(venv / "bin" / "digits"), "serve", "--model", str(model), "--port", str(port)],
+            cwd=place,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the server did not listen within 60 s"
+                time.sleep(0.2)
+        status, _, body = post(f"http://127.0.0.1:{port}", (scans / "0.png").read_bytes())
+        assert status == 200
+        assert json.dumps(body, sort_keys=True) == json.dumps(line, sort_keys=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+
+    # [batch]: Parquet parts and the summary, read back with the pyarrow the extra installed.
+    install(f"{wheel}[batch]")
+    timings["batch"] = time.monotonic() - started - sum(timings.values())
+    done = run(
+        venv, "digits", "batch", "--model", str(model), "--workers", "1", "scans", "results", cwd=place
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["inputs"], summary["errors"]) == (6, 1)
+    rows = run(
+        venv,
+        "python",
+        "-c",
+        "import pyarrow.parquet as pq; print(pq.read_table('results').num_rows)",
+        cwd=place,
+    )
+    assert rows.stdout.strip() == "6", rows.stderr
+
+    # [evaluate]: digits-data joins, to read the curated splits.
+    install(f"{wheel}[evaluate]")
+    timings["evaluate"] = time.monotonic() - started - sum(timings.values())
+    done = run(
+        venv,
+        "digits",
+        "evaluate",
+        "--model",
+        str(model),
+        "--curated-dir",
+        "curated",
+        "--split",
+        "eval",
+        cwd=place,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"({len(eval_split)} images)" in done.stdout
+    print(f"installs and runs outside the repository: {time.monotonic() - started:.1f} s, {timings}")
