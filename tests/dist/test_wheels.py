@@ -7,6 +7,7 @@ pip's own cache and ``--find-links`` make the installs quick and need no network
 packages of this repository.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -33,19 +34,37 @@ PACKAGES = ("digits_core", "digits_data", "digits_train", "digits_runtime", "dig
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`make dist` into a temporary folder: a wheel and an sdist of every package."""
-    out = tmp_path_factory.mktemp("dist")
-    # With this environment's build tools, wherever it is (.venv or a tox env), never installing.
-    bin_dir, installed = Path(sys.executable).parent, REPO / ".venv" / ".installed"
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-s", f"-o{installed}", "dist", f"DIST={out}", f"BIN={bin_dir}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    """`make dist` into a temporary folder: a wheel and an sdist of every package.
+
+    Built once per run, whatever the number of test processes: two builds at once would write
+    the same packages' egg-info folders.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder
+    out = root / "dist"
+    with open(root / "dist.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "dist.done").exists():
+            # With this environment's build tools, wherever it is (.venv or a tox env), never installing.
+            bin_dir, installed = Path(sys.executable).parent, REPO / ".venv" / ".installed"
+            done = subprocess.run(
+                [
+                    "make",
+                    "--no-print-directory",
+                    "-s",
+                    f"-o{installed}",
+                    "dist",
+                    f"DIST={out}",
+                    f"BIN={bin_dir}",
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, done.stderr
+            (root / "dist.done").touch()
     return out
 
 
@@ -199,3 +218,29 @@ def test_the_runtime_installs_and_runs_outside_the_repository(dist, model_path, 
     assert done.returncode == 0, done.stderr
     assert f"({len(eval_split)} images)" in done.stdout
     print(f"installs and runs outside the repository: {time.monotonic() - started:.1f} s, {timings}")
+
+
+def test_the_runtime_installs_from_a_git_url(tmp_path):
+    """pip builds digits-core and the runtime from a clone of this repository's last commit (as
+    the README's git URL does), in a fresh environment; the version comes from VERSION there too."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    url = f"git+file://{REPO}"
+    done = run(
+        venv,
+        "pip",
+        "install",
+        "--quiet",
+        f"{url}#subdirectory=packages/digits-core",
+        f"{url}#subdirectory=packages/digits-runtime",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = run(venv, "pip", "list", "--format", "json", cwd=tmp_path)
+    versions = {p["name"].lower(): p["version"] for p in json.loads(listed.stdout)}
+    assert (versions["digits-core"], versions["digits-runtime"]) == (VERSION, VERSION)
+    assert "digits-data" not in versions
+    checked = run(venv, "pip", "check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout
+    answer = run(venv, "digits", "predict", "--help", cwd=tmp_path)
+    assert answer.returncode == 0, answer.stderr
