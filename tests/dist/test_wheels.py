@@ -154,7 +154,7 @@ def test_the_runtime_installs_and_runs_outside_the_repository(dist, model_path, 
         assert f"digits-runtime[{extra}]" in missing.stderr, missing.stderr
 
     # [serve]: a real server on a free port of 127.0.0.1, one request, stopped by its pid.
-    install(f"{wheel}[serve]")
+    install("digits-runtime[serve]")  # as the README says
     timings["serve"] = time.monotonic() - started - sum(timings.values())
     port = free_port()
     log = tmp_path / "serve.log"
@@ -185,7 +185,7 @@ def test_the_runtime_installs_and_runs_outside_the_repository(dist, model_path, 
         assert server.wait(timeout=30) == 0
 
     # [batch]: Parquet parts and the summary, read back with the pyarrow the extra installed.
-    install(f"{wheel}[batch]")
+    install("digits-runtime[batch]")
     timings["batch"] = time.monotonic() - started - sum(timings.values())
     done = run(
         venv, "digits", "batch", "--model", str(model), "--workers", "1", "scans", "results", cwd=place
@@ -203,7 +203,7 @@ def test_the_runtime_installs_and_runs_outside_the_repository(dist, model_path, 
     assert rows.stdout.strip() == "6", rows.stderr
 
     # [evaluate]: digits-data joins, to read the curated splits.
-    install(f"{wheel}[evaluate]")
+    install("digits-runtime[evaluate]")
     timings["evaluate"] = time.monotonic() - started - sum(timings.values())
     done = run(
         venv,
