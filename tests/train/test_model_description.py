@@ -12,7 +12,7 @@ import pytest
 from digits_core import contract
 from digits_core.images import pixels_from_uint8
 from digits_data import dataset
-from digits_train.export import model_version
+from digits_train.export import describe, model_version
 
 
 def test_producer_and_versions_are_digits_trains(trained):
@@ -27,7 +27,7 @@ def test_producer_and_versions_are_digits_trains(trained):
 def test_graph_input_and_outputs_say_range_polarity_and_centring(trained):
     proto = onnx.load(trained["dir"] / "model.onnx")
     assert proto.doc_string == proto.graph.doc_string
-    assert "0, 5, 8" in proto.graph.doc_string
+    assert proto.graph.doc_string.startswith("Classifies one handwritten digit as 0, 5 or 8, or refuses it")
     assert "'labels'" in proto.graph.doc_string
     assert "'refusal'" in proto.graph.doc_string
     (pixels,) = proto.graph.input
@@ -76,3 +76,22 @@ def test_nothing_in_the_metadata_invites_a_second_normalization(trained, small_c
 )
 def test_model_version_orders_as_the_versions_do(version, number):
     assert model_version(version) == number
+
+
+@pytest.mark.parametrize("reject", [True, False])
+def test_describe_names_the_labels_in_order_and_what_the_logits_are(reject):
+    values = [
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["N", 3])
+        for name in (contract.INPUT_NAME, contract.LOGITS_NAME, contract.PROBABILITIES_NAME)
+    ]
+    nodes = [
+        onnx.helper.make_node("Identity", [contract.INPUT_NAME], [contract.LOGITS_NAME]),
+        onnx.helper.make_node("Softmax", [contract.LOGITS_NAME], [contract.PROBABILITIES_NAME]),
+    ]
+    proto = onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", values[:1], values[1:]))
+    describe(proto, [8, 1, 3], reject)
+    assert proto.graph.doc_string.startswith("Classifies one handwritten digit as 8, 1 or 3, or refuses it")
+    logits = proto.graph.output[0].doc_string
+    assert logits.startswith("float32 (N, 3): one column per digit (8, 1, 3), the network's score")
+    assert ("minus its score for 'none of them'" in logits) is reject
+    assert proto.graph.output[1].doc_string.startswith("float32 (N, 3): softmax of the logits")

@@ -211,8 +211,9 @@ def describe(proto: onnx.ModelProto, labels: list[int], reject: bool) -> None:
     proto.producer_name, proto.producer_version = "digits-train", version
     proto.model_version = model_version(version)
     digits = ", ".join(map(str, labels))
+    either = f"{', '.join(map(str, labels[:-1]))} or {labels[-1]}"
     proto.doc_string = proto.graph.doc_string = (
-        f"Classifies one handwritten digit as {digits}, or refuses it as none of them (metadata "
+        f"Classifies one handwritten digit as {either}, or refuses it as none of them (metadata "
         f"'{contract.META_REFUSAL}'). Input: '{contract.INPUT_NAME}' in MNIST form. Outputs: "
         f"'{contract.LOGITS_NAME}' and '{contract.PROBABILITIES_NAME}', one column per digit in "
         f"the order of metadata '{contract.META_LABELS}'."
