@@ -154,20 +154,18 @@ def test_a_forged_record_naming_a_users_file_deletes_nothing(tmp_path, version):
     before = tree(mine)
     with pytest.raises(DigitsError) as refused:
         write_folder(mine, {"a.json": b"{}"})
-    assert (
-        str(refused.value)
-        == {
-            "current": (
-                f"{mine} holds files changed since `a step` wrote them (thesis.tex), so it will not replace it: "
-                "move them out (or delete them if they are not needed) or choose another output folder"
-            ),
-            "previous": (
-                f"{mine} has a record of an older version, which lists names but not contents, so `a step` "
-                f"cannot tell its files from a user's and will not replace it: delete {mine} yourself if "
-                "nothing in it is needed, or choose another output folder"
-            ),
-        }[version]
-    )
+    expected = {
+        "current": (
+            f"{mine} holds files changed since `a step` wrote them (thesis.tex), so it will not replace "
+            "it: move them out (or delete them if they are not needed) or choose another output folder"
+        ),
+        "previous": (
+            f"{mine} has a record of an older version, which lists names but not contents, so `a step` "
+            f"cannot tell its files from a user's and will not replace it: delete {mine} yourself if "
+            "nothing in it is needed, or choose another output folder"
+        ),
+    }
+    assert str(refused.value) == expected[version]
     assert tree(mine) == before
 
 
