@@ -231,17 +231,24 @@ def test_an_atomic_write_flushes_the_file_before_the_rename_and_the_folder_after
     assert synced[1] == str(tmp_path)  # then the folder, holding the new name
 
 
-def test_an_atomic_folder_flushes_every_file_and_folder_and_then_its_parent(tmp_path, monkeypatch):
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "an fsync per file"])
+def test_an_atomic_folder_flushes_every_file_and_folder_and_then_its_parent(tmp_path, monkeypatch, syncfs):
     synced = synced_paths(monkeypatch)
+    real_syncfs = atomic._syncfs
+
+    def spy(folder):
+        if not syncfs:
+            return False  # as on a system without syncfs
+        synced.append(f"syncfs {folder}")
+        return real_syncfs(folder)
+
+    monkeypatch.setattr(atomic, "_syncfs", spy)
     write_folder(tmp_path / "out", {"a.json": b"{}", "logs/metrics.csv": b"epoch\n"})
     scratch = re.escape(str(tmp_path)) + r"/\.out\.\w+\.tmp"
     kinds = [re.sub(scratch, "SCRATCH", path) for path in synced]
-    assert kinds == [
-        "SCRATCH/a.json",
-        "SCRATCH",
-        "SCRATCH/logs/metrics.csv",
-        "SCRATCH/logs",
-        f"SCRATCH/{atomic.MARK}",
-        "SCRATCH",
-        str(tmp_path),
-    ]
+    if syncfs:  # the file system of the scratch folder, all of it at once
+        assert kinds == ["syncfs SCRATCH", str(tmp_path)]
+    else:
+        before_rename = ["SCRATCH/a.json", f"SCRATCH/{atomic.MARK}", "SCRATCH", "SCRATCH/logs/metrics.csv"]
+        assert sorted(kinds[:-1]) == sorted([*before_rename, "SCRATCH/logs"])
+        assert kinds[-1] == str(tmp_path)
