@@ -252,3 +252,11 @@ def test_an_atomic_folder_flushes_every_file_and_folder_and_then_its_parent(tmp_
         before_rename = ["SCRATCH/a.json", f"SCRATCH/{atomic.MARK}", "SCRATCH", "SCRATCH/logs/metrics.csv"]
         assert sorted(kinds[:-1]) == sorted([*before_rename, "SCRATCH/logs"])
         assert kinds[-1] == str(tmp_path)
+
+
+def test_a_pipe_named_like_a_killed_writers_scratch_does_not_stop_the_write(tmp_path):
+    os.mkfifo(tmp_path / ".a.json.k2j4.tmp")  # opening it to read, to check its lock, would wait forever
+    script = f"from digits_core import atomic; atomic.write_text({str(tmp_path / 'a.json')!r}, '{{}}')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (tmp_path / "a.json").read_text() == "{}"

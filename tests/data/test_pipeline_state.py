@@ -287,6 +287,17 @@ def test_a_curated_folder_of_an_older_version_is_replaced_if_its_manifest_lists_
     assert snapshot(curated) == before
 
 
+def test_a_curated_folder_with_the_previous_versions_record_is_replaced_when_its_manifest_proves_it(
+    curated, mnist_dir
+):
+    names = sorted(p.name for p in curated.iterdir() if p.name != atomic.MARK)
+    (curated / atomic.MARK).write_text(json.dumps({"step": "digits-data curate", "files": names}))
+    write_contact_sheet(curated, curated / "samples.png")
+    curate.curate(mnist_dir, curated, **TINY)
+    assert json.loads((curated / atomic.MARK).read_text())["format"] == atomic.RECORD_FORMAT
+    assert sorted(p.name for p in curated.iterdir()) == sorted([atomic.MARK, *names])
+
+
 def test_curate_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, mnist_dir, small_disk):
     disk = small_disk(64)
     out = disk / "curated"

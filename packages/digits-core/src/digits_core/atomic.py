@@ -182,7 +182,7 @@ def _remove_dead_scratch(target: Path) -> None:
     """Remove the scratch files of ``target`` whose writers are gone (no one holds their lock)."""
     for leftover in target.parent.glob(scratch_pattern(target)):
         try:
-            fd = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a pipe: never wait
         except OSError:
             continue  # a link, or gone already
         try:
