@@ -260,3 +260,16 @@ def test_a_pipe_named_like_a_killed_writers_scratch_does_not_stop_the_write(tmp_
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (0, "")
     assert (tmp_path / "a.json").read_text() == "{}"
+
+
+def test_a_folder_is_swapped_for_the_previous_one_in_one_step(tmp_path, monkeypatch):
+    """Never a moment without a folder at the target: no rename of the old folder aside first."""
+    out = tmp_path / "out"
+    write_folder(out, {"a.json": b"old"})
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: renames.append((a, b)) or real_replace(a, b))
+    write_folder(out, {"a.json": b"new"})
+    assert renames == []  # renameat2 exchanged them
+    assert tree(out) == {"a.json": b"new", atomic.MARK: (out / atomic.MARK).read_bytes()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]  # the old one removed

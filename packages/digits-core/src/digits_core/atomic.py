@@ -258,10 +258,13 @@ def atomic_dir(
             (scratch / MARK).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
             sync_tree(scratch)  # every file and folder on the disk before the rename
             old = None
-            if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-                os.replace(target, old)  # over the empty folder just made
-            os.replace(scratch, target)
+            if target.exists() and _exchange(scratch, target):
+                pass  # one step: the previous folder is now the scratch folder, removed below
+            else:
+                if target.exists():  # two steps: a crash between them leaves no folder at target
+                    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+                    os.replace(target, old)  # over the empty folder just made
+                os.replace(scratch, target)
             sync(target.parent)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
@@ -311,6 +314,24 @@ def sync_tree(folder: str | os.PathLike) -> None:
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the folders ``a`` and ``b`` in one step (``renameat2`` with ``RENAME_EXCHANGE``, Linux),
+    so that no crash can leave neither at ``b``; False where the system or file system cannot."""
+    function = getattr(_LIBC, "renameat2", None)
+    if function is None:
+        return False
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _syncfs(folder: str | os.PathLike) -> bool:
