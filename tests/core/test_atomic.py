@@ -273,3 +273,14 @@ def test_a_folder_is_swapped_for_the_previous_one_in_one_step(tmp_path, monkeypa
     assert renames == []  # renameat2 exchanged them
     assert tree(out) == {"a.json": b"new", atomic.MARK: (out / atomic.MARK).read_bytes()}
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]  # the old one removed
+
+
+def test_read_json_never_waits_on_a_pipe(tmp_path):
+    os.mkfifo(tmp_path / "manifest.json")
+    script = f"from digits_core import atomic; print(atomic.read_json({str(tmp_path / 'manifest.json')!r}))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "None\n", "")
+    (tmp_path / "a.json").write_text('{"step": 1}')
+    assert atomic.read_json(tmp_path / "a.json") == {"step": 1}
+    (tmp_path / "b.json").write_bytes(b"\xff not json")
+    assert atomic.read_json(tmp_path / "b.json") is None

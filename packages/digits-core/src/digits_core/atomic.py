@@ -367,11 +367,19 @@ def file_sha256(path: str | os.PathLike) -> str | None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """The JSON value in ``path``, or None when it is missing or not JSON (for records a step may find)."""
+    """The JSON value in ``path``, or None when it is missing, not a regular file or not JSON (for
+    records a step may find). A pipe or device is never read: it could block or never end."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
         return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
+            return json.loads(fh.read())
+        except (OSError, ValueError):
+            return None
 
 
 class _NotARecord(Exception):
@@ -396,8 +404,10 @@ def _read_record(folder: Path) -> dict | None:
     except OSError:
         raise _NotARecord from None  # a link swapped in since the lstat (ELOOP), or unreadable
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size > _RECORD_LIMIT:
-            raise _NotARecord
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotARecord  # swapped for something else since the lstat
+        if os.fstat(fd).st_size > _RECORD_LIMIT:
+            return None
         try:
             record = json.loads(fh.read())
         except (OSError, ValueError):
