@@ -243,7 +243,13 @@ def atomic_dir(
     if target.is_symlink():
         target = Path(os.path.realpath(target))  # replace what the link points to, keep the link
     with exclusive(target):
-        _check_owned(target, step, added_later, legacy)
+        try:
+            _check_owned(target, step, added_later, legacy)
+        except OSError as exc:  # unreadable, or changed by someone else while being checked
+            raise DigitsError(
+                f"cannot check what {target} holds ({exc.strerror or exc}), so `{step}` will not replace it: "
+                "fix its permissions or choose another output folder"
+            ) from None
         scratch = None
         try:
             scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -529,7 +535,7 @@ def _vouched_for(
     if name not in folders:
         return "stranger"
     verdict = "ok"
-    for top, subfolders, files in os.walk(target / name):
+    for top, subfolders, files in os.walk(target / name, onerror=_raise):  # unreadable: not vouched for
         for entry in (*files, *subfolders):
             path = Path(top, entry)
             inside = path.relative_to(target).as_posix()
@@ -541,6 +547,10 @@ def _vouched_for(
             if file_sha256(path) != vouched[inside]:
                 verdict = "changed"
     return verdict
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
 
 
 def _some(names: list[str]) -> str:
