@@ -1,10 +1,13 @@
 """The digits-data command line: every command, its output, and each bad input's one-line error."""
 
 import gzip
+import json
+import shutil
 import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -259,3 +262,37 @@ def test_an_empty_output_path_is_a_usage_error_not_the_current_folder(
     }.get(flag, f"{flag} must name a path to write, got {value!r}")
     assert err == f"digits-data: error: {expected}\n"
     assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("source", [["train-images-idx3-ubyte"], "MNIST", {"files": ["a", "b"]}])
+def test_inspect_of_a_manifest_whose_source_was_edited_is_one_line(capsys, curated, tmp_path, source):
+    edited = tmp_path / "curated"
+    shutil.copytree(curated, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["source"] = source
+    (edited / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    code, out, err = run(capsys, "inspect", "--curated-dir", str(edited))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"digits-data: error: {edited / 'manifest.json'} has a 'source' of {json.dumps(source)}, not an "
+        "object whose 'files' names the MNIST files it was drawn from: it was edited after curation; "
+        f"delete {edited} and run `make curate` (or `digits-data curate`)\n"
+    )
+
+
+def test_inspect_refuses_a_split_whose_labels_are_not_whole_numbers(capsys, curated, tmp_path):
+    edited = tmp_path / "curated"
+    shutil.copytree(curated, edited)
+    split = dataset.read_split_file(edited / "eval.npz", "eval")
+    labels = split.labels.astype(np.float64) + 0.5  # 0.5, 5.5, 8.5: cast back, they would pass for 0, 5, 8
+    sha = dataset.write_split(edited / "eval.npz", dataset.Split("eval", split.images, labels, split.indices))
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["splits"]["eval"]["sha256"] = sha  # its checksum re-recorded
+    (edited / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    code, out, err = run(capsys, "inspect", "--curated-dir", str(edited))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"digits-data: error: {edited / 'eval.npz'} holds labels of type float64 and shape ({len(labels)},), "
+        f"not a list of whole numbers: it was edited after curation; delete {edited} and run `make curate` "
+        "(or `digits-data curate`)\n"
+    )

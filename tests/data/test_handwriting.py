@@ -285,3 +285,52 @@ def test_a_sample_file_outside_the_set_is_refused(generated, tmp_path):
     escaping = edited_handwriting(out, tmp_path / "set", lambda m: m["samples"][1].update(file="../x.png"))
     with pytest.raises(DigitsError, match=r"without a plain file name and its sha256: it was"):
         handwriting.load_manifest(escaping)
+
+
+def test_a_sample_listed_twice_is_refused(generated, tmp_path):
+    out, manifest = generated
+    first = manifest["samples"][0]
+    # The second entry names the first's file: one image would be counted twice, another dropped.
+    twice = edited_handwriting(out, tmp_path / "set", lambda m: m["samples"].__setitem__(1, dict(first)))
+    with pytest.raises(DigitsError) as refused:
+        handwriting.load_manifest(twice)
+    assert str(refused.value) == (
+        f"{twice / 'manifest.json'} has sample 1 ({first['file']!r}) that is listed twice (each file is one "
+        f"sample): it was edited; delete {twice} and run `make handwriting` (or `digits-data handwriting`)"
+    )
+
+
+@pytest.mark.parametrize("forgery", ["names, as the previous version wrote", "link to a real record"])
+def test_a_record_naming_a_users_scans_gets_none_of_them_deleted(capsys, generated, tmp_path, forgery):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "digit-5-from-bank-form.png").write_bytes(b"a scan")
+    if forgery == "link to a real record":
+        (scans / atomic.MARK).symlink_to(generated[0] / atomic.MARK)
+        problem = "is a link, pipe or other non-regular file, which proves nothing"
+    else:
+        record = {"step": "digits-data handwriting", "files": ["digit-5-from-bank-form.png"]}
+        (scans / atomic.MARK).write_text(json.dumps(record))
+        problem = "has a record of an older version, which lists names but not contents"
+    before = files_of(scans)
+    code, out, err = run(capsys, "handwriting", "--output-dir", str(scans), "--per-style", "1")
+    assert (code, out) == (1, "")
+    assert err.startswith("digits-data: error: ")
+    assert err.count("\n") == 1
+    assert problem in err
+    assert files_of(scans) == before
+
+
+def test_a_set_whose_sample_was_replaced_by_a_users_file_is_not_replaced(capsys, generated, tmp_path):
+    out = shutil.copytree(generated[0], tmp_path / "hw")
+    victim = out / generated[1]["samples"][0]["file"]
+    victim.write_bytes(b"my own scan, saved under that name")
+    before = files_of(out)
+    code, _, err = run(capsys, "handwriting", "--output-dir", str(out), "--per-style", "1")
+    assert code == 1
+    assert err == (
+        f"digits-data: error: {out} holds files changed since `digits-data handwriting` wrote them "
+        f"({victim.name}), so it will not replace it: move them out (or delete them if they are not "
+        "needed) or choose another output folder\n"
+    )
+    assert files_of(out) == before

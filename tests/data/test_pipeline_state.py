@@ -3,6 +3,7 @@ moved folders and edited manifests. Outputs change together or not at all, lefto
 runs go away with the next run, and every failure is one line naming the file."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -163,6 +164,103 @@ def test_curate_records_what_it_wrote_and_replaces_only_that(curated, mnist_dir)
     assert snapshot(curated) == before
 
 
+CURATE_TINY = ["--class-counts", "{0: 30, 5: 20, 8: 30}", "--other-train-per-digit", "2"]
+
+
+def curate_cli(capsys, mnist_dir, folder):
+    argv = ["curate", "--data-dir", str(mnist_dir), "--output-dir", str(folder), *CURATE_TINY]
+    code = run_fire(cli.COMMANDS, "digits-data", argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("forgery", ["names, as the previous version wrote", "wrong sha256", "link"])
+def test_a_record_naming_a_users_files_gets_none_of_them_deleted(
+    capsys, curated, mnist_dir, tmp_path, forgery
+):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "eval.npz").write_bytes(b"my own eval split")
+    (mine / "thesis.tex").write_bytes(b"years of work")
+    if forgery == "link":  # a real record, of a real curated folder
+        (mine / atomic.MARK).symlink_to(curated / atomic.MARK)
+        problem = (
+            f"{mine / atomic.MARK} is a link, pipe or other non-regular file, which proves nothing, so "
+            f"`digits-data curate` will not replace {mine}: remove it if {mine} is yours to lose, "
+            "or choose another output folder"
+        )
+    else:
+        record = {"step": "digits-data curate", "files": ["eval.npz", "thesis.tex"]}
+        if forgery == "wrong sha256":
+            record |= {"format": 2, "sha256": {"eval.npz": "0" * 64, "thesis.tex": "1" * 64}}
+            problem = (
+                f"{mine} holds files changed since `digits-data curate` wrote them (eval.npz, thesis.tex), "
+                "so it will not replace it: move them out (or delete them if they are not needed) or "
+                "choose another output folder"
+            )
+        else:
+            problem = (
+                f"{mine} has a record of an older version, which lists names but not contents, so "
+                "`digits-data curate` cannot tell its files from a user's and will not replace it: "
+                f"delete {mine} yourself if nothing in it is needed, or choose another output folder"
+            )
+        (mine / atomic.MARK).write_text(json.dumps(record))
+    before = snapshot(mine)
+    assert curate_cli(capsys, mnist_dir, mine) == (1, "", f"digits-data: error: {problem}\n")
+    assert snapshot(mine) == before
+    assert scratch_of(mine) == []
+
+
+def test_a_pipe_named_like_a_record_is_refused_at_once_and_never_opened(mnist_dir, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "eval.npz").write_bytes(b"my own eval split")
+    os.mkfifo(mine / atomic.MARK)  # reading it would wait for a writer forever
+    command = [sys.executable, "-m", "digits_data", "curate", "--data-dir", str(mnist_dir)]
+    command += ["--output-dir", str(mine), *CURATE_TINY]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"digits-data: error: {mine / atomic.MARK} is a link, pipe or other non-regular file, which proves "
+        f"nothing, so `digits-data curate` will not replace {mine}: remove it if {mine} is yours to lose, "
+        "or choose another output folder\n"
+    )
+    assert (mine / "eval.npz").read_bytes() == b"my own eval split"
+
+
+def test_curate_never_replaces_a_split_edited_since_it_wrote_it(capsys, curated, mnist_dir):
+    (curated / "train.npz").write_bytes((curated / "train.npz").read_bytes() + b"an edit")
+    before = snapshot(curated)
+    code, out, err = curate_cli(capsys, mnist_dir, curated)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"digits-data: error: {curated} holds files changed since `digits-data curate` wrote them "
+        "(train.npz), so it will not replace it: move them out (or delete them if they are not needed) "
+        "or choose another output folder\n"
+    )
+    assert snapshot(curated) == before
+
+
+def test_a_contact_sheet_is_replaced_only_if_it_is_the_one_drawn_from_the_data(curated, mnist_dir):
+    (curated / "samples.png").write_bytes(b"my own picture, named like the contact sheet")
+    before = snapshot(curated)
+    with pytest.raises(DigitsError, match=r"holds files changed since .* wrote them \(samples.png\)"):
+        curate.curate(mnist_dir, curated, **TINY)
+    assert snapshot(curated) == before
+    write_contact_sheet(curated, curated / "samples.png")  # what `make inspect` draws there
+    curate.curate(mnist_dir, curated, **TINY)
+    assert "samples.png" not in snapshot(curated)
+
+
+def test_an_older_curated_folder_whose_split_was_edited_is_not_replaced(curated, mnist_dir):
+    (curated / atomic.MARK).unlink()  # older versions wrote no record: the manifest's sha256 prove it
+    (curated / "val.npz").write_bytes(b"a user's own val split")
+    before = snapshot(curated)
+    with pytest.raises(DigitsError, match=r"did not write \(eval.npz, manifest.json, other_train.npz, ...\)"):
+        curate.curate(mnist_dir, curated, **TINY)
+    assert snapshot(curated) == before
+
+
 def test_curate_refuses_a_folder_another_step_wrote(mnist_dir, tmp_path):
     handwriting.write(tmp_path / "hw", per_style=1, seed=1)
     before = snapshot(tmp_path / "hw")
@@ -187,6 +285,17 @@ def test_a_curated_folder_of_an_older_version_is_replaced_if_its_manifest_lists_
     with pytest.raises(DigitsError, match=r"did not write \(.*old_train.npz.*\)"):
         curate.curate(mnist_dir, curated, **TINY)
     assert snapshot(curated) == before
+
+
+def test_a_curated_folder_with_the_previous_versions_record_is_replaced_when_its_manifest_proves_it(
+    curated, mnist_dir
+):
+    names = sorted(p.name for p in curated.iterdir() if p.name != atomic.MARK)
+    (curated / atomic.MARK).write_text(json.dumps({"step": "digits-data curate", "files": names}))
+    write_contact_sheet(curated, curated / "samples.png")
+    curate.curate(mnist_dir, curated, **TINY)
+    assert json.loads((curated / atomic.MARK).read_text())["format"] == atomic.RECORD_FORMAT
+    assert sorted(p.name for p in curated.iterdir()) == sorted([atomic.MARK, *names])
 
 
 def test_curate_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, mnist_dir, small_disk):

@@ -259,13 +259,58 @@ def test_a_report_is_replaced_by_the_next_unless_a_user_added_a_file(report, rep
         "step": "digits-report",
         "files": sorted(p.name for p in out.iterdir() if p.name != atomic.MARK),
     }
-    (out / atomic.MARK).unlink()  # a report of an older version, which wrote no record: replaced too
     write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out)
     assert atomic.written_by(out)["step"] == "digits-report"
     (out / "notes.txt").write_text("for the meeting")
     with pytest.raises(DigitsError, match=r"did not write \(notes.txt\)"):
         write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out)
     assert (out / "notes.txt").read_text() == "for the meeting"
+    (out / "notes.txt").unlink()
+    (out / "index.html").write_text("<h1>the page I edited for the meeting</h1>")
+    with pytest.raises(DigitsError, match=r"changed since `digits-report` wrote them \(index.html\)"):
+        write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out)
+    assert (out / "index.html").read_text() == "<h1>the page I edited for the meeting</h1>"
+
+
+def test_a_users_site_that_looks_like_an_older_report_is_never_wiped(capsys, report_inputs, tmp_path):
+    from digits_report import cli as report_cli
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>my site</h1>")
+    (site / "report.json").write_text(json.dumps({"figures": {"logo": "logo.png"}}))
+    Image.new("RGB", (4, 4), (200, 120, 40)).save(site / "logo.png")
+    before = {p.name: p.read_bytes() for p in site.iterdir()}
+    code = run_fire(report_cli.report, "digits-report", [str(a) for a in report_argv(report_inputs, site)])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-report: error: {site} holds files `digits-report` did not write (index.html, logo.png, "
+        "report.json), so it will not replace it: move them out or choose a new or empty output folder\n"
+    )
+    assert {p.name: p.read_bytes() for p in site.iterdir()} == before
+
+
+def test_a_report_of_the_previous_version_is_not_wiped_on_its_names_alone(
+    capsys, report, report_inputs, tmp_path
+):
+    """Its record lists names, as a copied or forged one would: nothing proves the files are its own."""
+    from digits_core import atomic
+    from digits_report import cli as report_cli
+
+    out = shutil.copytree(report["dir"], tmp_path / "report")
+    names = sorted(p.name for p in out.iterdir() if p.name != atomic.MARK)
+    (out / atomic.MARK).write_text(json.dumps({"step": "digits-report", "files": names}))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code = run_fire(report_cli.report, "digits-report", [str(a) for a in report_argv(report_inputs, out)])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (1, "")
+    assert captured.err == (
+        f"digits-report: error: {out} has a record of an older version, which lists names but not contents, "
+        "so `digits-report` cannot tell its files from a user's and will not replace it: "
+        f"delete {out} yourself if nothing in it is needed, or choose another output folder\n"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, report_inputs, small_disk):

@@ -1,5 +1,6 @@
 """A PNG contact sheet of curated images: a row of samples per split and digit."""
 
+import io
 import os
 from pathlib import Path
 
@@ -15,6 +16,12 @@ SHEET_SCALE = 2  # each image drawn at twice its size
 
 def write_contact_sheet(curated_dir: str | os.PathLike, output: str | os.PathLike) -> Path:
     """Draw SHEET_SAMPLES images per (split, digit) row, labelled, into a PNG at ``output``."""
+    atomic.write_bytes(output, contact_sheet_png(curated_dir))
+    return Path(output)
+
+
+def contact_sheet_png(curated_dir: str | os.PathLike) -> bytes:
+    """The PNG bytes of the contact sheet of ``curated_dir``: the same data always gives the same bytes."""
     from PIL import Image, ImageDraw, ImageFont
 
     manifest = dataset.load_manifest(curated_dir, verify=False)
@@ -33,6 +40,6 @@ def write_contact_sheet(curated_dir: str | os.PathLike, output: str | os.PathLik
         for c, i in enumerate(picks):
             tile = Image.fromarray(split.images[i]).resize((cell, cell), Image.Resampling.NEAREST)
             sheet.paste(tile, (margin + c * (cell + 2), y))
-    with atomic.atomic_path(output) as tmp:
-        sheet.save(tmp, format="PNG")
-    return Path(output)
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -10,6 +10,7 @@ splits ``other_train`` and ``other_val``: a fixed number of images per digit eac
 stream of their own so that adding them changes no byte of the curated splits.
 """
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -21,8 +22,9 @@ import numpy as np
 from digits_core import atomic
 from digits_core.checks import check_float, check_int
 from digits_core.contract import LABELS_RULE, MANIFEST_NAME, OUTLIER_SPLITS, SPLITS, check_labels
-from digits_core.errors import ConfigError, UsageError
-from digits_data import mnist
+from digits_core.errors import ConfigError, DigitsError, UsageError
+from digits_data import dataset, mnist
+from digits_data.contact_sheet import contact_sheet_png
 from digits_data.dataset import Split, write_split
 from digits_data.recipe import (
     DEFAULT_CLASS_COUNTS,
@@ -199,7 +201,7 @@ def curate(
     labels = mnist.read_labels(folder / mnist.TRAIN_LABELS)
     chosen = select(labels, config)
     others = select_outliers(labels, config)
-    with atomic.atomic_dir(output_dir, STEP, added_later=[CONTACT_SHEET], legacy=_listed) as scratch:
+    with atomic.atomic_dir(output_dir, STEP, added_later=[CONTACT_SHEET], legacy=_vouched) as scratch:
         splits = {
             name: _write(scratch, name, images, labels, chosen[name], config.classes) for name in SPLITS
         }
@@ -230,14 +232,24 @@ def curate(
     return manifest
 
 
-def _listed(folder: Path) -> set[str]:
-    """What the manifest of a curated folder (one written before folders had records) accounts for."""
-    manifest = atomic.read_json(folder / MANIFEST_NAME)
+def _vouched(folder: Path) -> dict[str, str]:
+    """The sha256 of the files a curated folder's own manifest proves to be curation's (for a folder
+    without a record, or for the contact sheet `inspect` adds): every split file, checked against the
+    manifest; the manifest; and a contact sheet that drawing it again from those splits gives byte
+    for byte. Empty when the manifest is not a curation manifest or the split files do not match it.
+    """
+    manifest_sha256 = atomic.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
+    if manifest_sha256 is None:
+        return {}
     try:
-        files = (entry["file"] for entry in _split_entries(manifest).values())
-        return {MANIFEST_NAME, CONTACT_SHEET, *files}
-    except (TypeError, KeyError, AttributeError):
-        return set()
+        manifest = dataset.load_manifest(folder)  # checks every split file against its sha256
+        names = (*SPLITS, *OUTLIER_SPLITS)
+        proof = {f"{name}.npz": dataset.split_entry(manifest, name)["sha256"] for name in names}
+        if atomic.file_sha256(folder / CONTACT_SHEET) is not None:
+            proof[CONTACT_SHEET] = hashlib.sha256(contact_sheet_png(folder)).hexdigest()
+    except (DigitsError, TypeError, KeyError):
+        return {}
+    return proof | {MANIFEST_NAME: manifest_sha256}
 
 
 def _split_entries(manifest: dict) -> dict[str, dict]:

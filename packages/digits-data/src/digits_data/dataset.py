@@ -78,6 +78,13 @@ def read_split_file(path: str | os.PathLike, name: str) -> Split:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise DigitsError(f"{path} is not a readable curated split ({exc}): {CURATE_HINT}") from None
     images, labels, indices = (arrays[key] for key in _ARRAYS)
+    for key, array in (("labels", labels), ("indices", indices)):
+        # Casting 5.5 to a whole number would turn it silently into a 5: refused instead.
+        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+            raise DigitsError(
+                f"{path} holds {key} of type {array.dtype} and shape {array.shape}, not a list of whole "
+                f"numbers: {edited_hint(Path(path).parent)}"
+            )
     n = len(labels)
     shape = (n, IMAGE_SIZE, IMAGE_SIZE)
     if images.dtype != np.uint8 or images.shape != shape or indices.shape != (n,):
@@ -158,6 +165,12 @@ def _check_fields(manifest: dict, path: Path) -> None:
             f"{path} lists classes {json.dumps(manifest['classes'])} ({exc}), "
             f"not {contract.LABELS_RULE}: {hint}"
         ) from None
+    source = manifest["source"]
+    if not isinstance(source, dict) or not isinstance(source.get("files"), dict):
+        raise DigitsError(
+            f"{path} has a 'source' of {json.dumps(source)[:60]}, not an object whose 'files' names "
+            f"the MNIST files it was drawn from: {hint}"
+        )
     norm = manifest["normalization"]
     values = [norm.get(key) for key in ("mean", "std")] if isinstance(norm, dict) else [None]
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in values):

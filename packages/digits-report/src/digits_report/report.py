@@ -61,8 +61,10 @@ def write_report(
     timings = read_timings(Path(timings_dir))
     labels = list(manifest["classes"])
 
-    # Written in a scratch folder that replaces output_dir whole; two runs at once take turns.
-    with atomic.atomic_dir(output_dir, STEP, legacy=_listed) as scratch:
+    # Written in a scratch folder that replaces output_dir whole; two runs at once take turns. A folder
+    # without a record of its content is never replaced: a report's own files (a page, its numbers,
+    # PNGs) prove nothing, as any site holds such files.
+    with atomic.atomic_dir(output_dir, STEP) as scratch:
         drawn = {
             "counts": figures.plot_counts(manifest, scratch),
             "samples": contact_sheet(curated_dir, scratch),
@@ -127,15 +129,6 @@ def write_report(
         atomic.write_text(scratch / "report.json", json.dumps(numbers, indent=2) + "\n")
         atomic.write_text(scratch / "index.html", render(numbers, drawn, model, labels))
     return output_dir / "index.html"
-
-
-def _listed(folder: Path) -> set[str]:
-    """What the report.json of a report (written before folders had records) accounts for."""
-    numbers = atomic.read_json(folder / "report.json")
-    try:
-        return {"index.html", "report.json", *numbers["figures"].values()}
-    except (TypeError, KeyError, AttributeError):
-        return set()
 
 
 def contact_sheet(curated_dir: Path, out: Path) -> str:

@@ -1,17 +1,20 @@
 """Generating the set: every glyph drawn at every level of every style axis, from one seed."""
 
+import hashlib
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 
 from digits_core import atomic
 from digits_core.checks import check_int
 from digits_core.contract import MANIFEST_NAME
+from digits_core.errors import DigitsError
 from digits_data.dataset import sha256_file
 from digits_data.handwriting.glyphs import GLYPHS, KINDS
-from digits_data.handwriting.manifest import FORMAT, SHEET_NAME, Sample, listed
+from digits_data.handwriting.manifest import FORMAT, SHEET_NAME, Sample, load_manifest
 from digits_data.handwriting.rendering import AXES, draw
 from digits_data.handwriting.sheet import contact_sheet
 
@@ -72,7 +75,7 @@ def write(
     """
     samples = generate(per_style, seed)
     entries = []
-    with atomic.atomic_dir(output_dir, STEP, legacy=listed) as scratch:
+    with atomic.atomic_dir(output_dir, STEP, legacy=_vouched) as scratch:
         for sample in samples:
             (scratch / sample.file).write_bytes(sample.image)
             entry = {"file": sample.file, "label": sample.label, "kind": sample.kind, "styles": sample.styles}
@@ -89,3 +92,28 @@ def write(
         }
         (scratch / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
+
+
+def _vouched(folder: Path) -> dict[str, str]:
+    """The sha256 of the files a set's own manifest proves to be the generator's (for a folder without
+    a record): every sample, checked against the manifest; the manifest; and a sheet that drawing it
+    again from those samples gives byte for byte. Empty when the manifest does not hold or match.
+    """
+    manifest_sha256 = atomic.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
+    if manifest_sha256 is None:
+        return {}
+    try:
+        manifest = load_manifest(folder)  # checks every sample file against its sha256
+    except DigitsError:
+        return {}
+    entries = manifest["samples"]
+    proof = {entry["file"]: entry["sha256"] for entry in entries} | {MANIFEST_NAME: manifest_sha256}
+    if atomic.file_sha256(folder / SHEET_NAME) is not None:
+        samples = [
+            Sample(e["file"], e["label"], e["kind"], e["styles"], {}, (folder / e["file"]).read_bytes())
+            for e in entries
+        ]
+        buffer = io.BytesIO()
+        contact_sheet(samples).save(buffer, format="PNG")
+        proof[SHEET_NAME] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    return proof

@@ -15,15 +15,6 @@ FORMAT = "digits-handwriting/1"  # the manifest's "format"
 SHEET_NAME = "sheet.png"
 
 
-def listed(folder: Path) -> set[str]:
-    """What the manifest of a set (written before folders had records) accounts for."""
-    manifest = _read_manifest(folder / MANIFEST_NAME)
-    try:
-        return {MANIFEST_NAME, SHEET_NAME, *(entry["file"] for entry in manifest["samples"])}
-    except (TypeError, KeyError):
-        return set()
-
-
 def _read_manifest(path: Path) -> dict | None:
     """The manifest of a generated set at ``path``; None if it is missing, not JSON or of another format."""
     manifest = atomic.read_json(path)
@@ -73,6 +64,7 @@ def _manifest_problem(manifest: dict) -> str | None:
         return f"names the sheet {manifest['sheet']!r}, not a file of the set"
     if not manifest["samples"]:
         return "lists no samples"
+    seen: set[str] = set()
     for n, entry in enumerate(manifest["samples"]):
         if not isinstance(entry, dict):
             return f"has sample {n} that is not an object: {entry!r}"
@@ -80,6 +72,9 @@ def _manifest_problem(manifest: dict) -> str | None:
         where = f"has sample {n} ({file!r})"
         if not _plain_name(file) or not isinstance(entry.get("sha256"), str):
             return f"{where} without a plain file name and its sha256"
+        if file in seen or file == manifest["sheet"]:
+            return f"{where} that is listed twice (each file is one sample)"
+        seen.add(file)
         if not isinstance(label, str) or len(label) != 1 or not label.isascii() or not label.isalnum():
             return f"{where} labelled {label!r}, not one digit or letter"
         if entry.get("kind") != kind_of(label):
