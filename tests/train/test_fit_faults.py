@@ -49,10 +49,6 @@ def test_an_interrupted_fit_leaves_the_previous_run_as_it_was(previous_run, smal
 
 @pytest.mark.slow
 def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated):
-    (previous_run / atomic.MARK).unlink()  # a folder of an older version, which had no record
-    inside = previous_run / ".fit-k2j4"  # a killed run's checkpoints, as older versions left them
-    inside.mkdir()
-    (inside / "best.ckpt").write_bytes(b"\0" * 4096)
     beside = previous_run.parent / ".train.x81q.tmp"  # a killed run's scratch folder
     (beside / "lightning_logs").mkdir(parents=True)
     summary = fit(small_curated, previous_run, ONE_EPOCH, threads=1)
@@ -66,6 +62,17 @@ def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated)
         "summary.json",
     ]
     assert not beside.exists()
+
+
+def test_a_folder_without_a_record_is_never_replaced_on_its_names_alone(previous_run, small_curated):
+    """Names prove nothing: a user's best.ckpt and summary.json look like an older version's run."""
+    (previous_run / atomic.MARK).unlink()
+    before = snapshot(previous_run)
+    with pytest.raises(
+        DigitsError, match=r"holds files `digits-train fit` did not write \(best.ckpt, config.json"
+    ):
+        fit(small_curated, previous_run, ONE_EPOCH)
+    assert snapshot(previous_run) == before
 
 
 def test_fit_never_replaces_a_folder_holding_other_files(small_curated, tmp_path):

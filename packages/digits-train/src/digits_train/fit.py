@@ -101,20 +101,8 @@ def fit(
     whole when training has finished, so a killed or failed run leaves the previous run's
     folder as it was, and two runs into the same folder take turns.
     """
-    with atomic.atomic_dir(output_dir, STEP, legacy=_earlier_run) as scratch, quiet_lightning():
+    with atomic.atomic_dir(output_dir, STEP) as scratch, quiet_lightning():
         return _fit(curated_dir, scratch, config, threads, profiler)
-
-
-def _earlier_run(folder: Path) -> set[str]:
-    """What a training folder written before folders had records holds, if it is one: its checkpoint,
-    config, summary and logs, and the checkpoints (``.fit-*``) of runs killed inside it."""
-    files = {CHECKPOINT_NAME, "config.json", "summary.json"}
-    summary = atomic.read_json(folder / "summary.json")
-    if not isinstance(summary, dict) or "best_val_metrics" not in summary:
-        return set()
-    if not all((folder / name).is_file() for name in files):
-        return set()
-    return files | {LOG_DIR} | {p.name for p in folder.glob(".fit-*")}
 
 
 def _fit(
