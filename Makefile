@@ -73,8 +73,9 @@ $(RAW_FILES) &: | $(INSTALLED)
 
 curate: $(CURATED)/manifest.json ## Curate the 0/5/8 subset and split it into train/val/eval
 
-# Split files newer than their manifest were changed after curation (or by an interrupted older
-# version): such a folder is curated again, not trusted.
+# Split files newer than their manifest were touched after curation: curate runs again, and
+# replaces the folder when every file still has the content it recorded, or stops and says which
+# file was changed (an edited split is never overwritten, nor trusted).
 CURATED_CHANGED := $(shell find $(CURATED) -maxdepth 1 -name '*.npz' -newer $(CURATED)/manifest.json 2>/dev/null)
 
 # A step runs again when the code that decides its output changes (new defaults, a new recipe, a
