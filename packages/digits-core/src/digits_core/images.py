@@ -16,6 +16,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from digits_core.contract import IMAGE_SIZE
 from digits_core.errors import DigitsError
+from digits_core.ink import find_ink, keep_digit, margins_of, noisy
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 """File extensions treated as images when a folder is scanned."""
@@ -25,12 +26,6 @@ MIN_SIDE = 8  # smaller images cannot hold a legible digit
 WORK_SIDE = 1024  # larger images are scaled down to this longer side before any float arithmetic
 MAX_PIXELS = 50_000_000  # larger non-JPEG images are refused before decoding (RGBA: 200 MB decoded)
 INK_THRESHOLD = 0.2  # after background removal, weaker signal than this (of the peak) is noise
-MARGIN_MIN, MARGIN_MAX = 0.08, 0.34  # margins along two opposite edges, each this share of the side
-MARGIN_PAPER = 0.6  # of the lines between two margins, at least this share has the paper's shade
-NOISE_LEVEL = 0.02  # a median step between neighbours above this share of the range is noise
-BACKGROUND_SIDE = 24  # the background is estimated at this resolution (long side, pixels)
-MARGIN_EDGE = 2  # pixels each side of a light margin's border that are read as neither ink nor paper
-MIN_PIECE = 0.08  # pieces of ink with less than this share of the largest piece's ink are specks
 _CENTER = IMAGE_SIZE / 2  # MNIST's mean center of mass is (14.0, 14.0) in pixel-index coordinates
 
 
@@ -190,7 +185,7 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
         if _is_mnist_form(pixels):
             return pixels
     gray = _grayscale(image, name)
-    if min(gray.shape) >= 3 * MIN_SIDE and _noisy(gray):
+    if min(gray.shape) >= 3 * MIN_SIDE and noisy(gray):
         # A 3x3 median removes salt-and-pepper and sensor noise. Only where there is noise: it
         # would also erase thin lines (outlined type, an edge map), and small images have no
         # pixels to spare.
@@ -199,146 +194,17 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
     if high - low < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     gray = (gray - low) / (high - low)
-    margins, light = _margins(gray)
+    margins, light = margins_of(gray)
     if light if light is not None else np.median(_border(gray)) > 0.5:  # dark ink on light paper
         gray = 1.0 - gray
-    ink = _ink(gray, margins)
+    ink = find_ink(gray, margins)
     ink[ink < INK_THRESHOLD * ink.max()] = 0.0
     if ink.max() < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
-    ink = _keep_digit(ink)
+    ink = keep_digit(ink)
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return _center(_fit_box(crop))
-
-
-def _noisy(gray: np.ndarray) -> bool:
-    """True when the image has noise: most neighbouring pixels differ, or many pixels stand alone.
-
-    The median of the differences between horizontal neighbours is 0 on clean paper whatever the
-    digit (strokes are a minority of pixels), and grows with sensor noise. Salt and pepper leaves
-    most pixels clean but makes single pixels far brighter or darker than all eight neighbours,
-    which no stroke does, however thin.
-    """
-    spread = max(float(gray.max() - gray.min()), 1e-6)
-    if np.median(np.abs(np.diff(gray, axis=1))) > NOISE_LEVEL * spread:
-        return True
-    h, w = gray.shape
-    padded = np.pad(gray, 1, mode="edge")
-    around = [
-        padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx
-    ]
-    alone = (gray - np.max(around, axis=0) > 0.3 * spread) | (np.min(around, axis=0) - gray > 0.3 * spread)
-    return bool(alone.mean() > 0.005)
-
-
-def _ink(gray: np.ndarray, margins: list[tuple[slice, slice]]) -> np.ndarray:
-    """Ink in [0, 1] from luminance that is mostly dark: light strokes over an uneven background.
-
-    The background is a low percentile of each neighbourhood, not one level for the whole image,
-    so gradients, shadows and haze go with it. It is estimated on a copy of at most
-    BACKGROUND_SIDE pixels a side: cheap whatever the image's size, and smooth at the digit's
-    scale. Light margins (part of the page inverted, as at a scan's edges) are read inverted.
-    """
-    h, w = gray.shape
-    shrink = min(1.0, BACKGROUND_SIDE / max(h, w))
-    size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
-    small = Image.fromarray(gray.astype(np.float32)).resize(size, Image.Resampling.BOX)
-    window = 2 * (min(size) // 4) + 1  # odd, about half the shorter side
-    background = small.filter(ImageFilter.RankFilter(window, window * window // 5))
-    background = np.asarray(background.resize((w, h), Image.Resampling.BILINEAR))
-    ink = np.clip(gray - background, 0.0, None)
-    for rows, cols in margins:
-        # Inside a light margin the strokes are the dark pixels: ink is how far below the margin's
-        # own level they are. Its inner border, half light and half dark, is neither.
-        level = float(np.median(gray[rows, cols]))
-        ink[rows, cols] = np.clip(level - gray[rows, cols], 0.0, None)
-        across = cols if rows == slice(0, h) else rows  # the side the margin cuts
-        border = across.stop if across.start == 0 else across.start
-        lines = slice(max(border - MARGIN_EDGE, 0), border + MARGIN_EDGE)
-        ink[(slice(None), lines) if across is cols else lines] = 0.0
-    return ink / max(float(ink.max()), 1e-6)
-
-
-def _margins(gray: np.ndarray) -> tuple[list[tuple[slice, slice]], bool | None]:
-    """The margins of the page and whether its paper is light (None: no margins to tell by).
-
-    A scan often has margins of the other shade along two opposite edges: the column (or row)
-    medians then go A..A B..B A..A, with each A run between MARGIN_MIN and MARGIN_MAX of the
-    width. The digit crosses few pixels of any line, so B is the paper's shade; the A runs are
-    the margins, to be read with the other polarity.
-    """
-    h, w = gray.shape
-    for axis, length in ((0, w), (1, h)):  # columns (left and right margins), then rows
-        light = np.median(gray, axis=axis) > 0.5
-        first = int(np.argmax(light != light[0])) if not light.all() and light.any() else 0
-        last = int(np.argmax(light[::-1] != light[-1])) if first else 0
-        if light[0] != light[-1] or not all(
-            MARGIN_MIN * length <= n <= MARGIN_MAX * length for n in (first, last)
-        ):
-            continue
-        # Between the margins mostly the other shade (where strokes run along a line, its median
-        # is theirs). That paper runs to the other two edges; a heavy digit between two strips of
-        # background, which would look the same so far, does not.
-        paper = not light[0]
-        if np.mean(light[first : length - last] == paper) < MARGIN_PAPER:
-            continue
-        between = gray[:, first : length - last] if axis == 0 else gray[first : length - last].T
-        if all((np.median(ends) > 0.5) == paper for ends in (between[:2], between[-2:])):
-            spans = (slice(0, first), slice(length - last, length))
-            return [(slice(0, h), span) if axis == 0 else (span, slice(0, w)) for span in spans], paper
-    return [], None
-
-
-def _keep_digit(ink: np.ndarray) -> np.ndarray:
-    """Ink of the digit's strokes: connected pieces of at least MIN_PIECE of the largest one's ink.
-
-    Specks of noise and small marks apart from the digit would otherwise pull the crop and the
-    centre of mass away from it.
-    """
-    labels = _components(ink > 0)
-    mass = np.bincount(labels.ravel(), weights=ink.ravel())
-    mass[0] = 0.0  # label 0 is the background
-    keep = mass >= MIN_PIECE * mass.max()
-    return np.where(keep[labels], ink, 0.0)
-
-
-def _components(mask: np.ndarray) -> np.ndarray:
-    """Label the 8-connected pieces of ``mask``: 0 outside it, 1..K for the K pieces.
-
-    Works on runs of set pixels along each row: runs in neighbouring rows that touch (diagonals
-    included) are joined with a union-find, so the cost grows with the number of runs, not of
-    pixels, and needs no library beyond numpy.
-    """
-    h, w = mask.shape
-    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    rows, starts = np.nonzero(edges == 1)
-    ends = np.nonzero(edges == -1)[1]  # exclusive; runs come in the same row-major order
-    first = np.searchsorted(rows, np.arange(h + 1))  # runs of row r: first[r] .. first[r + 1]
-    parent = list(range(len(rows)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for r in range(1, h):
-        i, j = first[r - 1], first[r]
-        while i < first[r] and j < first[r + 1]:
-            if starts[j] <= ends[i] and starts[i] <= ends[j]:  # overlap, or touch at a corner
-                parent[root(j)] = root(i)
-            if ends[i] < ends[j]:
-                i += 1
-            else:
-                j += 1
-    roots = np.array([root(i) for i in range(len(rows))], dtype=np.int64)
-    numbers = np.unique(roots, return_inverse=True)[1] + 1
-    labels = np.zeros(mask.shape, dtype=np.int64)
-    lengths = ends - starts
-    flat = np.repeat(rows * w + starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    labels.ravel()[flat] = np.repeat(numbers, lengths)
-    return labels
 
 
 def _is_mnist_form(pixels: np.ndarray) -> bool:
