@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digits_core.images import ImageError, _components, from_array, load_image, pixels_from_uint8, to_mnist
+from digits_core.images import ImageError, from_array, load_image, pixels_from_uint8, to_mnist
+from digits_core.ink import components
 
 
 def draw_eight(
@@ -260,7 +261,7 @@ def test_a_heavy_digit_keeps_its_polarity_and_thin_lines_survive():
     assert pixels[14, 14] > 0.5  # the ink, not the holes of the 8, is what is read
     thin = load_image(draw_eight(112, width=1))  # one-pixel strokes: no median filter to erase them
     assert_mnist_form(thin)
-    assert _components(thin > 0).max() == 1  # one unbroken stroke, as drawn
+    assert components(thin > 0).max() == 1  # one unbroken stroke, as drawn
 
 
 def test_speckles_apart_from_the_digit_do_not_move_it():
