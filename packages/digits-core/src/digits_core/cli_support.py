@@ -4,10 +4,15 @@ import inspect
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import fire
+import fire.decorators
+import fire.helptext
+import fire.parser
+import fire.trace
 
 from digits_core.errors import ConfigError, DigitsError, UsageError
 
@@ -24,8 +29,14 @@ def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:
     stdout = sys.stdout
     sys.stdout = _GuardedOutput(stdout)
     try:
-        check_args(component, argv, name)
-        fire.Fire(component, command=argv, name=name)
+        asked = _asked(component, argv, name)
+        if asked is not None:  # answered here: Fire would page its help to stderr, with a note
+            print(asked)
+            return 0
+        command = fire_argv(component, argv, name)
+        for each in component.values() if isinstance(component, dict) else [component]:
+            _takes_names(each)
+        fire.Fire(component, command=command, name=name)
         sys.stdout.flush()  # a closed pipe or a full device must show up here, not at exit
     except fire.core.FireExit as exc:
         return int(exc.code or 0)
@@ -87,56 +98,120 @@ def _discard_output(stream: Any) -> None:
 
 
 _NUMBER = re.compile(r"-\d")
+_HELP = ("--help", "-h")
+_VERSION = "--version"
+_LITERAL = "\0"
+"""Marks a token Fire must pass on as it is: no real argument can hold a NUL character."""
 
 
-def check_args(component: Any, argv: list[str], name: str) -> None:
-    """Refuse what Fire would misread, before anything runs.
+def _dispatch(component: Any, argv: list[str], name: str) -> tuple[Callable[..., Any], list[str], str]:
+    """The command that ``argv`` calls, its arguments and its name (``digits predict``).
+
+    A ``--help`` or ``--version`` first, where a command is expected, is answered for the whole
+    program: its command is then None.
+    """
+    if not isinstance(component, dict):
+        return component, argv, name
+    commands = ", ".join(component)
+    if argv and argv[0] in (*_HELP, _VERSION):
+        return None, argv, name
+    if not argv:
+        raise UsageError(f"give a command: {commands} (see `{name} --help`)")
+    if argv[0] not in component:
+        raise UsageError(f"{name} has no command {argv[0]!r}: choose one of {commands}")
+    return component[argv[0]], argv[1:], f"{name} {argv[0]}"
+
+
+def fire_argv(component: Any, argv: list[str], name: str) -> list[str]:
+    """Refuse what Fire would misread, before anything runs; return the arguments to give Fire.
 
     Fire calls a command first and complains about arguments it could not use afterwards, so a
     mistyped flag would run the command with its defaults; a flag given without its value
     would arrive as ``True``; an unknown command would print a page of usage. Refused here,
     each with one line: unknown commands, unknown ``--flags`` and ``-f`` flags, and options
     other than switches given without a value.
+
+    Fire would also take ``-`` for its separator of chained calls, read everything after ``--``
+    as flags of its own, and cannot take an argument that starts with ``-`` as a name. So every
+    value and operand reaches Fire marked as literal (see :func:`_literal`); ``--`` ends the
+    options, as in any Unix tool, and what follows it are operands, whatever they look like.
     """
-    command = component
-    if isinstance(component, dict):
-        commands = ", ".join(component)
-        if not argv:
-            raise UsageError(f"give a command: {commands} (see `{name} --help`)")
-        if argv[0] in ("--help", "-h", "--"):
-            return
-        if argv[0] not in component:
-            raise UsageError(f"{name} has no command {argv[0]!r}: choose one of {commands}")
-        name = f"{name} {argv[0]}"
-        command, argv = component[argv[0]], argv[1:]
+    command, args, name = _dispatch(component, argv, name)
+    given = argv[: len(argv) - len(args)]  # the command's name, if any: Fire looks it up
     parameters = inspect.signature(command).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return
+    free = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    out = list(given)
     takes_value = False  # the previous token was an option that takes this token as its value
-    for i, token in enumerate(argv):
-        if takes_value:
-            takes_value = False
-            continue
+    for i, token in enumerate(args):
         if token == "--":
-            break
-        if token in ("--help", "-h") or not token.startswith("-") or _NUMBER.match(token):
+            return out + [_LITERAL + operand for operand in args[i + 1 :]]
+        if takes_value or not token.startswith("-") or token == "-" or _NUMBER.match(token):
+            takes_value = False
+            out.append(_LITERAL + token)
+            continue
+        out.append(token)
+        if free:
             continue
         spelled, has_value = token.split("=", 1)[0], "=" in token
         parameter = _parameter(parameters, spelled)
         if parameter is None:
-            alike = [
-                f"--{p.replace('_', '-')}"
-                for p in parameters
-                if p.startswith(spelled[1:]) and len(spelled) == 2
-            ]
-            if len(alike) > 1:
-                raise UsageError(f"{spelled} could be any of {', '.join(alike)}: spell the option out")
-            raise UsageError(f"{name} has no option {spelled}: see `{name} --help`")
+            raise UsageError(_unknown_option(parameters, spelled, token, name))
         if has_value or _is_switch(parameter):
             continue
-        if i + 1 == len(argv) or argv[i + 1].startswith("--"):
+        if i + 1 == len(args) or args[i + 1].startswith("--"):
             raise UsageError(f"{spelled} needs a value: see `{name} --help`")
         takes_value = True
+    return out
+
+
+def _unknown_option(parameters: Any, spelled: str, token: str, name: str) -> str:
+    """The message for a flag the command does not have: the options it could mean, or how to
+    give a name that starts with ``-``."""
+    alike = [
+        f"--{p.replace('_', '-')}" for p in parameters if p.startswith(spelled[1:]) and len(spelled) == 2
+    ]
+    if len(alike) > 1:
+        return f"{spelled} could be any of {', '.join(alike)}: spell the option out"
+    if os.path.lexists(token):
+        return f"{name} has no option {spelled}; to name the file {token}, put it after --: {name} -- {token}"
+    return f"{name} has no option {spelled}: see `{name} --help`"
+
+
+def _literal(parse: Callable[[str], Any] | None) -> Callable[[str], Any]:
+    """A Fire parse function: the text as typed for ``parse`` None, else ``parse`` of the text."""
+
+    def parse_value(value: str) -> Any:
+        value = value.removeprefix(_LITERAL)
+        return value if parse is None else parse(value)
+
+    return parse_value
+
+
+def _takes_names(command: Callable[..., Any]) -> None:
+    """Have Fire pass the values of ``command``'s ``str`` parameters as typed.
+
+    Fire reads every value as a Python literal: a folder named ``2024`` would arrive as an int,
+    ``1e3`` as 1000.0, ``True`` as a bool and ``[a]`` as a list. A parameter annotated ``str``
+    (or ``str | None``), ``*images: str`` included, now gets the text itself; the others (whole
+    numbers, ratios, switches, ``--class-counts`` dicts) are still read as literals.
+    """
+    if getattr(command, fire.decorators.FIRE_METADATA, None) is not None:
+        return
+    literal, default = _literal(None), _literal(fire.parser.DefaultParseValue)
+    parameters = inspect.signature(command).parameters.values()
+    named = {p.name: literal if _is_text(p.annotation) else default for p in parameters}
+    varargs = [p for p in parameters if p.kind is p.VAR_POSITIONAL]
+    fallback = literal if varargs and _is_text(varargs[0].annotation) else default
+    fire.decorators.SetParseFn(fallback)(command)
+    fire.decorators.SetParseFns(**named)(command)
+
+
+def _is_text(annotation: Any) -> bool:
+    """True for ``str``, ``str | None`` and ``Optional[str]``."""
+    if annotation is str:
+        return True
+    arguments = typing.get_args(annotation)
+    return bool(arguments) and set(arguments) - {type(None)} == {str}
 
 
 def _parameter(parameters: Any, spelled: str) -> inspect.Parameter | None:
@@ -156,6 +231,41 @@ def _is_switch(parameter: inspect.Parameter | None) -> bool:
     return parameter is not None and (
         parameter.annotation in (bool, bool | None) or isinstance(parameter.default, bool)
     )
+
+
+def _asked(component: Any, argv: list[str], name: str) -> str | None:
+    """What to print for a ``--help`` or ``--version`` before any ``--``; None when neither is asked."""
+    command, args, name = _dispatch(component, argv, name)
+    options = args[: args.index("--")] if "--" in args else args
+    for token in options:
+        if token in _HELP:
+            return _help(component if command is None else command, name)
+        if token == _VERSION:
+            return f"{name.split()[0]} {version_of(component)}"
+    return None
+
+
+def _help(command: Any, name: str) -> str:
+    """Fire's help page for ``command`` (the whole program, or one of its commands)."""
+    program, _, sub = name.partition(" ")
+    trace = fire.trace.FireTrace(command, name=program)
+    if sub:
+        trace.AddAccessedProperty(command, sub, [sub], None, None)
+    note = (
+        "\n\nEVERY COMMAND TAKES\n    --help, -h\n        This page.\n    --version\n"
+        f"        Print {program}'s version.\n    --\n        The end of the options: what "
+        "follows is taken as names, even when it starts with -."
+    )
+    return fire.helptext.HelpText(command, trace=trace) + note
+
+
+def version_of(component: Any) -> str:
+    """The installed version of the distribution a command line belongs to (``digits_runtime``'s
+    is ``digits-runtime``'s), as its package metadata gives it."""
+    from importlib.metadata import version  # only here: it costs an import tens of ms
+
+    some = next(iter(component.values())) if isinstance(component, dict) else component
+    return version(some.__module__.split(".")[0].replace("_", "-"))
 
 
 def main_for(component: Any, name: str) -> Callable[[], None]:
