@@ -61,7 +61,7 @@ def test_predict_from_path_pil_and_array_agree(predictor, small_curated, tmp_pat
     assert from_path == predictor.predict(pixels_from_uint8(image))
     assert set(from_path.probs) == {0, 5, 8}
     assert from_path.prediction == max(from_path.probs, key=from_path.probs.get)
-    assert list(from_path.to_json()) == ["probs", "prediction", "accepted"]
+    assert list(from_path.to_json()) == ["probs", "prediction", "accepted", "score"]
     assert from_path.accepted is True
     assert list(from_path.to_json()["probs"]) == ["0", "5", "8"]
 
@@ -121,7 +121,7 @@ def test_runtime_never_imports_torch(model_path, small_curated, tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)) == {"probs", "prediction", "accepted"}
+    assert set(json.loads(done.stdout)) == {"probs", "prediction", "accepted", "score"}
 
 
 def test_predict_each_answers_every_source_in_order(predictor, small_curated, tmp_path):
