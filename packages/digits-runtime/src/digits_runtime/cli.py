@@ -252,7 +252,7 @@ def serve(model: str = layout.MODEL, host: str = "127.0.0.1", port: int = 8000, 
     """
     port = check_int("port", port, 0, 65535)
     workers = check_int("workers", workers, 1, os.cpu_count() or 1)
-    if not isinstance(host, str) or not host:
+    if not isinstance(host, str) or not host.strip():
         raise UsageError(f"--host must be an address such as 127.0.0.1, got {host!r}")
     try:
         from digits_runtime.serve import run
