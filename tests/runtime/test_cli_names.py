@@ -231,7 +231,7 @@ def test_blank_names_are_refused_with_one_line(model_path, small_curated, tmp_pa
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_help_goes_to_stdout_and_exits_0(name):
-    dist, command = SCRIPTS[name]
+    command = SCRIPTS[name][1]
     for argv in ([], [command]) if command else ([],):
         for flag in ("--help", "-h"):
             done = script(name, *argv, flag, env={**os.environ, "PAGER": "false"})
