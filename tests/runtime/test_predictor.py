@@ -1,5 +1,6 @@
 """The Predictor on a real ONNX model with real onnxruntime, and its refusal of models off contract."""
 
+import ast
 import io
 import json
 import os
@@ -314,3 +315,65 @@ def _pngs(images: np.ndarray) -> list[bytes]:
         Image.fromarray(image).save(buffer, format="PNG")
         out.append(buffer.getvalue())
     return out
+
+
+DASK_EXAMPLE = """\
+import dask.bag as db
+
+from digits_runtime.batch import score
+
+if __name__ == "__main__":  # dask.bag's worker processes import this script again
+    paths = db.from_sequence(["scans/a.png", "scans/b.png", "scans/c.jpg"], partition_size=1024)
+    rows = paths.map_partitions(score, model="artifacts/model.onnx").compute()
+    print(rows)
+"""
+
+
+@pytest.mark.slow  # dask.bag starts worker processes
+def test_the_dask_bag_example_runs_as_a_script(model_path, small_curated, tmp_path):
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "model.onnx").write_bytes(model_path.read_bytes())
+    for name, index in (("a.png", 0), ("b.png", 1)):
+        save_eval_image(small_curated, tmp_path / "scans", index).rename(tmp_path / "scans" / name)
+    photo = Image.open(tmp_path / "scans" / "a.png").convert("RGB").resize((280, 280))
+    photo.save(tmp_path / "scans" / "c.jpg", quality=95)
+    (tmp_path / "example.py").write_text(DASK_EXAMPLE)
+    done = subprocess.run(
+        [sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    rows = ast.literal_eval(done.stdout)  # the printed list of dicts
+    predictor = Predictor(model_path)
+    for row in rows:
+        expected = predictor.predict(tmp_path / row["path"])
+        assert (row["prediction"], row["accepted"], row["score"], row["error"]) == (
+            expected.prediction,
+            expected.accepted,
+            expected.score,
+            None,
+        )
+    assert [row["path"] for row in rows] == ["scans/a.png", "scans/b.png", "scans/c.jpg"]
+
+
+@pytest.mark.slow  # dask.bag starts worker processes
+def test_the_dask_bag_example_without_its_guard_says_why_in_one_line(model_path, small_curated, tmp_path):
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "model.onnx").write_bytes(model_path.read_bytes())
+    for name in ("a.png", "b.png", "c.jpg"):
+        save_eval_image(small_curated, tmp_path / "scans").rename(tmp_path / "scans" / name)
+    unguarded = DASK_EXAMPLE.replace('if __name__ == "__main__":', "if True:")
+    (tmp_path / "example.py").write_text(unguarded)
+    done = subprocess.run(
+        [sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    line = (
+        f"error: {tmp_path / 'example.py'} starts worker processes when it is imported, and each worker "
+        'imports it: put the code that runs the work under `if __name__ == "__main__":`'
+    )
+    assert done.stderr.startswith(line + "\n")
+    assert "bootstrapping phase" not in done.stderr  # multiprocessing's page per worker is gone
+    # What follows is the parent's own BrokenProcessPool, raised by dask in the script itself.
+    assert done.stderr.splitlines()[-1].startswith("concurrent.futures.process.BrokenProcessPool: ")
