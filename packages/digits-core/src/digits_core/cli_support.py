@@ -1,4 +1,11 @@
-"""What every command line of the product shares: Fire dispatch, one-line errors, refusal of misuse."""
+"""What every command line of the product shares: Fire dispatch, one-line errors, refusal of misuse.
+
+Fire is kept for what it does well (commands and flags from signatures, help from docstrings),
+with three fixes around it, all here: values of ``str`` parameters reach the command as typed
+(Fire would read a folder named ``2024`` as a number), ``--`` ends the options and ``-`` is a
+name (Fire takes them as its own), and ``--help`` and ``--version`` are answered on stdout before
+Fire runs (Fire pages its help to stderr after a note).
+"""
 
 import inspect
 import os
@@ -20,10 +27,10 @@ from digits_core.errors import ConfigError, DigitsError, UsageError
 def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:
     """Run a Fire command line and turn :class:`DigitsError` into one line on stderr.
 
-    Returns the process exit code: 0 on success, the error's ``exit_code`` (1 for a bad input
-    or artifact, 2 for a usage error), Fire's own code for its usage errors, 130 on Ctrl-C and
-    141 when the reader of standard output went away (``| head -1``), as a Unix tool would.
-    User mistakes never show a traceback; a bug still does.
+    Returns the process exit code: 0 on success (``--help`` and ``--version`` included), the
+    error's ``exit_code`` (1 for a bad input or artifact, 2 for a usage error), Fire's own code
+    for its usage errors, 130 on Ctrl-C and 141 when the reader of standard output went away
+    (``| head -1``), as a Unix tool would. User mistakes never show a traceback; a bug still does.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     stdout = sys.stdout
@@ -33,7 +40,7 @@ def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:
         if asked is not None:  # answered here: Fire would page its help to stderr, with a note
             print(asked)
             return 0
-        command = fire_argv(component, argv, name)
+        command = _fire_argv(component, argv, name)
         for each in component.values() if isinstance(component, dict) else [component]:
             _takes_names(each)
         fire.Fire(component, command=command, name=name)
@@ -104,7 +111,7 @@ _LITERAL = "\0"
 """Marks a token Fire must pass on as it is: no real argument can hold a NUL character."""
 
 
-def _dispatch(component: Any, argv: list[str], name: str) -> tuple[Callable[..., Any], list[str], str]:
+def _dispatch(component: Any, argv: list[str], name: str) -> tuple[Callable[..., Any] | None, list[str], str]:
     """The command that ``argv`` calls, its arguments and its name (``digits predict``).
 
     A ``--help`` or ``--version`` first, where a command is expected, is answered for the whole
@@ -122,7 +129,7 @@ def _dispatch(component: Any, argv: list[str], name: str) -> tuple[Callable[...,
     return component[argv[0]], argv[1:], f"{name} {argv[0]}"
 
 
-def fire_argv(component: Any, argv: list[str], name: str) -> list[str]:
+def _fire_argv(component: Any, argv: list[str], name: str) -> list[str]:
     """Refuse what Fire would misread, before anything runs; return the arguments to give Fire.
 
     Fire calls a command first and complains about arguments it could not use afterwards, so a
