@@ -229,6 +229,16 @@ def test_blank_names_are_refused_with_one_line(model_path, small_curated, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_blank_image_names_are_refused_not_read_as_the_current_folder(model_path, digit, tmp_path):
+    shutil.copy(digit, tmp_path / "a.png")  # what "" would find, read as the current folder
+    for blank in ("", "  "):
+        done = script("digits", "predict", "--model", model_path, "a.png", blank, cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (2, "")
+        assert (
+            done.stderr == f"digits: error: an image name is blank ({blank!r}): give image files or folders\n"
+        )
+
+
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_help_goes_to_stdout_and_exits_0(name):
     command = SCRIPTS[name][1]

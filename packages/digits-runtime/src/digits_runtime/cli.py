@@ -83,6 +83,8 @@ def _entries(images: tuple[str, ...]) -> list[tuple[Path | io.BytesIO, DigitsErr
         raise UsageError("- (standard input) can be given once: it holds one image file")
     entries = []
     for image in images:
+        if not image.strip():  # "" would be read as the current folder
+            raise UsageError(f"an image name is blank ({image!r}): give image files or folders")
         entries.extend([(_stdin(), None)] if image == STDIN else expand([image]))
     return entries
 
