@@ -259,8 +259,8 @@ def _help(command: Any, name: str) -> str:
     if sub:
         trace.AddAccessedProperty(command, sub, [sub], None, None)
     note = (
-        "\n\nEVERY COMMAND TAKES\n    --help, -h\n        This page.\n    --version\n"
-        f"        Print {program}'s version.\n    --\n        The end of the options: what "
+        "\n\nEVERY COMMAND TAKES\n    --help, -h\n        Print this page.\n    --version\n"
+        f"        Print the version of {program}.\n    --\n        The end of the options: what "
         "follows is taken as names, even when it starts with -."
     )
     return fire.helptext.HelpText(command, trace=trace) + note

@@ -14,10 +14,12 @@ from digits_core.errors import DigitsError
 from digits_core.images import from_array, load_image
 
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
-"""What :meth:`Predictor.predict` takes: a file path, the bytes of an image file, a binary file object
-(``open(path, "rb")``, ``io.BytesIO``), a PIL image, or an image array ((H, W), (H, W, 3) or
-(H, W, 4); whole numbers 0-255 or floats in [0, 1]). Arrays are preprocessed like files; to give
-pixels already in MNIST form untouched, use :meth:`Predictor.classify`."""
+"""What :meth:`Predictor.predict` takes: a file path (a pipe or device such as ``/dev/stdin`` is
+read to its end), the bytes of an image file (bytes, bytearray, or a memoryview of one dimension,
+in any stride), a binary file object (``open(path, "rb")``, ``io.BytesIO``), a PIL image, or an
+image array ((H, W), (H, W, 3) or (H, W, 4), as OpenCV and imageio give them, or a memoryview of
+one; whole numbers 0-255 of any integer type, or floats in [0, 1]). Arrays are preprocessed like
+files; to give pixels already in MNIST form untouched, use :meth:`Predictor.classify`."""
 
 
 MAX_STREAM_BYTES = 256 * 1024 * 1024
