@@ -263,6 +263,8 @@ def test_odd_memoryviews_nul_in_a_name_and_ragged_lists_are_digits_errors(model_
         memoryview(pixels),  # an image array, as a buffer
         memoryview(np.zeros(10, dtype=np.int32)),
         [[1, 2], [3]],
+        _BytesPath(os.fsencode(digit)),
+        _BytesPath(5),
         data,
     ]
     results = predictor.predict_each(sources)
@@ -277,6 +279,9 @@ def test_odd_memoryviews_nul_in_a_name_and_ragged_lists_are_digits_errors(model_
         "nor an image array (two or three dimensions)",
         "cannot read an image from [[1, 2], [3]] (of type list): give a file path, image bytes, "
         "a binary file object, a PIL image or an image array",
+        expected,
+        "cannot read an image from <a path of 5>: "
+        "expected _BytesPath.__fspath__() to return str or bytes, not int",
         expected,
     ]
     for method in (predictor.classify, predictor.probabilities):
@@ -303,3 +308,16 @@ def test_pipes_and_devices_are_read_to_their_end(model_path, digit, tmp_path, mo
     monkeypatch.setattr(sources, "MAX_STREAM_BYTES", 1 << 20)  # a device that never ends: read so far
     with pytest.raises(DigitsError, match=r"^/dev/zero gives more than 1,048,576 bytes: not an image file"):
         predictor.predict("/dev/zero")
+
+
+class _BytesPath:
+    """An os.PathLike whose path is whatever it was given (bytes, as some file systems give)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __fspath__(self):
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<a path of {self.path!r}>"

@@ -35,11 +35,15 @@ def read_pixels(source: Source) -> np.ndarray:
     if isinstance(source, bytes | bytearray | memoryview):
         return load_image(io.BytesIO(source))
     if isinstance(source, str | os.PathLike):
-        name = os.fspath(source)
-        if "\0" in str(name):
-            raise DigitsError(f"{str(name)!r} holds a NUL character: no file has such a name")
+        try:
+            name = os.fsdecode(source)  # a path of bytes, too
+        except TypeError as exc:  # an os.PathLike that gives neither str nor bytes
+            raise DigitsError(f"cannot read an image from {reprlib.repr(source)}: {exc}") from None
+        if "\0" in name:
+            raise DigitsError(f"{name!r} holds a NUL character: no file has such a name")
         if _is_stream(name):  # /dev/stdin, a named pipe: its size says nothing, read it to its end
             return _read_stream(name)
+        return load_image(name)
     if isinstance(source, io.TextIOBase):
         name = getattr(source, "name", None)
         raise DigitsError(
@@ -50,7 +54,7 @@ def read_pixels(source: Source) -> np.ndarray:
         name = getattr(source, "name", None)
         name = name if isinstance(name, str) else "image"  # a pipe's name is its descriptor number
         return load_image(_whole(source, name))
-    if isinstance(source, str | os.PathLike | Image.Image) or hasattr(source, "read"):
+    if isinstance(source, Image.Image) or hasattr(source, "read"):
         return load_image(source)
     if not isinstance(source, np.ndarray):
         raise DigitsError(
@@ -77,7 +81,7 @@ def _view(view: memoryview) -> bytes | memoryview | np.ndarray:
     )
 
 
-def _is_stream(path: str | bytes) -> bool:
+def _is_stream(path: str) -> bool:
     """True for a pipe, socket or device (``/dev/stdin``): a file whose size is not its content's."""
     try:
         mode = os.stat(path).st_mode
@@ -86,11 +90,10 @@ def _is_stream(path: str | bytes) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
-def _read_stream(path: str | bytes) -> np.ndarray:
-    name = os.fsdecode(path)
+def _read_stream(name: str) -> np.ndarray:
     try:
         # Not blocking in open(): a named pipe that nobody writes to is then empty, not a hang.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise DigitsError(f"{name} cannot be read: {exc.strerror}") from None
     with open(fd, "rb") as stream:
