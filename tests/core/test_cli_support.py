@@ -104,3 +104,24 @@ def test_misuse_is_one_line(capsys):
         "",
         "tool: error: --into needs a value: see `tool copy --help`\n",
     )
+
+
+def test_a_switch_takes_true_or_false_and_in_a_command_of_names_nothing_else(capsys):
+    assert call(capsys, "copy", "--dry", "a", "b")[1] == (("a", "b"), "out", 1, 0.5, True)
+    assert call(capsys, "copy", "--dry", "False", "a")[1] == (("a",), "out", 1, 0.5, False)
+    assert call(capsys, "copy", "--nodry", "a")[1] == (("a",), "out", 1, 0.5, False)
+    assert call(capsys, "copy", "a", "--dry")[1] == (("a",), "out", 1, 0.5, True)
+
+
+def test_names_missing_or_too_many_are_one_line(capsys):
+    def pair(first: str, second: str, *, n: int = 1) -> None:
+        """Two names."""
+        CALLS.append((first, second, n))
+
+    CALLS.clear()
+    assert run_fire(pair, "pair", ["a", "--n", "2", "b"]) == 0
+    assert CALLS == [("a", "b", 2)]
+    assert run_fire(pair, "pair", ["a"]) == 2
+    assert capsys.readouterr() == ("", "pair: error: pair needs SECOND: see `pair --help`\n")
+    assert run_fire(pair, "pair", ["a", "b", "c"]) == 2
+    assert capsys.readouterr() == ("", "pair: error: pair does not take 'c': see `pair --help`\n")

@@ -16,9 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import fire
-import fire.decorators
 import fire.helptext
-import fire.parser
 import fire.trace
 
 from digits_core.errors import ConfigError, DigitsError, UsageError
@@ -40,10 +38,7 @@ def run_fire(component: Any, name: str, argv: list[str] | None = None) -> int:
         if asked is not None:  # answered here: Fire would page its help to stderr, with a note
             print(asked)
             return 0
-        command = _fire_argv(component, argv, name)
-        for each in component.values() if isinstance(component, dict) else [component]:
-            _takes_names(each)
-        fire.Fire(component, command=command, name=name)
+        fire.Fire(component, command=_fire_argv(component, argv, name), name=name)
         sys.stdout.flush()  # a closed pipe or a full device must show up here, not at exit
     except fire.core.FireExit as exc:
         return int(exc.code or 0)
@@ -107,8 +102,6 @@ def _discard_output(stream: Any) -> None:
 _NUMBER = re.compile(r"-\d")
 _HELP = ("--help", "-h")
 _VERSION = "--version"
-_LITERAL = "\0"
-"""Marks a token Fire must pass on as it is: no real argument can hold a NUL character."""
 
 
 def _dispatch(component: Any, argv: list[str], name: str) -> tuple[Callable[..., Any] | None, list[str], str]:
@@ -134,41 +127,87 @@ def _fire_argv(component: Any, argv: list[str], name: str) -> list[str]:
 
     Fire calls a command first and complains about arguments it could not use afterwards, so a
     mistyped flag would run the command with its defaults; a flag given without its value
-    would arrive as ``True``; an unknown command would print a page of usage. Refused here,
-    each with one line: unknown commands, unknown ``--flags`` and ``-f`` flags, and options
-    other than switches given without a value.
+    would arrive as ``True``; a missing name or an unknown command would print a page of usage.
+    Refused here, each with one line: unknown commands and flags, options other than switches
+    without a value, names missing or too many.
 
-    Fire would also take ``-`` for its separator of chained calls, read everything after ``--``
-    as flags of its own, and cannot take an argument that starts with ``-`` as a name. So every
-    value and operand reaches Fire marked as literal (see :func:`_literal`); ``--`` ends the
-    options, as in any Unix tool, and what follows it are operands, whatever they look like.
+    Fire also reads every value as a Python literal (a folder named ``2024`` would be a number,
+    ``1e3`` 1000.0, ``True`` a bool, ``[a]`` a list), takes ``-`` for its separator of chained
+    calls, reads what follows ``--`` as flags of its own, and takes a switch's next word for its
+    value. So Fire is given each value as ``--name=value``, with the value of a ``str``
+    parameter written as a Python string (which Fire reads back as that very text), each
+    switch as ``--name=True`` or ``--name=False``, and only the names for ``*args``
+    positionally. ``--`` ends the options, as in any Unix tool: what follows are names.
     """
     command, args, name = _dispatch(component, argv, name)
-    given = argv[: len(argv) - len(args)]  # the command's name, if any: Fire looks it up
     parameters = inspect.signature(command).parameters
-    free = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    out = list(given)
-    takes_value = False  # the previous token was an option that takes this token as its value
-    for i, token in enumerate(args):
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return argv  # any flag is welcome: Fire reads them as they are
+    takes_names = any(p.kind is p.VAR_POSITIONAL or p.default is p.empty for p in parameters.values())
+    values: dict[str, str] = {}  # parameter: its value, as typed
+    operands: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
         if token == "--":
-            return out + [_LITERAL + operand for operand in args[i + 1 :]]
-        if takes_value or not token.startswith("-") or token == "-" or _NUMBER.match(token):
-            takes_value = False
-            out.append(_LITERAL + token)
+            operands += args[i:]
+            break
+        if not _is_flag(token):
+            operands.append(token)
             continue
-        out.append(token)
-        if free:
-            continue
-        spelled, has_value = token.split("=", 1)[0], "=" in token
+        spelled, has_value, value = token.partition("=")
         parameter = _parameter(parameters, spelled)
         if parameter is None:
             raise UsageError(_unknown_option(parameters, spelled, token, name))
-        if has_value or _is_switch(parameter):
-            continue
-        if i + 1 == len(args) or args[i + 1].startswith("--"):
+        if has_value:
+            pass
+        elif _is_switch(parameter):
+            negated = spelled.lstrip("-").replace("-", "_") == f"no{parameter.name}"
+            # A switch takes the next word as its value (--augment False) as Fire would, except
+            # in a command that takes names, where the next word is a name unless True or False.
+            follows = args[i] if i < len(args) and not _is_flag(args[i]) else None
+            if not negated and follows is not None and (follows in ("True", "False") or not takes_names):
+                value, i = follows, i + 1
+            else:
+                value = str(not negated)
+        elif i == len(args) or args[i].startswith("--"):
             raise UsageError(f"{spelled} needs a value: see `{name} --help`")
-        takes_value = True
-    return out
+        else:
+            value, i = args[i], i + 1
+        values[parameter.name] = value
+    return [*argv[: len(argv) - len(args)], *_for_fire(parameters, values, operands, name)]
+
+
+def _is_flag(token: str) -> bool:
+    """True for ``--name``, ``-n`` and the like; False for names, ``-`` and negative numbers."""
+    return token.startswith("-") and token != "-" and not _NUMBER.match(token)
+
+
+def _for_fire(parameters: Any, values: dict[str, str], operands: list[str], name: str) -> list[str]:
+    """Fire's arguments for flags' ``values`` and ``operands``, given to parameters as Fire would:
+    operands to the positional parameters no flag named, in order, then to ``*args``."""
+    slots = [
+        p
+        for p in parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in values
+    ]
+    rest = next((p for p in parameters.values() if p.kind is p.VAR_POSITIONAL), None)
+    if rest is None and len(operands) > len(slots):
+        extra = operands[len(slots)]
+        raise UsageError(f"{name} does not take {extra!r}: see `{name} --help`")
+    missing = [p for p in slots[len(operands) :] if p.default is p.empty]
+    if missing:
+        raise UsageError(f"{name} needs {missing[0].name.upper()}: see `{name} --help`")
+    values |= {p.name: value for p, value in zip(slots, operands, strict=False)}
+    flags = [f"--{key}={_as_written(parameters[key], value)}" for key, value in values.items()]
+    return flags + [_as_written(rest, value) for value in operands[len(slots) :]]
+
+
+def _as_written(parameter: inspect.Parameter, value: str) -> str:
+    """``value`` as Fire must get it: for a ``str`` parameter, a Python string that Fire's literal
+    parser reads back as ``value`` itself; for the others, the text for that parser to read."""
+    return repr(value) if _is_text(parameter.annotation) else value
 
 
 def _unknown_option(parameters: Any, spelled: str, token: str, name: str) -> str:
@@ -182,35 +221,6 @@ def _unknown_option(parameters: Any, spelled: str, token: str, name: str) -> str
     if os.path.lexists(token):
         return f"{name} has no option {spelled}; to name the file {token}, put it after --: {name} -- {token}"
     return f"{name} has no option {spelled}: see `{name} --help`"
-
-
-def _literal(parse: Callable[[str], Any] | None) -> Callable[[str], Any]:
-    """A Fire parse function: the text as typed for ``parse`` None, else ``parse`` of the text."""
-
-    def parse_value(value: str) -> Any:
-        value = value.removeprefix(_LITERAL)
-        return value if parse is None else parse(value)
-
-    return parse_value
-
-
-def _takes_names(command: Callable[..., Any]) -> None:
-    """Have Fire pass the values of ``command``'s ``str`` parameters as typed.
-
-    Fire reads every value as a Python literal: a folder named ``2024`` would arrive as an int,
-    ``1e3`` as 1000.0, ``True`` as a bool and ``[a]`` as a list. A parameter annotated ``str``
-    (or ``str | None``), ``*images: str`` included, now gets the text itself; the others (whole
-    numbers, ratios, switches, ``--class-counts`` dicts) are still read as literals.
-    """
-    if getattr(command, fire.decorators.FIRE_METADATA, None) is not None:
-        return
-    literal, default = _literal(None), _literal(fire.parser.DefaultParseValue)
-    parameters = inspect.signature(command).parameters.values()
-    named = {p.name: literal if _is_text(p.annotation) else default for p in parameters}
-    varargs = [p for p in parameters if p.kind is p.VAR_POSITIONAL]
-    fallback = literal if varargs and _is_text(varargs[0].annotation) else default
-    fire.decorators.SetParseFn(fallback)(command)
-    fire.decorators.SetParseFns(**named)(command)
 
 
 def _is_text(annotation: Any) -> bool:
