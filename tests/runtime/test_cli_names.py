@@ -291,3 +291,15 @@ def test_version_on_every_command(name):
     ):
         done = script(name, *argv)
         assert (done.returncode, done.stdout, done.stderr) == (0, expected, "")
+
+
+def test_a_missing_or_extra_name_is_one_line(model_path, tmp_path):
+    done = script("digits", "batch", "in", "--model", model_path, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "digits: error: digits batch needs OUTPUT: see `digits batch --help`\n"
+    done = script(
+        "digits", "batch", "in", "out", "m.onnx", "local", "2", "tcp://x", "256", "more", cwd=tmp_path
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "digits: error: digits batch does not take 'more': see `digits batch --help`\n"
+    assert list(tmp_path.iterdir()) == []
