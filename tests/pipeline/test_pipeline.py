@@ -87,7 +87,7 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
         str(sample),
     )
     predicted = json.loads(run("digits", "predict", "--model", str(model), str(sample)).stdout)
-    assert set(predicted) == {"probs", "prediction", "accepted"}
+    assert set(predicted) == {"probs", "prediction", "accepted", "score"}
     assert set(predicted["probs"]) == {"0", "5", "8"}
     assert sum(predicted["probs"].values()) == pytest.approx(1.0, abs=1e-5)
     expected = result["predictions"][0]

@@ -36,8 +36,9 @@ def test_predict_one_image_prints_exactly_the_contract(capsys, model_path, image
     assert (code, err) == (0, "")
     assert out.count("\n") == 1
     result = json.loads(out)
-    assert list(result) == ["probs", "prediction", "accepted"]
+    assert list(result) == ["probs", "prediction", "accepted", "score"]
     assert result["accepted"] is True  # a model without a refusal rule accepts every image
+    assert result["score"] == pytest.approx(max(result["probs"].values()), abs=1e-6)  # its max probability
     assert list(result["probs"]) == ["0", "5", "8"]
     assert sum(result["probs"].values()) == pytest.approx(1.0, abs=1e-5)
     assert result["prediction"] == int(max(result["probs"], key=result["probs"].get))
@@ -48,7 +49,7 @@ def test_predict_folder_gives_one_line_per_image_in_sorted_order(capsys, model_p
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["path"] for line in lines] == [str(images / f"img{i}.png") for i in range(5)]
-    assert all(set(line) == {"path", "probs", "prediction", "accepted"} for line in lines)
+    assert all(set(line) == {"path", "probs", "prediction", "accepted", "score"} for line in lines)
     single = json.loads(run(capsys, "predict", "--model", model_path, images / "img3.png")[1])
     assert {k: lines[3][k] for k in single} == single
 
@@ -228,7 +229,7 @@ def test_as_processes(model_path, images, small_curated, tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)) == {"probs", "prediction", "accepted"}
+    assert set(json.loads(done.stdout)) == {"probs", "prediction", "accepted", "score"}
     done = subprocess.run(
         [*EXE, "evaluate", "--model", str(model_path), "--curated-dir", str(small_curated)],
         capture_output=True,

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from digits_core import contract, images
 from digits_core.errors import DigitsError
-from digits_runtime import Predictor, cli
+from digits_runtime import Predictor, cli, sources
 
 from helpers import cli_runner, save_eval_image
 
@@ -242,3 +242,82 @@ def test_a_twelve_megapixel_phone_photo_is_decoded_small_and_still_read(tmp_path
     assert pixels.shape == (28, 28)
     assert pixels.max() == pytest.approx(1.0)
     assert pixels[14, 14] < 0.1 < 0.5 < pixels[14].max()  # a ring: ink beside the center, none in it
+
+
+def test_odd_memoryviews_nul_in_a_name_and_ragged_lists_are_digits_errors(model_path, digit, tmp_path):
+    """Each gets its DigitsError in its place; the sources around it are still answered."""
+    predictor = Predictor(model_path)
+    data = digit.read_bytes()
+    expected = predictor.predict(digit)
+    released = memoryview(data)
+    released.release()
+    spaced = memoryview(bytes(b for byte in data for b in (byte, 0)))[::2]  # the file, every other byte
+    assert not spaced.c_contiguous
+    pixels = np.asarray(Image.open(digit))
+    sources = [
+        data,
+        released,
+        spaced,
+        str(tmp_path / "a\0b.png"),
+        tmp_path / "a\0b.png",
+        memoryview(pixels),  # an image array, as a buffer
+        memoryview(np.zeros(10, dtype=np.int32)),
+        [[1, 2], [3]],
+        _BytesPath(os.fsencode(digit)),
+        _BytesPath(5),
+        data,
+    ]
+    results = predictor.predict_each(sources)
+    assert [str(r) if isinstance(r, DigitsError) else r for r in results] == [
+        expected,
+        "cannot read an image from this memoryview: operation forbidden on released memoryview object",
+        expected,
+        f"{str(tmp_path / 'a')!r}"[:-1] + "\\x00b.png' holds a NUL character: no file has such a name",
+        f"{str(tmp_path / 'a')!r}"[:-1] + "\\x00b.png' holds a NUL character: no file has such a name",
+        predictor.predict(pixels),
+        "a memoryview of 10 items of 4 bytes is neither an image file's bytes (one dimension of bytes) "
+        "nor an image array (two or three dimensions)",
+        "cannot read an image from [[1, 2], [3]] (of type list): give a file path, image bytes, "
+        "a binary file object, a PIL image or an image array",
+        expected,
+        "cannot read an image from <a path of 5>: "
+        "expected _BytesPath.__fspath__() to return str or bytes, not int",
+        expected,
+    ]
+    for method in (predictor.classify, predictor.probabilities):
+        with pytest.raises(
+            DigitsError, match=r"^pixels must be an array of numbers: setting an array element"
+        ):
+            method([[0.0] * 28] * 27 + [[0.0]])
+
+
+def test_pipes_and_devices_are_read_to_their_end(model_path, digit, tmp_path, monkeypatch):
+    """A named pipe's or a device's size is 0 whatever it holds: it is read, not taken as empty."""
+    predictor = Predictor(model_path)
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    with pytest.raises(DigitsError, match=f"^{fifo} is empty \\(0 bytes\\)$"):
+        predictor.predict(fifo)  # nobody writes to it: empty at once, never a wait
+    read, write = os.pipe()
+    os.write(write, digit.read_bytes())  # a PNG of a few hundred bytes fits in the pipe's buffer
+    os.close(write)
+    try:
+        assert predictor.predict(f"/dev/fd/{read}") == predictor.predict(digit)
+    finally:
+        os.close(read)
+    monkeypatch.setattr(sources, "MAX_STREAM_BYTES", 1 << 20)  # a device that never ends: read so far
+    with pytest.raises(DigitsError, match=r"^/dev/zero gives more than 1,048,576 bytes: not an image file"):
+        predictor.predict("/dev/zero")
+
+
+class _BytesPath:
+    """An os.PathLike whose path is whatever it was given (bytes, as some file systems give)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __fspath__(self):
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<a path of {self.path!r}>"

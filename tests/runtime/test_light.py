@@ -28,5 +28,5 @@ def test_digits_predict_loads_no_data_package(model_path, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (0, "")
     prediction, loaded = done.stdout.splitlines()
-    assert set(json.loads(prediction)) == {"probs", "prediction", "accepted"}
+    assert set(json.loads(prediction)) == {"probs", "prediction", "accepted", "score"}
     assert loaded == "[]"

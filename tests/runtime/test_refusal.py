@@ -58,14 +58,18 @@ def test_exact_decisions_on_a_hand_built_model(make_model, tmp_path):
     np.testing.assert_allclose(classified.scores, [0.05, -0.05], rtol=1e-6)
     assert classified.accepted.tolist() == [True, False]
     assert classified.predicted.tolist() == [5, 0]
-    refused = predictor.to_predictions(classified.probabilities, classified.accepted)[1]
+    refused = predictor.to_predictions(classified)[1]
     assert refused == Prediction(
-        {0: pytest.approx(1 / 3), 5: pytest.approx(1 / 3), 8: pytest.approx(1 / 3)}, 0, False
+        {0: pytest.approx(1 / 3), 5: pytest.approx(1 / 3), 8: pytest.approx(1 / 3)},
+        0,
+        False,
+        pytest.approx(-0.05, rel=1e-6),
     )
     assert refused.to_json() == {
         "probs": {"0": 0.333333, "5": 0.333333, "8": 0.333333},
         "prediction": 0,
         "accepted": False,
+        "score": float(classified.scores[1]),
     }
     with pytest.raises(DigitsError, match="^no digit found in array: the image is blank or uniform$"):
         predictor.predict(dark)  # an array is read as an image file is: a blank one holds no digit
@@ -166,7 +170,10 @@ def test_predict_prints_accepted_per_the_rule(capsys, refusing_model, reference,
         expected = Predictor(path).predict(file)
         assert lines[file] == {"path": file, **expected.to_json()}
     code, out, _ = run(capsys, "predict", "--model", path, tmp_path / f"img{chosen[1]}.png")
-    assert list(json.loads(out)) == ["probs", "prediction", "accepted"]
+    refused = json.loads(out)
+    assert list(refused) == ["probs", "prediction", "accepted", "score"]
+    assert (refused["accepted"], refused["score"] < rule.threshold) == (False, True)
+    assert lines[str(tmp_path / f"img{chosen[0]}.png")]["score"] >= rule.threshold
 
 
 def test_evaluate_other_reports_the_share_refused(capsys, refusing_model, reference, small_curated, tmp_path):

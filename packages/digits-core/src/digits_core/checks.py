@@ -4,6 +4,7 @@ Each returns the value when it is acceptable and otherwise raises a :class:`Conf
 names the field, so the same check reads well from Python and, as ``--flag``, on a command line.
 """
 
+import os
 from collections.abc import Collection
 from typing import Any
 
@@ -47,7 +48,8 @@ def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
 
 
 def check_path(name: str, value: Any) -> str:
-    """Return ``value`` as a path to write if it names one; an empty path would mean the current folder."""
-    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+    """Return ``value`` as a path to write if it names one: not blank (an empty path would mean the
+    current folder, and one of spaces a file named by them)."""
+    if not isinstance(value, str | os.PathLike) or not str(value).strip():
         raise ConfigError(f"{name} must name a path to write, got {value!r}", name)
     return str(value)

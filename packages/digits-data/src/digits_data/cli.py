@@ -119,6 +119,7 @@ def sample(
     """
     if not output:
         raise UsageError("--output is required: the path of the PNG to write")
+    check_path("output", output)
     data = dataset.load_split(curated_dir, split)
     check_int("index", index, 0, len(data) - 1)
     _save_png(data.images[index], output)

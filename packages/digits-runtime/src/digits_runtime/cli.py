@@ -1,8 +1,10 @@
 """`digits`: classify image files, evaluate the model on curated data, serve it over HTTP."""
 
+import io
 import json as jsonlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,14 +21,15 @@ EVAL_SPLITS = (*SPLITS, "test", "other", "handwriting")
 def predict(*images: str, model: str = layout.MODEL, threads: int | None = None, workers: int = 1) -> None:
     """Classify image files (photos, scans or MNIST-style images) as 0, 5 or 8.
 
-    One image prints {"probs": {"0": p0, "5": p5, "8": p8}, "prediction": d, "accepted": true};
-    "accepted" is false when the image does not look like a 0, 5 or 8. Several images, or
-    folders (their image files, in sorted order), print one such JSON object per line with its
-    "path"; a file that cannot be read gives a line with "path" and "error", the others still run,
-    and the exit code is then 1.
+    One image prints {"probs": {"0": p0, "5": p5, "8": p8}, "prediction": d, "accepted": true,
+    "score": s}; "accepted" is false when the image does not look like a 0, 5 or 8 (its refusal
+    "score" is below the model's threshold). Several images, or folders (their image files, in
+    sorted order), print one such JSON object per line with its "path"; a file that cannot be
+    read gives a line with "path" and "error", the others still run, and the exit code is then 1.
+    - reads one image file from standard input (cat scan.png | digits predict -).
 
     Args:
-        images: Image files or folders of image files.
+        images: Image files or folders of image files; - for standard input.
         model: The ONNX model written by `digits-train export`.
         threads: onnxruntime threads (default: one per core; one per process with --workers).
         workers: Processes that classify (at most one per core): same lines, same order, same answers.
@@ -39,13 +42,13 @@ def predict(*images: str, model: str = layout.MODEL, threads: int | None = None,
 
     check_threads(threads)
     workers = check_int("workers", workers, 1, os.cpu_count() or 1)
-    entries = expand(images)
+    entries = _entries(images)
     predictor = Predictor(model, threads=threads)
-    if len(images) == 1 and len(entries) == 1 and entries[0][0] == Path(str(images[0])):
-        path, error = entries[0]
+    if len(images) == 1 and len(entries) == 1 and (images[0] == STDIN or entries[0][0] == Path(images[0])):
+        source, error = entries[0]
         if error is not None:
             raise error
-        print(jsonlib.dumps(predictor.predict(path).to_json()))
+        print(jsonlib.dumps(predictor.predict(source).to_json()))
         return
     from tqdm import tqdm  # only here: importing it costs a single-image call a tenth of its time
 
@@ -56,13 +59,13 @@ def predict(*images: str, model: str = layout.MODEL, threads: int | None = None,
     with tqdm(total=len(entries), desc="predict", unit="image", disable=None) as bar:
         for chunk, answers in zip(chunks, _answers(predictor, chunks, workers, threads), strict=True):
             answers = iter(answers)
-            for path, error in chunk:
+            for source, error in chunk:
                 result = error or next(answers)
                 if isinstance(result, DigitsError):
                     failed += 1
-                    line = {"path": str(path), "error": str(result)}
+                    line = {"path": _label(source), "error": str(result)}
                 else:
-                    line = {"path": str(path), **result.to_json()}
+                    line = {"path": _label(source), **result.to_json()}
                 print(jsonlib.dumps(line))
             bar.update(len(chunk))
     if failed:
@@ -71,9 +74,44 @@ def predict(*images: str, model: str = layout.MODEL, threads: int | None = None,
         )
 
 
+STDIN = "-"
+
+
+def _entries(images: tuple[str, ...]) -> list[tuple[Path | io.BytesIO, DigitsError | None]]:
+    """The files to classify (folders expanded) and their listing errors; - as standard input's bytes."""
+    if images.count(STDIN) > 1:
+        raise UsageError("- (standard input) can be given once: it holds one image file")
+    entries = []
+    for image in images:
+        if not image.strip():  # "" would be read as the current folder
+            raise UsageError(f"an image name is blank ({image!r}): give image files or folders")
+        entries.extend([(_stdin(), None)] if image == STDIN else expand([image]))
+    return entries
+
+
+def _stdin() -> io.BytesIO:
+    """Standard input's bytes, read whole: one image file."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise UsageError("- reads an image from standard input, but it is closed: pipe an image file into it")
+    if stream.isatty():
+        raise UsageError(
+            "- reads an image from standard input, which is a terminal: "
+            "pipe or redirect an image file, e.g. digits predict - < scan.png"
+        )
+    data = io.BytesIO(stream.read())
+    data.name = "standard input"  # named so in error messages
+    return data
+
+
+def _label(source: Path | io.BytesIO) -> str:
+    """An entry as its line's "path": the path as found, or - for standard input."""
+    return STDIN if isinstance(source, io.BytesIO) else str(source)
+
+
 def _answers(predictor, chunks, workers: int, threads: int | None) -> Iterator[list]:
     """The answers for each chunk's readable paths, chunk after chunk, here or in ``workers`` processes."""
-    paths = ([path for path, error in chunk if error is None] for chunk in chunks)
+    paths = ([source for source, error in chunk if error is None] for chunk in chunks)
     if workers == 1:
         yield from map(predictor.predict_each, paths)
         return
@@ -121,7 +159,7 @@ def evaluate(
     if split not in EVAL_SPLITS:
         raise UsageError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     check_threads(threads)
-    if json is not None and (not isinstance(json, str) or not json):
+    if json is not None and (not isinstance(json, str) or not json.strip()):
         raise UsageError(f"--json must name a JSON file to write, got {json!r}")
     if json is not None and Path(json).is_dir():
         raise UsageError(f"--json {json} is a folder: give the path of a JSON file to write")
@@ -216,7 +254,7 @@ def serve(model: str = layout.MODEL, host: str = "127.0.0.1", port: int = 8000, 
     """
     port = check_int("port", port, 0, 65535)
     workers = check_int("workers", workers, 1, os.cpu_count() or 1)
-    if not isinstance(host, str) or not host:
+    if not isinstance(host, str) or not host.strip():
         raise UsageError(f"--host must be an address such as 127.0.0.1, got {host!r}")
     try:
         from digits_runtime.serve import run
@@ -259,8 +297,10 @@ def batch(
     if engine not in ("local", "dask"):
         raise UsageError(f"--engine must be local or dask, got {engine!r}")
     for name, value in (("input", input), ("output", output)):
-        if not isinstance(value, str) or not value:
-            raise UsageError(f"give {name.upper()} as a folder, glob or URI: digits batch INPUT OUTPUT")
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(
+                f"give {name.upper()} as a folder, glob or URI, got {value!r}: digits batch INPUT OUTPUT"
+            )
     if partition_size is not None:
         check_int("partition_size", partition_size, BATCH_SIZE, 1 << 20)
         if partition_size % BATCH_SIZE:

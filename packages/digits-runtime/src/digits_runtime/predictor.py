@@ -28,18 +28,28 @@ class Prediction:
 
     ``accepted`` is False when the model's refusal rule says the image is not any of its digits;
     ``prediction`` is then still the most probable digit.
+
+    ``score`` is the refusal rule's score of the image (:attr:`Predictor.score_kind`; higher is
+    more like a known digit): the image is accepted when it reaches the rule's threshold. A model
+    without a rule scores by its largest probability and accepts every image.
     """
 
     probs: dict[int, float]
     prediction: int
-    accepted: bool = True
+    accepted: bool
+    score: float
 
     def to_json(self) -> dict[str, Any]:
-        """The output contract: ``{"probs": {"0": p0, ...}, "prediction": d, "accepted": true}``."""
+        """The output contract: ``{"probs": {"0": p0, ...}, "prediction": d, "accepted": true, "score": s}``.
+
+        Probabilities are rounded to 6 decimals; the score is not, so that it can be compared
+        with the rule's threshold exactly.
+        """
         return {
             "probs": {str(d): round(p, 6) for d, p in self.probs.items()},
             "prediction": self.prediction,
             "accepted": self.accepted,
+            "score": self.score,
         }
 
 
@@ -68,21 +78,50 @@ class Predictor:
     """Classify digits with an exported model on onnxruntime's CPU provider.
 
     Args:
-        model_path: The ONNX file written by `digits-train export`.
+        model: The ONNX file written by `digits-train export`: its path, or its bytes (as read
+            from an object store, say).
         threads: Threads onnxruntime may use within an operator (default: one per core).
 
     Raises:
         DigitsError: The file is missing, is not ONNX, or does not follow the model contract.
+
+    Threads: one Predictor may be used by many threads at once. It keeps no state between calls
+    (everything it holds is set when it is made and never changed), and onnxruntime's
+    ``InferenceSession.run`` may be called concurrently; each call reads and preprocesses its
+    own images. Decoding images holds the GIL for much of its time, so for throughput use
+    processes, one Predictor each, with ``threads=1``.
+
+    Processes: a Predictor pickles as what it was made from, and is loaded again where it is
+    unpickled (a multiprocessing or ProcessPoolExecutor worker, Spark, Ray, Dask). One made from
+    a path pickles as that path made absolute, so the file must be there too; one made from
+    bytes pickles as the bytes, and needs no file anywhere.
     """
 
-    def __init__(self, model_path: str | os.PathLike, *, threads: int | None = None) -> None:
+    def __init__(self, model: str | os.PathLike | bytes, *, threads: int | None = None) -> None:
         import onnxruntime as ort  # the heaviest import, paid once per Predictor
 
-        path = Path(model_path)
-        if path.is_dir():
-            raise DigitsError(f"model {path} is a folder: give the .onnx file, e.g. {path / 'model.onnx'}")
-        if not path.is_file():
-            raise DigitsError(f"model {path} does not exist: run `make train` to create it")
+        if isinstance(model, bytearray | memoryview):
+            model = bytes(model)
+        if isinstance(model, bytes):
+            path, self._name, loaded = None, f"the model given as {len(model):,} bytes", model
+        elif isinstance(model, str | os.PathLike):
+            path = Path(model)
+            self._name = str(path)
+            if "\0" in str(path):
+                raise DigitsError(f"model {str(path)!r} holds a NUL character: no file has such a name")
+            if path.is_dir():
+                raise DigitsError(
+                    f"model {path} is a folder: give the .onnx file, e.g. {path / 'model.onnx'}"
+                )
+            if not path.is_file():
+                raise DigitsError(f"model {path} does not exist: run `make train` to create it")
+            loaded = str(path)
+        else:
+            raise DigitsError(
+                f"model must be the path of an ONNX file or its bytes, got {type(model).__name__}"
+            )
+        self._source = model if path is None else path.absolute()  # what a pickle reopens
+        self._threads = threads
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.inter_op_num_threads = 1
@@ -91,14 +130,19 @@ class Predictor:
                 raise DigitsError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
             options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(loaded, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for unreadable models
-            raise DigitsError(f"{path} is not a usable ONNX model: {first_line(exc)}") from None
-        self.path = path
+            raise DigitsError(f"{self._name} is not a usable ONNX model: {first_line(exc)}") from None
+        self.path: Path | None = path
+        """The model's file as given; None for a model made from bytes."""
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self.labels: tuple[int, ...] = self._check_contract()
         self.refusal: RefusalRule | None = self._read_refusal()
         """The rule that refuses images unlike any digit; None: the model accepts every image."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as what the Predictor was made from: it is loaded again where it is unpickled."""
+        return _reopen, (type(self), self._source, self._threads)
 
     def _check_contract(self) -> tuple[int, ...]:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -106,39 +150,39 @@ class Predictor:
         if len(inputs) != 1 or inputs[0].name != contract.INPUT_NAME or inputs[0].type != "tensor(float)":
             found = ", ".join(f"{i.name} {i.type}" for i in inputs)
             raise DigitsError(
-                f"{self.path} does not take one float input '{contract.INPUT_NAME}' (it takes {found})"
+                f"{self._name} does not take one float input '{contract.INPUT_NAME}' (it takes {found})"
             )
         if list(inputs[0].shape[1:]) != [1, size, size] or len(inputs[0].shape) != 4:
             raise DigitsError(
-                f"{self.path} expects input shape {inputs[0].shape}, not (N, 1, {size}, {size}): "
+                f"{self._name} expects input shape {inputs[0].shape}, not (N, 1, {size}, {size}): "
                 "not a digits model"
             )
         names = {o.name for o in outputs}
         if {contract.LOGITS_NAME, contract.PROBABILITIES_NAME} - names:
             raise DigitsError(
-                f"{self.path} lacks the outputs '{contract.LOGITS_NAME}' and '{contract.PROBABILITIES_NAME}'"
+                f"{self._name} lacks the outputs '{contract.LOGITS_NAME}' and '{contract.PROBABILITIES_NAME}'"
             )
         text = self.metadata.get(contract.META_LABELS)
         if text is None:
-            raise DigitsError(f"{self.path} has no '{contract.META_LABELS}' metadata: not a digits model")
+            raise DigitsError(f"{self._name} has no '{contract.META_LABELS}' metadata: not a digits model")
         try:
             found = json.loads(text)
         except ValueError:
             raise DigitsError(
-                f"{self.path} has '{contract.META_LABELS}' metadata that is not JSON ({text[:40]!r}): "
+                f"{self._name} has '{contract.META_LABELS}' metadata that is not JSON ({text[:40]!r}): "
                 "not a digits model"
             ) from None
         try:
             labels = contract.check_labels(found)
         except ValueError as exc:
             raise DigitsError(
-                f"{self.path} has labels {json.dumps(found)} ({exc}): a digits model's labels are "
+                f"{self._name} has labels {json.dumps(found)} ({exc}): a digits model's labels are "
                 f"{contract.LABELS_RULE}; export it again with `digits-train export`"
             ) from None
         batch = inputs[0].shape[0]
         if isinstance(batch, int):
             raise DigitsError(
-                f"{self.path} takes a fixed batch of {batch} image(s): "
+                f"{self._name} takes a fixed batch of {batch} image(s): "
                 "export it with a dynamic batch dimension"
             )
         # The output width is often symbolic in the graph: run known images to see it, and to see
@@ -148,7 +192,7 @@ class Predictor:
             results = self.session.run([o.name for o in outputs], {contract.INPUT_NAME: probes})
         except Exception as exc:  # onnxruntime raises its own types
             raise DigitsError(
-                f"{self.path} fails on a batch of {len(probes)} images: {first_line(exc)}"
+                f"{self._name} fails on a batch of {len(probes)} images: {first_line(exc)}"
             ) from None
         named = {
             o.name: r
@@ -158,13 +202,13 @@ class Predictor:
         for name, result in named.items():
             if result.shape != (len(probes), len(labels)):
                 raise DigitsError(
-                    f"{self.path} gives '{name}' of shape {list(result.shape[1:])} per image "
+                    f"{self._name} gives '{name}' of shape {list(result.shape[1:])} per image "
                     f"but has {len(labels)} labels {list(labels)}: its outputs do not match its labels"
                 )
         for name, result in named.items():
             if not np.isfinite(result).all():
                 raise DigitsError(
-                    f"{self.path} gives NaN or infinity as '{name}' for a blank image or a drawn digit: "
+                    f"{self._name} gives NaN or infinity as '{name}' for a blank image or a drawn digit: "
                     "the model is broken (weights that are NaN or overflow); train and export it again"
                 )
         return labels
@@ -177,7 +221,7 @@ class Predictor:
             return RefusalRule.from_json(text)
         except ValueError as exc:
             raise DigitsError(
-                f"{self.path} has malformed '{contract.META_REFUSAL}' metadata ({exc}): "
+                f"{self._name} has malformed '{contract.META_REFUSAL}' metadata ({exc}): "
                 "export the model again with `digits-train export`"
             ) from None
 
@@ -222,13 +266,16 @@ class Predictor:
     def _non_finite(self, which: str) -> DigitsError:
         """The error that stands in for answers with NaN or infinity: they are never shown as numbers."""
         return DigitsError(
-            f"{self.path} gives NaN or infinity for {which}: the model is broken on such input; "
+            f"{self._name} gives NaN or infinity for {which}: the model is broken on such input; "
             "train and export it again"
         )
 
     def _run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (logits, probabilities), each (N, len(labels)), in batches of ``BATCH_SIZE``."""
-        array = np.asarray(pixels)
+        try:
+            array = np.asarray(pixels)
+        except (ValueError, TypeError) as exc:  # a ragged list, or objects numpy cannot hold
+            raise DigitsError(f"pixels must be an array of numbers: {first_line(exc)}") from None
         size = contract.IMAGE_SIZE
         if array.dtype.kind not in "uif":
             raise DigitsError(f"pixels must be numbers, got an array of {array.dtype}")
@@ -282,7 +329,7 @@ class Predictor:
         classified, ``BATCH_SIZE`` images per onnxruntime call.
         """
         classified, errors = self.classify_each(sources)
-        predictions = iter(self.to_predictions(classified.probabilities, classified.accepted))
+        predictions = iter(self.to_predictions(classified))
         return [error or next(predictions) for error in errors]
 
     def classify_each(self, sources: Iterable[Source]) -> tuple[Classification, list[DigitsError | None]]:
@@ -315,16 +362,29 @@ class Predictor:
             return self.classify(np.zeros((0, size, size), dtype=np.float32)), errors
         return Classification.concatenate(parts), errors
 
-    def to_predictions(
-        self, probabilities: np.ndarray, accepted: np.ndarray | None = None
-    ) -> list[Prediction]:
-        """Turn rows of probabilities (and acceptance, default all True) into :class:`Prediction` objects."""
-        best = probabilities.argmax(1)
-        accepted = np.ones(len(best), dtype=bool) if accepted is None else accepted
+    def to_predictions(self, classified: Classification) -> list[Prediction]:
+        """Turn a :class:`Classification` of N images into N :class:`Prediction` objects."""
+        rows = zip(
+            classified.probabilities,
+            classified.predicted,
+            classified.accepted,
+            classified.scores,
+            strict=True,
+        )
         return [
-            Prediction({d: float(p) for d, p in zip(self.labels, row, strict=True)}, self.labels[i], bool(ok))
-            for row, i, ok in zip(probabilities, best, accepted, strict=True)
+            Prediction(
+                {d: float(p) for d, p in zip(self.labels, probs, strict=True)},
+                int(digit),
+                bool(ok),
+                float(score),
+            )
+            for probs, digit, ok, score in rows
         ]
+
+
+def _reopen(cls: type[Predictor], model: Path | bytes, threads: int | None) -> Predictor:
+    """A Predictor loaded again from a pickle (see :meth:`Predictor.__reduce__`)."""
+    return cls(model, threads=threads)
 
 
 def _finite_rows(logits: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
