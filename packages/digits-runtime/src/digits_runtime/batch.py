@@ -216,8 +216,10 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
-def read_part(data: bytes) -> dict | None:
-    """A worker's task: the job and part records of a part written before, or None if it has none."""
+def read_part(part: tuple[str, bytes]) -> dict | None:
+    """A worker's task: the job and part records of a part written before (its name and bytes),
+    or None if it has none."""
+    _, data = part
     pa, pq = _pyarrow()
     try:
         metadata = pq.read_metadata(pa.BufferReader(data)).metadata or {}
