@@ -25,9 +25,9 @@ ANSWERS = ["prediction", "prob_0", "prob_5", "prob_8", "accepted", "score"]
 @pytest.fixture(scope="module")
 def output(archive, refusing_model, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("readers") / "out"
+    model = str(refusing_model[0])
     done = subprocess.run(
-        [sys.executable, "-m", "digits_runtime", "batch", "--model", str(refusing_model[0])]
-        + [str(archive), str(output), "--workers", "2"],
+        [sys.executable, "-m", "digits_runtime", "batch", "--model", model, str(archive), str(output)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -43,7 +43,9 @@ def output(archive, refusing_model, tmp_path_factory) -> Path:
 def test_five_readers_read_the_same_rows_with_the_same_types(output):
     reference = pq.read_table(output).sort_by("path")
     assert reference.num_rows == 604
-    errors = sorted(p for p, e in zip(reference["path"].to_pylist(), reference["error"].to_pylist()) if e)
+    errors = sorted(
+        p for p, e in zip(reference["path"].to_pylist(), reference["error"].to_pylist(), strict=True) if e
+    )
     assert len(errors) == 3
 
     by_pandas = pd.read_parquet(output)
@@ -104,5 +106,5 @@ def test_a_part_of_error_rows_has_the_types_of_the_others(output):
     schemas = {pq.read_schema(part).remove_metadata() for part in parts}
     assert len(schemas) == 1
     frames = [pd.read_parquet(part) for part in parts]
-    assert frames[-1]["error"].notna().sum() == 3 and frames[0]["error"].notna().sum() == 0
+    assert [frame["error"].notna().sum() for frame in frames] == [0, 0, 3]
     assert len({tuple(map(str, frame.dtypes)) for frame in frames}) == 1
