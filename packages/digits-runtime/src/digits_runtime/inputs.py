@@ -164,11 +164,15 @@ def _glob(pattern: str) -> list[str]:
                 found.append(folder)
             return
         head, tail = rest[0], rest[1:]
-        if head == "**":
-            walk(folder, tail)  # zero folders
+        if head == "**":  # any number of folders; last in the pattern, also the files in them
+            walk(folder, tail)
             for entry in _scan(folder):
-                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
                     walk(entry.path, rest)
+                elif not tail:
+                    walk(entry.path, [])
             return
         if not glob.has_magic(head):
             path = os.path.join(folder, head)
