@@ -91,7 +91,7 @@ def test_the_driver_killed_mid_job_then_run_again_carries_on(slow_archive, model
     for process in alive:
         process.kill()
     assert alive == []
-    assert not (output / "_summary.json").exists()  # never looks complete when it is not
+    assert all(p.name.startswith("part-") for p in output.iterdir())  # no scratch a reader trips on
     kept = {p.name: p.stat().st_mtime_ns for p in output.glob("part-*.parquet")}
     again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr

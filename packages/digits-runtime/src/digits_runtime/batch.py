@@ -58,7 +58,7 @@ MAX_PARTITION = 4 * BATCH_SIZE  # images per part; see default_partition_size
 MIN_PARTS = 8  # cut small jobs finer, so that every worker gets some of them
 CONNECT_SECONDS = 5  # a scheduler that does not answer by then is reported, not waited for
 EXTRA = "pip install 'digits-runtime[batch]'"
-SCHEDULER = re.compile(r"(tcp|tls|ws|wss)://[^/\s]+")
+SCHEDULER = re.compile(r"(tcp|tls|ws|wss)://(\[[0-9a-fA-F:]+\]|[^/\s:\[\]]+):\d+/?")  # HOST:PORT
 
 
 def part_name(index: int, data: bytes) -> str:
@@ -375,7 +375,9 @@ def run(
     if importlib.util.find_spec("pyarrow") is None:
         raise DigitsError(f"digits batch needs the batch extra: {EXTRA}")
     if engine == "dask" and not SCHEDULER.fullmatch(scheduler or ""):
-        raise UsageError(f"--scheduler must be a Dask scheduler address, tcp://HOST:PORT, got {scheduler!r}")
+        raise UsageError(
+            f"--scheduler must be a Dask scheduler's address, tcp://HOST:PORT, got {scheduler!r}"
+        )
     started = time.perf_counter()
     # Checked here, before any worker starts; the workers classify, so this session (and its
     # onnxruntime threads) ends at once rather than at interpreter exit.
