@@ -55,6 +55,7 @@ def parts(output: Path) -> list[Path]:
     return sorted(output.iterdir())
 
 
+@pytest.mark.slow  # three runs of digits batch or more
 def test_user_files_and_links_in_output_are_never_written(scans, model, tmp_path):
     output = tmp_path / "out"
     output.mkdir()
@@ -106,6 +107,7 @@ def test_an_input_changed_since_is_scored_again_with_its_new_answer(scans, model
     assert untouched.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow  # three runs of digits batch or more
 @pytest.mark.parametrize("damage", ["deleted", "cut short"])
 def test_a_part_deleted_or_cut_short_after_the_job_is_scored_again(scans, model, tmp_path, damage):
     output = tmp_path / "out"
@@ -224,6 +226,7 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+@pytest.mark.slow  # three runs of digits batch or more
 def test_retry_errors_scores_again_the_files_that_failed(scans, model, tmp_path):
     whole = (scans / "0000.png").read_bytes()
     uploading = scans / "uploading.png"
@@ -283,6 +286,7 @@ def test_sigterm_stops_the_pool_without_a_leaked_semaphore_warning(slow_archive,
     assert alive == []
 
 
+@pytest.mark.slow  # three runs of digits batch or more
 def test_the_same_job_typed_three_ways_and_both_engines_have_one_path(scans, model, tmp_path, monkeypatch):
     monkeypatch.chdir(scans.parent)
     output = tmp_path / "out"
