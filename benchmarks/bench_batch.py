@@ -16,6 +16,11 @@ write the same Parquet parts. Then the Dask engine on the PNGs at several partit
 is how the default (up to 1024) was chosen.
 
     .venv/bin/python benchmarks/bench_batch.py [--model M] [--data-dir artifacts/mnist] [--quick]
+        [--before SRC]
+
+``--before SRC`` also runs every configuration with another version of digits_runtime (its
+``src`` folder, e.g. from ``git archive``), each right before this one on a cluster of its own,
+and prints the throughput of this version over that one: a change measured within one run.
 
 Without artifacts/model.onnx (and no --model), a class-mean model of MNIST's training 0/5/8 is
 built with onnx.helper: its arithmetic is lighter than the trained network's, which answers
@@ -23,12 +28,15 @@ built with onnx.helper: its arithmetic is lighter than the trained network's, wh
 """
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +46,6 @@ from PIL import Image
 
 from digits_core import contract
 from digits_data import mnist
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import dask_cluster  # the tests' loopback cluster, started the same way
 
 DIGITS = Path(sys.executable).with_name("digits")
 TARGETS = {"photos_w2_w1": 1.7, "pngs_w2_w1": 1.5, "dask_local": 0.8, "driver_mb": 500}
@@ -99,7 +104,48 @@ def make_inputs(data_dir: Path, root: Path, pngs: int, photos: int, copies: int)
     return folders
 
 
-def measure(argv: list[str], workers: list[psutil.Process] = ()) -> dict:
+@contextlib.contextmanager
+def dask_cluster(folder: Path, env: dict[str, str]) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """`dask scheduler` and two `dask worker --nthreads 1 --no-nanny` processes on 127.0.0.1;
+    yields the scheduler's address and the workers once they have joined, then stops them."""
+    dask = str(Path(sys.executable).with_name("dask"))
+    folder.mkdir(parents=True)
+    started: list[subprocess.Popen] = []
+
+    def start(name: str, *argv: str) -> Path:
+        log = folder / f"{name}.log"
+        with log.open("wb") as out:
+            started.append(subprocess.Popen([dask, *argv], stdout=out, stderr=out, cwd=folder, env=env))
+        return log
+
+    def wait_for(log: Path, pattern: str) -> str:
+        for _ in range(600):
+            found = re.search(pattern, log.read_text())
+            if found:
+                return found[0]
+            time.sleep(0.1)
+        raise SystemExit(f"dask did not start in 60 s:\n{log.read_text()}")
+
+    try:
+        log = start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard")
+        address = wait_for(log, r"tcp://127\.0\.0\.1:\d+")
+        flags = ["--host", "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard"]
+        logs = [start(f"worker{i}", "worker", address, *flags) for i in range(2)]
+        for worker_log in logs:
+            wait_for(worker_log, "Registered to:")
+        yield address, started[1:]
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def measure(argv: list[str], workers: list[psutil.Process] = (), env: dict | None = None) -> dict:
     """Run one `digits batch`; its summary, peak RSS of the driver and its workers (MB), and the
     cores its workers got: their CPU seconds over the command's (on a busy machine, fewer than asked)."""
 
@@ -108,7 +154,7 @@ def measure(argv: list[str], workers: list[psutil.Process] = ()) -> dict:
         return times.user + times.system
 
     before = {p.pid: cpu(p) for p in workers}  # a Dask worker outlives the command
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     driver = psutil.Process(process.pid)
     peak_driver = peak_workers = 0
     used: dict[int, float] = {}
@@ -144,6 +190,7 @@ def main() -> None:
     parser.add_argument("--model", default="artifacts/model.onnx")
     parser.add_argument("--data-dir", default="artifacts/mnist")
     parser.add_argument("--quick", action="store_true", help="a tenth of the inputs, to try the script")
+    parser.add_argument("--before", help="the src folder of another digits_runtime, to compare with")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     mnist.download(args.data_dir)
@@ -157,45 +204,57 @@ def main() -> None:
         folders = make_inputs(Path(args.data_dir), root, 20_000 // scale, 500 // scale, 5)
         print(f"inputs generated in {time.perf_counter() - start:.0f} s; {os.cpu_count()} cores\n")
         results: dict[tuple[str, str], dict] = {}
-
-        def batch(name: str, data: str, *flags: str, workers: list[psutil.Process] = ()) -> dict:
-            output = root / "out" / f"{data}-{name}"
-            argv = [str(DIGITS), "batch", "--model", str(model), str(folders[data]), str(output), *flags]
-            result = measure(argv, workers) | {"output": output}
-            results[(name, data)] = result
-            print(
-                f"{data:<7}{name:<22}{result['inputs']:>8}{result['images_per_second']:>10.0f}"
-                f"{result['seconds']:>9.1f}{result['driver_mb']:>10.0f}{result['workers_mb']:>10.0f}"
-                f"{result['partition_size']:>7}{result['cores']:>7.2f}",
-                flush=True,
+        before: dict[tuple[str, str], dict] = {}
+        versions = {"": dict(os.environ)}
+        if args.before:
+            path = os.pathsep.join(
+                filter(None, [str(Path(args.before).resolve()), os.environ.get("PYTHONPATH")])
             )
-            return result
+            versions = {"before": {**os.environ, "PYTHONPATH": path}, "": dict(os.environ)}
+
+        def batch(name: str, data: str, *flags: str, clusters: dict | None = None) -> None:
+            for version, env in versions.items():
+                output = root / "out" / version / f"{data}-{name}"
+                argv = [str(DIGITS), "batch", "--model", str(model), str(folders[data]), str(output), *flags]
+                if clusters is not None:
+                    address, workers = clusters[version]
+                    argv += ["--engine", "dask", "--scheduler", address]
+                else:
+                    workers = ()
+                result = measure(argv, workers, env) | {"output": output}
+                (before if version else results)[(name, data)] = result
+                print(
+                    f"{data:<7}{(name + (' (before)' if version else '')):<31}{result['inputs']:>8}"
+                    f"{result['images_per_second']:>10.0f}{result['seconds']:>9.1f}{result['driver_mb']:>10.0f}"
+                    f"{result['workers_mb']:>10.0f}{result['partition_size']:>7}{result['cores']:>7.2f}",
+                    flush=True,
+                )
 
         print(
-            f"{'inputs':<7}{'engine':<22}{'images':>8}{'images/s':>10}{'s':>9}{'driver MB':>10}"
+            f"{'inputs':<7}{'engine':<31}{'images':>8}{'images/s':>10}{'s':>9}{'driver MB':>10}"
             f"{'workers MB':>11}{'part':>7}{'cores':>7}"
         )
-        with dask_cluster(root / "cluster") as (address, cluster):
-            workers = [psutil.Process(p.pid) for p in cluster]
+        with contextlib.ExitStack() as stack:
+            clusters = {}
+            for version, env in versions.items():
+                address, started = stack.enter_context(
+                    dask_cluster(root / "cluster" / (version or "now"), env)
+                )
+                clusters[version] = (address, [psutil.Process(p.pid) for p in started])
             for data in ("photos", "pngs"):
                 batch("local --workers 1", data, "--workers", "1")
                 batch("local --workers 2", data, "--workers", "2")
-                batch("dask (2 workers)", data, "--engine", "dask", "--scheduler", address, workers=workers)
+                batch("dask (2 workers)", data, clusters=clusters)
             for size in (256, 4096):
-                batch(
-                    f"dask, part {size}",
-                    "pngs",
-                    "--engine",
-                    "dask",
-                    "--scheduler",
-                    address,
-                    "--partition-size",
-                    str(size),
-                    workers=workers,
-                )
+                batch(f"dask, part {size}", "pngs", "--partition-size", str(size), clusters=clusters)
             batch("local --workers 2", "many", "--workers", "2")
-            batch("dask (2 workers)", "many", "--engine", "dask", "--scheduler", address, workers=workers)
+            batch("dask (2 workers)", "many", clusters=clusters)
 
+        if before:
+            print("\nimages/s of this version over the one before, configuration by configuration:")
+            for key, result in results.items():
+                ratio = result["images_per_second"] / before[key]["images_per_second"]
+                print(f"{key[1]:<7}{key[0]:<22}{ratio:>8.3f}")
         rate = {key: r["images_per_second"] for key, r in results.items()}
         checks = {
             "photos_w2_w1": rate["local --workers 2", "photos"] / rate["local --workers 1", "photos"],

@@ -8,6 +8,7 @@ their pids, full and read-only file systems, a scheduler address where nothing l
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,14 +85,16 @@ def test_local_engine_writes_the_answers_of_predict_bit_for_bit(local_output, pr
     found = rows(output)
     assert_predict_answers(found, predicted, model)
     assert {r["path"] for r in found if r["error"]} == {str(archive / name) for name in BAD}
-    assert sorted(p.name for p in output.iterdir()) == [
-        "_job.json",
-        "_summary.json",
-        "part-000000.parquet",
-        "part-000001.parquet",
-        "part-000002.parquet",
-    ]
-    assert json.loads((output / "_summary.json").read_text()) == summary
+    names = sorted(p.name for p in output.iterdir())  # the parts, and nothing a reader would trip on
+    assert [name[:12] for name in names] == ["part-000000-", "part-000001-", "part-000002-"]
+    for name in names:
+        data = (output / name).read_bytes()
+        assert name == f"part-{name[5:11]}-{hashlib.sha256(data).hexdigest()[:16]}.parquet"
+        metadata = pq.read_metadata(output / name).metadata
+        assert metadata[b"digits.model_sha256"].decode() == hashlib.sha256(model.read_bytes()).hexdigest()
+        assert json.loads(metadata[b"digits.labels"]) == [0, 5, 8]
+        assert metadata[b"digits.fingerprint"].decode() == Predictor(model).metadata[META_FINGERPRINT]
+        assert json.loads(metadata[b"digits.part"])["index"] == int(name[5:11])
     refused = sum(r["accepted"] is False for r in found)
     assert 0 < refused < 600
     assert {k: summary[k] for k in ("inputs", "scored", "refused", "errors", "parts", "partition_size")} == {
@@ -105,6 +108,7 @@ def test_local_engine_writes_the_answers_of_predict_bit_for_bit(local_output, pr
     assert (summary["engine"], summary["workers"], summary["parts_kept"]) == ("local", 2, 0)
     assert summary["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert summary["fingerprint"] == Predictor(model).metadata[META_FINGERPRINT]
+    assert summary["source"] == str(archive)
     assert sum(summary["parts_by_worker"].values()) == 3
     assert summary["images_per_second"] > 0
 
@@ -156,12 +160,10 @@ def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
 def test_a_part_cut_short_is_scored_again_and_the_others_kept(local_output, archive, model, tmp_path):
     output = tmp_path / "out"
     shutil.copytree(local_output[0], output)
-    (output / "_summary.json").unlink()
-    whole = (output / "part-000001.parquet").read_bytes()
-    (output / "part-000001.parquet").write_bytes(whole[: len(whole) // 2])
-    kept = {
-        name: (output / name).stat().st_mtime_ns for name in ("part-000000.parquet", "part-000002.parquet")
-    }
+    first, cut, last = sorted(output.iterdir())
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
+    kept = {part.name: part.stat().st_mtime_ns for part in (first, last)}
     again = digits("batch", "--model", model, archive, output, "--workers", "2")
     assert (again.returncode, again.stderr) == (0, "")
     summary = json.loads(again.stdout)
@@ -169,7 +171,8 @@ def test_a_part_cut_short_is_scored_again_and_the_others_kept(local_output, arch
     assert {k: summary[k] for k in ("inputs", "scored", "refused", "errors")} == {
         k: local_output[1][k] for k in ("inputs", "scored", "refused", "errors")
     }
-    assert (output / "part-000001.parquet").read_bytes() == whole
+    assert sorted(output.iterdir()) == [first, cut, last]
+    assert cut.read_bytes() == whole
     assert {name: (output / name).stat().st_mtime_ns for name in kept} == kept
 
 
@@ -177,9 +180,17 @@ def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
     local_output, archive, model, tmp_path
 ):
     output, summary = local_output
-    again = digits("batch", "--model", model, archive, output, "--workers", "2")
-    assert (again.returncode, json.loads(again.stdout)) == (0, summary)
-    assert again.stderr == f"digits batch: {output} is already complete\n"
+    before = {part: part.stat().st_mtime_ns for part in output.iterdir()}
+    for typed in (output, f"{output}/", os.path.relpath(output)):  # however OUTPUT and INPUT are typed
+        again = digits("batch", "--model", model, os.path.relpath(archive), typed, "--workers", "2")
+        assert again.returncode == 0
+        assert again.stderr == f"digits batch: {typed} is already complete\n"
+        run_only = {"seconds", "images_per_second", "parts_kept", "parts_by_worker"}
+        assert {k: v for k, v in json.loads(again.stdout).items() if k not in run_only} == {
+            k: v for k, v in summary.items() if k not in run_only
+        }
+        assert json.loads(again.stdout)["parts_kept"] == 3
+    assert {part: part.stat().st_mtime_ns for part in output.iterdir()} == before
     other = digits("batch", "--model", model, archive / "a", output)
     assert (other.returncode, other.stdout) == (1, "")
     assert other.stderr == (
@@ -192,7 +203,8 @@ def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
     refused = digits("batch", "--model", model, archive, stranger)
     assert refused.returncode == 1
     assert refused.stderr == (
-        f"digits: error: {stranger} holds files that digits batch did not write: give a new or empty folder\n"
+        f"digits: error: {stranger} holds files that digits batch did not write (thesis.txt): "
+        "give a new or empty folder, or move them out\n"
     )
 
 
@@ -214,8 +226,12 @@ def test_output_that_is_a_file_read_only_or_full(archive, model, tmp_path, small
     done = digits("batch", "--model", model, archive, full, "--workers", "1")
     assert done.returncode == 1
     written = sorted(p.name for p in full.iterdir())  # no scratch left, and nothing looks complete
-    assert written == ["_job.json", *(f"part-{i:06d}.parquet" for i in range(len(written) - 1))]
-    assert_disk_full_line(done.stderr, "digits", full / f"part-{len(written) - 1:06d}.parquet")
+    assert [name[:12] for name in written] == [f"part-{i:06d}-" for i in range(len(written))]
+    assert_disk_full_line(
+        re.sub(r"part-(\d{6})-[0-9a-f]{16}", r"part-\1", done.stderr),
+        "digits",
+        full / f"part-{len(written):06d}.parquet",
+    )
 
 
 @pytest.mark.parametrize(

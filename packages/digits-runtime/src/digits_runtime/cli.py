@@ -273,14 +273,16 @@ def batch(
     workers: int | None = None,
     scheduler: str | None = None,
     partition_size: int | None = None,
+    retry_errors: bool = False,
 ) -> None:
     """Score every image under INPUT into OUTPUT, a folder of Parquet files, then print its summary.
 
     One row per input: path, prediction, prob_<digit> for each digit, accepted, the refusal
     score, and error (null unless the file could not be read: the job goes on). The answers are
-    those of `digits predict`, bit for bit. _summary.json (counts, the model's sha256 and data
-    fingerprint, engine, workers, seconds, images/s) is written last; a job that was stopped
-    carries on when run again with the same OUTPUT. Needs the batch extra
+    those of `digits predict`, bit for bit. OUTPUT holds only Parquet files, each carrying the
+    model's sha256, labels and data fingerprint in its metadata. A job that was stopped carries
+    on when run again with the same OUTPUT, scoring again the files that changed since; the
+    summary (counts, engine, workers, seconds, images/s) is printed at the end. Needs the batch extra
     (pip install 'digits-runtime[batch]').
 
     Args:
@@ -291,6 +293,7 @@ def batch(
         workers: Processes on this machine, for --engine local (default: one per core).
         scheduler: The Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS).
         partition_size: Images per Parquet part, a multiple of 256 (default: up to 1024).
+        retry_errors: Score again the parts that hold error rows (files unreadable last time).
     """
     from digits_runtime.predictor import BATCH_SIZE
 
@@ -331,6 +334,7 @@ def batch(
         workers=workers,
         scheduler=scheduler,
         partition_size=partition_size,
+        retry_errors=bool(retry_errors),
     )
     print(jsonlib.dumps(summary))
 

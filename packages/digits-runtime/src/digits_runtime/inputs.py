@@ -7,6 +7,7 @@ Globs and URIs (``s3://bucket/scans/``, read with fsspec, which comes with the `
 are for `digits batch`.
 """
 
+import fnmatch
 import glob
 import io
 import os
@@ -107,35 +108,120 @@ def fetch(uris: list[str]) -> dict[str, io.BytesIO | DigitsError]:
     return fetched
 
 
-def list_inputs(source: str) -> list[tuple[str, str | None]]:
+Input = tuple[str, str | None, str]
+"""A path or URI, why listing already found it unreadable (or None), and its stamp: size and
+modification time (or an object store's ETag), by which a resumed job sees that it changed."""
+
+
+def list_inputs(source: str, *, skip: str | None = None) -> list[Input]:
     """The inputs under ``source`` (a folder, a glob or a URI), sorted, as `digits predict` orders them.
 
-    Each is a path or URI and, where listing already found it unreadable, why.
+    A name that exists is taken literally even when it holds glob characters (``scan[1]/``,
+    ``x[1].png``); only a name that does not exist is a glob. ``**`` does not enter symbolic
+    links to folders, as a folder's listing does not, so a link to a parent cannot loop. Files
+    under the folder ``skip`` (the job's own OUTPUT) are left out.
     """
-    has_magic = glob.has_magic(source)
     if "://" in source:
-        import fsspec
-
-        try:
-            fs, root = fsspec.core.url_to_fs(source)
-            if has_magic:
-                found = [p for p in fs.glob(root) if fs.isfile(p)]
-            elif fs.isdir(root):
-                found = [p for p in fs.find(root) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
-            else:
-                found = [root] if fs.exists(root) else []
-        except (OSError, ValueError, ImportError) as exc:
-            raise DigitsError(f"cannot list {source}: {first_line(exc)}") from None
-        entries = [(fs.unstrip_protocol(p), None) for p in sorted(found)]
-    elif has_magic:
-        found = sorted(Path(p) for p in glob.glob(source, recursive=True))
-        entries = [(str(p), None) for p in found if p.is_file()]
-    else:
-        if not os.path.lexists(source):
-            raise DigitsError(f"{source}: no such file or folder")
-        entries = [(str(path), None if error is None else str(error)) for path, error in expand([source])]
+        entries = _list_uri(source)
+    elif os.path.lexists(source):
+        entries = [(str(path), error) for path, error in expand([source])]
         if len(entries) == 1 and entries[0][1] is not None:
-            raise DigitsError(entries[0][1])
+            raise entries[0][1]
+        entries = [(path, None if error is None else str(error), _stamp(path)) for path, error in entries]
+    elif glob.has_magic(source):
+        entries = [(path, None, _stamp(path)) for path in _glob(source)]
+    else:
+        raise DigitsError(f"{source}: no such file or folder")
+    if skip is not None:
+        inside = os.path.join(skip, "")
+        entries = [entry for entry in entries if not entry[0].startswith(inside)]
     if not entries:
         raise DigitsError(f"{source} matches no files")
     return entries
+
+
+def _stamp(path: str) -> str:
+    """Size and modification time (ns): one stat, the cost of listing a file a second time."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return ""
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def _glob(pattern: str) -> list[str]:
+    """The files a local glob matches, sorted; ``**`` walks folders without entering links to folders.
+
+    Python's own glob follows such links, and two links to a parent make it walk forever.
+    """
+    absolute = pattern.startswith(os.sep)
+    parts = [p for p in pattern.split(os.sep) if p]
+    found: list[str] = []
+
+    def walk(folder: str, rest: list[str]) -> None:
+        if not rest:
+            if os.path.isfile(folder):
+                found.append(folder)
+            return
+        head, tail = rest[0], rest[1:]
+        if head == "**":  # any number of folders; last in the pattern, also the files in them
+            walk(folder, tail)
+            for entry in _scan(folder):
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    walk(entry.path, rest)
+                elif not tail:
+                    walk(entry.path, [])
+            return
+        if not glob.has_magic(head):
+            path = os.path.join(folder, head)
+            if os.path.lexists(path):
+                walk(path, tail)
+            return
+        for entry in _scan(folder):
+            hidden = entry.name.startswith(".") and not head.startswith(".")
+            if not hidden and fnmatch.fnmatchcase(entry.name, head):
+                walk(entry.path, tail)
+
+    start = os.sep if absolute else os.curdir
+    walk(start, parts)
+    prefix = os.curdir + os.sep
+    return sorted(p.removeprefix(prefix) if not absolute else p for p in found)
+
+
+def _scan(folder: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _list_uri(source: str) -> list[Input]:
+    """The files a URI names: one file, a folder's image files, or a glob's matches; with their stamps."""
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(source)
+        if fs.exists(root) and not fs.isdir(root):
+            found = {root: fs.info(root)}
+        elif fs.isdir(root):
+            found = {
+                p: info
+                for p, info in fs.find(root, detail=True).items()
+                if Path(p).suffix.lower() in IMAGE_SUFFIXES
+            }
+        elif glob.has_magic(root):
+            found = {p: info for p, info in fs.glob(root, detail=True).items() if info.get("type") == "file"}
+        else:
+            found = {}
+    except (OSError, ValueError, ImportError) as exc:
+        raise DigitsError(f"cannot list {source}: {first_line(exc)}") from None
+    return [(fs.unstrip_protocol(p), None, _object_stamp(found[p])) for p in sorted(found)]
+
+
+def _object_stamp(info: dict) -> str:
+    """An object's size and version as its store lists it (ETag, else modification time)."""
+    version = next((info[k] for k in ("ETag", "etag", "mtime", "LastModified", "updated") if k in info), "")
+    return f"{info.get('size')}:{version}"

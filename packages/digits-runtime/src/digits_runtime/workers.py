@@ -10,6 +10,7 @@ import concurrent.futures as cf
 import hashlib
 import multiprocessing
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -51,15 +52,62 @@ def process_pool(workers: int) -> cf.ProcessPoolExecutor:
     """``workers`` fresh processes (spawned: the caller may already run onnxruntime's threads).
 
     Each process ends by itself when this one dies, however it dies (kill -9 included), instead
-    of waiting forever for work that will not come.
+    of waiting forever for work that will not come. Signals are this process's to handle: Ctrl-C
+    (sent to the whole process group by a terminal) is ignored by the workers, even while they
+    start, and this process stops them when it leaves the pool on an exception; SIGTERM ends it
+    as Ctrl-C would, with its pool shut down and its semaphores released, exit code 143.
     """
     context = multiprocessing.get_context("spawn")
-    return cf.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)
-    )
+    return _Pool(workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),))
 
 
-def _watch_parent(parent: int) -> None:
+class _Pool(cf.ProcessPoolExecutor):
+    """A process pool whose workers leave signals to the process that started them."""
+
+    _SIGNALS = frozenset({signal.SIGINT})  # SIGTERM ends a worker quietly as it is
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        # A worker is started here, when one is needed. A blocked signal stays blocked in the
+        # started process until its initializer ignores it, so a Ctrl-C during its start-up is
+        # not a traceback of its imports; here a blocked signal waits, then arrives.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self._SIGNALS)
+        try:
+            return super().submit(fn, *args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def __enter__(self) -> "_Pool":
+        self._sigterm = None
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.signal(signal.SIGTERM, _terminated)
+        return self
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
+        try:
+            if kind is None:
+                self.shutdown(wait=True)
+                return
+            # Interrupted, or failed: the workers ignore Ctrl-C, so stop them rather than wait
+            # for the work they have in hand.
+            self.shutdown(wait=False, cancel_futures=True)
+            for process in list((self._processes or {}).values()):
+                process.terminate()
+            self.shutdown(wait=True)
+        finally:
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _start_worker(parent: int) -> None:
+    """A worker's initializer: ignore Ctrl-C, which its parent handles, and end with its parent."""
+    for number in _Pool._SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _Pool._SIGNALS)  # what arrived while starting is dropped
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)

@@ -1,0 +1,119 @@
+"""`digits batch --engine dask` when the cluster is not what it should be: one line, never a hang.
+
+Addresses that are not a scheduler's, a port that accepts and never answers, an HTTP server,
+workers without pyarrow or without digits-runtime (real `dask worker` processes whose preload
+hides the module), and a job begun on this machine's cores carried on by a cluster.
+"""
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from helpers import dask_cluster
+
+pq = pytest.importorskip("pyarrow.parquet")
+
+EXE = [sys.executable, "-m", "digits_runtime"]
+
+
+def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def model(refusing_model) -> Path:
+    return refusing_model[0]
+
+
+@pytest.mark.parametrize("address", ["garbage", "inproc://x", "tcp://127.0.0.1", "http://127.0.0.1:80"])
+@pytest.mark.parametrize("given", ["flag", "environment"])
+def test_an_address_that_is_not_a_schedulers_is_a_usage_error(archive, model, tmp_path, address, given):
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    argv = ["batch", "--model", model, archive, tmp_path / "out", "--engine", "dask"]
+    if given == "flag":
+        done = digits(*argv, "--scheduler", address, env=env)
+    else:
+        done = digits(*argv, env={**env, "DASK_SCHEDULER_ADDRESS": address})
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"digits: error: --scheduler must be a Dask scheduler's address, tcp://HOST:PORT, got {address!r}\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("listener", ["silent", "http"])
+def test_a_port_that_is_not_a_scheduler_is_one_line(archive, model, tmp_path, listener):
+    if listener == "silent":  # accepts connections (the kernel's backlog) and never answers
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port, stop = server.getsockname()[1], server.close
+    else:
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        httpd.RequestHandlerClass.log_message = lambda *args: None
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        port = httpd.server_address[1]
+
+        def stop() -> None:
+            httpd.shutdown()
+            httpd.server_close()
+
+    try:
+        address = f"tcp://127.0.0.1:{port}"
+        done = digits(
+            "batch", "--model", model, archive, tmp_path / "out", "--engine", "dask", "--scheduler", address
+        )
+    finally:
+        stop()
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"digits: error: no Dask scheduler answers at {address} (no answer within 5 s): "
+        "start one with `dask scheduler`, or give the address of yours\n"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("hidden", "named"), [("pyarrow", "pyarrow"), ("digits_runtime", "digits-runtime")])
+def test_workers_without_a_module_they_need_are_one_line(
+    archive, model, tmp_path, monkeypatch, hidden, named
+):
+    preload = tmp_path / "hide.py"
+    preload.write_text(f"import sys\nsys.modules[{hidden!r}] = None  # as if not installed\n")
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PRELOAD", f"[{str(preload)!r}]")
+    with dask_cluster(tmp_path / "cluster", workers=1) as (address, _):
+        done = digits(
+            "batch", "--model", model, archive, tmp_path / "out", "--engine", "dask", "--scheduler", address
+        )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"digits: error: Dask workers at {address} cannot import {named} (1 of 1 workers): "
+        "pip install 'digits-runtime[batch]' on every worker\n"
+    )
+    assert not (tmp_path / "out").exists()  # nothing written before the cluster is checked
+
+
+@pytest.mark.slow
+def test_a_local_job_is_carried_on_by_a_dask_cluster(archive, model, tmp_path, monkeypatch):
+    monkeypatch.chdir(archive.parent)
+    output = tmp_path / "out"
+    local = digits("batch", "--model", model, archive.name, output, "--workers", "1")
+    assert local.returncode == 0
+    parts = sorted(output.iterdir())
+    whole = {p.name: p.read_bytes() for p in parts}
+    parts[1].unlink()  # as if stopped before it was written
+    with dask_cluster(tmp_path / "cluster") as (address, _):
+        done = digits(
+            "batch", "--model", model, f"{archive}/", output, "--engine", "dask", "--scheduler", address
+        )
+    assert (done.returncode, done.stderr) == (0, "")
+    summary = json.loads(done.stdout)
+    assert (summary["parts_kept"], sum(summary["parts_by_worker"].values())) == (len(parts) - 1, 1)
+    assert {p.name: p.read_bytes() for p in output.iterdir()} == whole  # the same bytes, the same paths
