@@ -1,0 +1,142 @@
+"""What `digits serve` records of each request: Prometheus metrics and the access log.
+
+The metrics are prometheus_client's, in its multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is
+set (the server sets it to a folder of its own before any worker starts): each worker writes its
+counts to files there, and ``GET /metrics``, whichever worker answers it, sums them all. So
+prometheus_client is imported only once that variable is settled, when :class:`Metrics` is made.
+"""
+
+import os
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """The server's counters, histogram and gauge, and their exposition in the text format."""
+
+    CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+    def __init__(self) -> None:
+        import prometheus_client as prom
+
+        self.prom = prom
+        self.registry = prom.CollectorRegistry(auto_describe=True)
+        self.requests = prom.Counter(
+            "digits_http_requests",
+            "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = prom.Histogram(
+            "digits_http_request_duration_seconds",
+            "Seconds from a request's head to the end of its answer, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = prom.Gauge(
+            "digits_http_requests_in_flight",
+            "Requests being answered now.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.outcomes = prom.Counter(
+            "digits_images",
+            "Images posted to /predict, by outcome: accepted, refused (not a known digit) or error.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.errors = prom.Counter(
+            "digits_errors",
+            "Error answers by code: of requests, of single images, and of the connection limits.",
+            ["code"],
+            registry=self.registry,
+        )
+
+    def images(self, results: Iterable[dict[str, Any]]) -> None:
+        """Count the outcome of each image of an answer, and the code of each failure."""
+        for item in results:
+            if "error" in item:
+                self.outcomes.labels("error").inc()
+                self.errors.labels(item["code"]).inc()
+            else:
+                self.outcomes.labels("accepted" if item["accepted"] else "refused").inc()
+
+    def refused(self, status: int, code: str) -> None:
+        """Count an error answer given outside the application (by the connection limits)."""
+        self.errors.labels(code).inc()
+
+    def exposition(self) -> bytes:
+        """Every metric in the Prometheus text format, summed over the worker processes (if several)."""
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            registry = self.prom.CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return self.prom.generate_latest(registry)
+        return self.prom.generate_latest(self.registry)
+
+
+class Recorder:
+    """ASGI middleware: count and time each request, and write its access-log line.
+
+    Requests to paths that are no route count as route ``other``, so that a scan of random URLs
+    cannot make a metric per path.
+    """
+
+    def __init__(self, app: Any, metrics: Metrics, access_log: bool, routes: set[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+        self.routes = routes
+        self.clock = (0, "")  # the last second for which the log's timestamp was formatted, and it
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        answer = {"status": 500, "size": 0}
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                answer["size"] += len(message.get("body", b""))
+            await send(message)
+
+        metrics = self.metrics
+        metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - start
+            metrics.in_flight.dec()
+            route = scope["path"] if scope["path"] in self.routes else "other"
+            status = answer["status"]
+            metrics.requests.labels(route, scope["method"], str(status)).inc()
+            metrics.latency.labels(route).observe(seconds)
+            if self.access_log:
+                self.log(scope, status, answer["size"], seconds)
+
+    def log(self, scope: dict, status: int, size: int, seconds: float) -> None:
+        """One line on standard output, the Common Log Format with the seconds taken at its end."""
+        now = int(time.time())
+        if now != self.clock[0]:
+            self.clock = (now, time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)))
+        client = scope.get("client")
+        target = scope.get("raw_path") or scope["path"].encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
+        # Escaped, so that a crafted URL cannot forge a line of the log.
+        target_text = target.decode("ascii", "backslashreplace").replace('"', "%22")
+        sys.stdout.write(
+            f'{client[0] if client else "-"} - - [{self.clock[1]}] "{scope["method"]} {target_text} '
+            f'HTTP/{scope["http_version"]}" {status} {size} {seconds:.4f}\n'
+        )
+        sys.stdout.flush()
