@@ -88,7 +88,7 @@ def draw_and_answer(page, points) -> dict:
 
 
 def shown_answer(page, answer: dict) -> dict:
-    """Wait until the page shows ``answer``'s one result (its verdict line, or its error), then return that."""
+    """Wait until the page shows ``answer``'s one result (its verdict, or its error); return that."""
     answer = answer["results"][0]
     if "error" in answer:
         verdict = answer["error"]
