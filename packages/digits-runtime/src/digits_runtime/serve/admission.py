@@ -8,7 +8,8 @@ several. So the cost of an image is counted from the bytes alone, without Pillow
 - ``pixels``: what decoding makes (from the PNG header, or Pillow's header read for other formats);
 - ``inflated``: an upper bound of the bytes its compressed ancillary chunks inflate to (zlib
   inflates a byte to at most 1032, and Pillow stops a chunk at ``MAX_TEXT_CHUNK``);
-- ``size``: its bytes, which any parser walks.
+- ``size``: its bytes, which any parser walks;
+- ``chunks``: for a PNG, its chunks beyond the few every PNG has: each is a step in Python for Pillow.
 
 A PNG of more than ``MAX_PNG_CHUNKS`` chunks is refused outright: no encoder writes that many in
 the bytes a request may carry, and walking them is the cost. The server refuses a request whose
@@ -28,6 +29,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_CHUNKS = 4096
 """Most chunks a PNG may hold (a 10 MB PNG written with libpng's 8 KB data chunks has 1,280)."""
 INFLATION = 1032  # zlib's largest ratio of inflated to deflated bytes
+CHUNK_WORK = 1000  # a chunk costs Pillow about a microsecond: a thousand bytes' or pixels' worth
+FREE_CHUNKS = 8  # chunks of a PNG not counted (header, palette, data, end, and a few more)
 COMPRESSED_CHUNKS = (b"zTXt", b"iTXt", b"iCCP")  # the ancillary chunks Pillow inflates when it opens a PNG
 
 
@@ -38,10 +41,11 @@ class Cost:
     pixels: int
     inflated: int
     size: int
+    chunks: int = 0
 
     @property
     def work(self) -> int:
-        return self.pixels + self.inflated + self.size
+        return self.pixels + self.inflated + self.size + CHUNK_WORK * max(0, self.chunks - FREE_CHUNKS)
 
 
 class TooComplex(ImageError):
@@ -57,12 +61,13 @@ def image_cost(source: io.BytesIO) -> Cost:
     with source.getbuffer() as data:
         size = len(data)
         if bytes(data[:8]) == PNG_SIGNATURE:
-            return Cost(*_png_cost(data, getattr(source, "name", "image")), size)
+            pixels, inflated, chunks = _png_cost(data, getattr(source, "name", "image"))
+            return Cost(pixels, inflated, size, chunks)
     return Cost(decoded_pixels(source), 0, size)
 
 
-def _png_cost(data: memoryview, name: str) -> tuple[int, int]:
-    """(pixels, inflation bound) of a PNG, from its chunk headers alone."""
+def _png_cost(data: memoryview, name: str) -> tuple[int, int, int]:
+    """(pixels, inflation bound, chunks) of a PNG, from its chunk headers alone."""
     end, position, chunks = len(data), 8, 0
     pixels = inflated = 0
     while position + 8 <= end:
@@ -84,7 +89,7 @@ def _png_cost(data: memoryview, name: str) -> tuple[int, int]:
     # Pillow gives up on an image's text once it has inflated MAX_TEXT_MEMORY bytes of it.
     inflated = min(inflated, PngImagePlugin.MAX_TEXT_MEMORY + PngImagePlugin.MAX_TEXT_CHUNK)
     # Images over the limits are refused from their header without decoding: they cost nothing.
-    return (pixels if pixels <= min(MAX_PIXELS, Image.MAX_IMAGE_PIXELS) else 0), inflated
+    return (pixels if pixels <= min(MAX_PIXELS, Image.MAX_IMAGE_PIXELS) else 0), inflated, chunks
 
 
 def _uncompressed_itxt(kind: bytes, data: memoryview, start: int, length: int) -> bool:

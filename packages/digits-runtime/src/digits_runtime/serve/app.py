@@ -1,12 +1,18 @@
 """The HTTP application of `digits serve`: its routes, limits and the batching of waiting requests.
 
-``POST /predict`` classifies one image (the raw body, or one multipart file) or several (multipart
-files, answered as a list in order); ``GET /`` is the drawing page; ``GET /health`` and
-``GET /model`` describe the running model. Decoding and inference run in worker threads: they are
-CPU-bound, and Pillow and onnxruntime release the GIL, so the event loop keeps accepting while they
-work. The images of requests that wait meanwhile are classified together, in one call (see
-:class:`Batcher`), and requests with large images take a lane of their own, so that they never hold
-up small ones.
+``POST /predict`` classifies one image (the raw body) or several (multipart files) and answers
+``{"results": [...]}``, one result per image in order, whatever their number: its file name,
+``probs``, ``prediction``, ``accepted`` and refusal ``score``, or its ``code`` and ``error``. Every
+error answer is ``{"code": ..., "error": ...}``. ``GET /`` is the drawing page, ``/docs`` and
+``/openapi.json`` describe the API, ``/healthz`` and ``/readyz`` are the probes, ``/model``
+describes the model and ``/metrics`` counts requests (:mod:`~digits_runtime.serve.observe`).
+
+What the images of a request will cost is counted from their bytes before any is decoded
+(:mod:`~digits_runtime.serve.admission`), off the event loop unless the body is tiny. Decoding and
+inference run in worker threads: they are CPU-bound, and Pillow and onnxruntime release the GIL,
+so the event loop keeps accepting while they work. The images of requests that wait meanwhile are
+classified together, in one call (see :class:`Batcher`), and costly requests take a lane of their
+own, so that they never hold up small ones.
 """
 
 import asyncio
