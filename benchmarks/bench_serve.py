@@ -294,7 +294,7 @@ def probe(port: int, body: bytes) -> list[tuple[float, int]]:
 def idle_sockets(port: int, body: bytes) -> dict:
     """Open IDLE_SOCKETS idle connections, then probe; the same probe on the quiet server first."""
     quiet = probe(port, body)
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < IDLE_SOCKETS + 100:  # this process needs the descriptors
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(IDLE_SOCKETS + 100, hard), hard))
     opened: list[socket.socket] = []
