@@ -415,7 +415,7 @@ def attacker_process(attack: str, port: int, duration: float) -> None:
     print(json.dumps(asyncio.run(attack_loop(attack, port, duration))))
 
 
-def hostile(command: list[str], attack: str, probe_body: bytes, probes: int, expected: bytes) -> dict:
+def hostile(command: list[str], attack: str, probe_body: bytes, probes: int, expected: dict) -> dict:
     """A fresh server; one client attacks while another posts ``probes`` digits, one at a time."""
     server, port = start(command)
     processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
@@ -453,7 +453,7 @@ def hostile(command: list[str], attack: str, probe_body: bytes, probes: int, exp
             except (OSError, http.client.HTTPException):
                 status, answer = 0, b""
             latencies.append(time.perf_counter() - begin)
-            failures += status != 200 or answer != expected
+            failures += status != 200 or json.loads(answer) != expected
             time.sleep(0.05)
     finally:
         attacker.terminate()
@@ -557,7 +557,7 @@ def main() -> None:
     if args.only != "hostile":
         checks |= throughput(args, serve, mnist, photos, mixed, check_digits, check_reference, check_trivial)
     if args.only != "throughput":
-        checks |= attacks(serve, mnist[0], args.probes, json.dumps({"results": [result(mnist[0])]}).encode())
+        checks |= attacks(serve, mnist[0], args.probes, {"results": [result(mnist[0])]})
     for claim, ok in checks.items():
         print(f"{'ok ' if ok else 'MISSED'} {claim}")
 
@@ -665,7 +665,7 @@ def throughput(args, serve, mnist, photos, mixed, check_digits, check_reference,
     return checks
 
 
-def attacks(serve: list[str], digit: bytes, probes: int, expected: bytes) -> dict:
+def attacks(serve: list[str], digit: bytes, probes: int, expected: dict) -> dict:
     """The hostile scenarios; the claims they check."""
     print(
         f"\n{'attack (from ' + ATTACKER + ')':<26}{'p50 ms':>8}{'p99 ms':>9}{'max ms':>9}{'failed':>8}"

@@ -58,12 +58,11 @@ def image_cost(source: io.BytesIO) -> Cost:
     Raises :class:`TooComplex` for a PNG of more than ``MAX_PNG_CHUNKS`` chunks. What is not an
     image costs its bytes only: reading it fails at once.
     """
-    with source.getbuffer() as data:
-        size = len(data)
-        if bytes(data[:8]) == PNG_SIGNATURE:
-            pixels, inflated, chunks = _png_cost(data, getattr(source, "name", "image"))
-            return Cost(pixels, inflated, size, chunks)
-    return Cost(decoded_pixels(source), 0, size)
+    data = source.getvalue()  # the bytes it was made from, not a copy (getbuffer would copy them)
+    if data.startswith(PNG_SIGNATURE):
+        pixels, inflated, chunks = _png_cost(memoryview(data), getattr(source, "name", "image"))
+        return Cost(pixels, inflated, len(data), chunks)
+    return Cost(decoded_pixels(source), 0, len(data))
 
 
 def _png_cost(data: memoryview, name: str) -> tuple[int, int, int]:
