@@ -455,7 +455,10 @@ def hostile(command: list[str], attack: str, probe_body: bytes, probes: int, exp
             except (OSError, http.client.HTTPException):
                 status, answer = 0, b""
             latencies.append(time.perf_counter() - begin)
-            failures += status != 200 or json.loads(answer) != expected
+            # (An older revision, run with PYTHONPATH, answers in its own shape: its probabilities count.)
+            found = json.loads(answer) if status == 200 else {}
+            exact = found.get("results", [found])[0] == expected["results"][0]
+            failures += status != 200 or not (exact or found.get("probs") == expected["results"][0]["probs"])
             time.sleep(0.05)
     finally:
         attacker.terminate()
