@@ -1,6 +1,8 @@
 """`digits serve` against one client that tries to stall or lock out the others: images that are cheap
 in pixels but costly to open, trailers past the head limit, and a flood of slow bodies."""
 
+import http.client
+import json
 import socket
 import struct
 import sys
@@ -8,7 +10,12 @@ import zlib
 from urllib.parse import urlsplit
 
 from digits_runtime.serve.admission import MAX_PNG_CHUNKS
-from digits_runtime.serve.app import MAX_REQUEST_INFLATION
+from digits_runtime.serve.app import (
+    CLIENT_BODY_SHARE,
+    MAX_BODIES_BYTES,
+    MAX_BODY_BYTES,
+    MAX_REQUEST_INFLATION,
+)
 from digits_runtime.serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
 
 from http_helpers import failed, json_answer, multipart, post, raw, refused, results
@@ -134,3 +141,37 @@ def test_one_client_of_slow_bodies_cannot_lock_out_another(serving, model_path, 
         finally:
             for sock in slow:
                 sock.close()
+
+
+def test_one_client_cannot_hold_every_body_the_server_keeps_in_memory(server, eval_pngs, expected):
+    """Large bodies sent slowly from one client: those beyond its share of the bodies the server
+    holds get 503 at once (and cost no memory), and another client is still answered."""
+    address = urlsplit(server)
+    size = MAX_BODY_BYTES - 1
+    held = (MAX_BODIES_BYTES // CLIENT_BODY_SHARE) // size  # bodies of this size within one client's share
+    head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode()
+    slow = []
+    try:
+        for _ in range(held):
+            slow.append(
+                socket.create_connection((address.hostname, address.port), source_address=("127.0.0.2", 0))
+            )
+            slow[-1].sendall(head + b"\0")
+        assert post(server, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))  # some are held now
+        with socket.create_connection(
+            (address.hostname, address.port), timeout=10, source_address=("127.0.0.2", 0)
+        ) as sock:
+            sock.sendall(head)
+            reply = sock.makefile("rb")  # the answer comes before any of the body is sent
+            status, headers = reply.readline(), http.client.parse_headers(reply)
+            assert status.startswith(b"HTTP/1.1 503 "), status
+            assert headers["retry-after"] == "1"
+            assert json.loads(reply.read(int(headers["content-length"]))) == {
+                "code": "client_busy",
+                "error": f"this client is sending over {MAX_BODIES_BYTES // CLIENT_BODY_SHARE >> 20} MB of "
+                "request bodies at once, the most one client may: wait for their answers",
+            }
+        assert post(server, eval_pngs[1])[::2] == (200, results(expected(eval_pngs[1])))
+    finally:
+        for sock in slow:
+            sock.close()

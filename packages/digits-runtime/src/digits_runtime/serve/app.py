@@ -54,6 +54,11 @@ SMALL_REQUEST_WORK = 100_000
 """Requests whose images cost at most this much work to read in all (see
 :class:`~digits_runtime.serve.admission.Cost`: a 280x280 drawing, or 64 MNIST digits) are batched
 in the small lane; costlier ones queue in the large lane."""
+MAX_BODIES_BYTES = 96 * 1024 * 1024
+"""Most bytes of request bodies a worker holds at once (being read, or until answered): a body costs
+about three times its size while it is read and parsed, so this bounds the memory they take. A
+body over the budget gets 503 before it is read."""
+CLIENT_BODY_SHARE = 2  # one client (an IP address) may hold at most this share (1/2) of it
 RAW_BODY_NAME = "request body"  # how error messages name an image sent as the raw body
 Classified = tuple[Prediction, float]  # an image's prediction and its refusal score
 
@@ -108,6 +113,7 @@ def create_app(
     # 28x28 digit half a millisecond, and a digit must not wait behind the large images.
     small, large = Batcher(predictor), Batcher(predictor)
     probe = named_bytes(probe_png(), "readiness probe")
+    bodies = BodyBudget(MAX_BODIES_BYTES)
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers=PAGE_HEADERS)
@@ -135,7 +141,14 @@ def create_app(
         return Response(meter.exposition(), media_type=meter.CONTENT_TYPE)
 
     async def predict(request: Request) -> Response:
-        body = await read_body(request, max_body)
+        held = Reservation(bodies, request.client.host if request.client else "")
+        try:
+            return await answer(request, held)
+        finally:
+            held.release()  # the body and its images are dropped with the answer
+
+    async def answer(request: Request, held: "Reservation") -> Response:
+        body = await read_body(request, max_body, held)
         # Any other content type is the image itself (curl --data-binary sends form-urlencoded).
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type == "multipart/form-data":
@@ -306,8 +319,64 @@ class Batcher:
 HOW = " (e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png -F file=@b.png URL/predict)"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes.
+class BodyBudget:
+    """The bytes of request bodies a worker holds, in all and per client (see :data:`MAX_BODIES_BYTES`)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self.clients: dict[str, int] = {}
+
+    def take(self, client: str, size: int) -> None:
+        """Count ``size`` more bytes held for ``client``, or refuse them with 503."""
+        held = self.clients.get(client, 0)
+        if held + size > self.total // CLIENT_BODY_SHARE:
+            raise ApiError(
+                503,
+                "client_busy",
+                f"this client is sending over {self.total // CLIENT_BODY_SHARE / 2**20:.0f} MB of request "
+                "bodies at once, the most one client may: wait for their answers",
+                headers={"Retry-After": "1"},
+            )
+        if self.used + size > self.total:
+            raise ApiError(
+                503,
+                "server_busy",
+                f"the server holds {self.total / 2**20:.0f} MB of request bodies, its most: "
+                "try again shortly",
+                headers={"Retry-After": "1"},
+            )
+        self.used += size
+        self.clients[client] = held + size
+
+    def give_back(self, client: str, size: int) -> None:
+        self.used -= size
+        left = self.clients[client] - size
+        if left:
+            self.clients[client] = left
+        else:
+            del self.clients[client]
+
+
+class Reservation:
+    """What one request holds of the :class:`BodyBudget`."""
+
+    def __init__(self, budget: BodyBudget, client: str) -> None:
+        self.budget, self.client, self.size = budget, client, 0
+
+    def grow(self, size: int) -> None:
+        self.budget.take(self.client, size)
+        self.size += size
+
+    def release(self) -> None:
+        if self.size:
+            self.budget.give_back(self.client, self.size)
+            self.size = 0
+
+
+async def read_body(request: Request, limit: int, held: Reservation) -> bytes:
+    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes, and with
+    503 when the worker, or this client, holds too many bodies already (``held`` counts it).
 
     The connection reads and drops the rest of a refused body (up to ``connections.MAX_DRAIN_BYTES``),
     so that a client that sends its whole body before it reads gets the answer; a body declared
@@ -323,12 +392,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     )
     if declared.isdigit() and int(declared) > limit:
         raise too_large
+    if declared.isdigit():
+        held.grow(int(declared))  # before a byte is read: a refused body is dropped as it comes
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise too_large
+            if size > held.size:  # a chunked body, counted as it grows
+                held.grow(size - held.size)
             chunks.append(chunk)
     except ClientDisconnect:
         raise ApiError(400, "incomplete_body", "the client went away before the body was complete") from None

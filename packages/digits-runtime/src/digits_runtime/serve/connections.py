@@ -93,6 +93,7 @@ class Protocol(HttpToolsProtocol):
         self.body_fed = 0  # bytes fed to the parser since the head ended (body, chunk framing, trailers)
         self.body_bytes = 0  # body bytes among them
         self.chunks = 0  # chunks of a chunked body so far
+        self.chunked = False  # whether the current body is chunked (else it has no framing to count)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peer = transport.get_extra_info("peername")
@@ -151,7 +152,9 @@ class Protocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # The parser gets only as many bytes as the limits allow before they are checked again:
-        # what it would buffer (a head, a trailer field) never grows past them.
+        # what it would buffer (a head, a trailer field) never grows past them. (Pieces are views:
+        # cutting a read into pieces copies nothing.)
+        data = memoryview(data)
         while data and not (self.lingering or self.transport.is_closing()):
             if self.in_head:
                 room = MAX_HEADER_BYTES - self.head_bytes
@@ -173,6 +176,9 @@ class Protocol(HttpToolsProtocol):
                         "send fewer or shorter headers",
                     )
                     return
+            elif not self.chunked:
+                super().data_received(data)  # a body of a given length: nothing but body
+                return
             else:
                 allowed = MAX_HEADER_BYTES + CHUNK_FRAMING_BYTES * self.chunks
                 room = allowed - (self.body_fed - self.body_bytes)
@@ -226,6 +232,9 @@ class Protocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.in_head, self.heads = False, self.heads + 1
         self.body_fed = self.body_bytes = self.chunks = 0
+        self.chunked = any(
+            name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in self.headers
+        )
         self.idle.pop(self, None)
         super().on_headers_complete()
 
