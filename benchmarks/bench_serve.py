@@ -420,13 +420,19 @@ def attacker_process(attack: str, port: int, duration: float) -> None:
 def hostile(command: list[str], attack: str, probe_body: bytes, probes: int, expected: dict) -> dict:
     """A fresh server; one client attacks while another posts ``probes`` digits, one at a time."""
     server, port = start(command)
-    processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    supervisor = psutil.Process(server.pid)
     peak = [0]
     sampling = [True]
 
-    def sample() -> None:
+    def sample() -> None:  # the workers are looked for each time: they start after the port is bound
         while sampling[0]:
-            peak[0] = max(peak[0], sum(p.memory_info().rss for p in processes if p.is_running()))
+            total = 0
+            for process in [supervisor, *supervisor.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            peak[0] = max(peak[0], total)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample)

@@ -58,11 +58,12 @@ def image_cost(source: io.BytesIO) -> Cost:
     Raises :class:`TooComplex` for a PNG of more than ``MAX_PNG_CHUNKS`` chunks. What is not an
     image costs its bytes only: reading it fails at once.
     """
-    data = source.getvalue()  # the bytes it was made from, not a copy (getbuffer would copy them)
-    if data.startswith(PNG_SIGNATURE):
-        pixels, inflated, chunks = _png_cost(memoryview(data), getattr(source, "name", "image"))
-        return Cost(pixels, inflated, len(data), chunks)
-    return Cost(decoded_pixels(source), 0, len(data))
+    with source.getbuffer() as data:  # a view of its bytes (a copy only if they are shared)
+        size = len(data)
+        if data[:8] == PNG_SIGNATURE:
+            pixels, inflated, chunks = _png_cost(data, getattr(source, "name", "image"))
+            return Cost(pixels, inflated, size, chunks)
+    return Cost(decoded_pixels(source), 0, size)
 
 
 def _png_cost(data: memoryview, name: str) -> tuple[int, int, int]:

@@ -55,9 +55,10 @@ SMALL_REQUEST_WORK = 100_000
 :class:`~digits_runtime.serve.admission.Cost`: a 280x280 drawing, or 64 MNIST digits) are batched
 in the small lane; costlier ones queue in the large lane."""
 MAX_BODIES_BYTES = 96 * 1024 * 1024
-"""Most bytes of request bodies a worker holds at once (being read, or until answered): a body costs
-about three times its size while it is read and parsed, so this bounds the memory they take. A
-body over the budget gets 503 before it is read."""
+"""Most bytes of request bodies the server holds at once (being read, or until answered), shared
+evenly by its workers: a body of 10 MB costs several times that in memory while it is read and
+its images are read, so this bounds the memory they take. A body over the budget gets 503 before
+it is read."""
 CLIENT_BODY_SHARE = 2  # one client (an IP address) may hold at most this share (1/2) of it
 RAW_BODY_NAME = "request body"  # how error messages name an image sent as the raw body
 Classified = tuple[Prediction, float]  # an image's prediction and its refusal score
@@ -96,8 +97,9 @@ def create_app(
     max_body: int = MAX_BODY_BYTES,
     access_log: bool = True,
     cors_origins: Sequence[str] = (),
+    workers: int = 1,
 ) -> Starlette:
-    """The ASGI application answering with ``predictor``.
+    """The ASGI application answering with ``predictor``, in one of ``workers`` processes.
 
     ``access_log`` writes one line per request on standard output; ``cors_origins`` lists the
     origins (or ``*``) whose pages may call the API from a browser.
@@ -113,7 +115,7 @@ def create_app(
     # 28x28 digit half a millisecond, and a digit must not wait behind the large images.
     small, large = Batcher(predictor), Batcher(predictor)
     probe = named_bytes(probe_png(), "readiness probe")
-    bodies = BodyBudget(MAX_BODIES_BYTES)
+    bodies = BodyBudget(MAX_BODIES_BYTES // workers)
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers=PAGE_HEADERS)
@@ -149,16 +151,18 @@ def create_app(
 
     async def answer(request: Request, held: "Reservation") -> Response:
         body = await read_body(request, max_body, held)
+        size = len(body.getbuffer())
         # Any other content type is the image itself (curl --data-binary sends form-urlencoded).
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type == "multipart/form-data":
-            sources = await uploaded_files(request.headers, body, max_body)
-        elif not body:
+            sources = await uploaded_files(request.headers, body.getvalue(), max_body)
+            del body  # its files are copies
+        elif not size:
             raise ApiError(400, "empty_body", f"the request body is empty: send an image{HOW}")
         else:
             sources = [named_bytes(body, None)]
         # What the images will cost, from their bytes and headers: off the event loop unless tiny.
-        if len(body) <= INLINE_BYTES:
+        if size <= INLINE_BYTES:
             costs = admit(sources)
         else:
             costs = await anyio.to_thread.run_sync(admit, sources)
@@ -374,7 +378,7 @@ class Reservation:
             self.size = 0
 
 
-async def read_body(request: Request, limit: int, held: Reservation) -> bytes:
+async def read_body(request: Request, limit: int, held: Reservation) -> io.BytesIO:
     """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes, and with
     503 when the worker, or this client, holds too many bodies already (``held`` counts it).
 
@@ -394,7 +398,8 @@ async def read_body(request: Request, limit: int, held: Reservation) -> bytes:
         raise too_large
     if declared.isdigit():
         held.grow(int(declared))  # before a byte is read: a refused body is dropped as it comes
-    chunks, size = [], 0
+    # Written into one buffer as it comes: a body is held once, not as pieces and then joined.
+    body, size = io.BytesIO(), 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
@@ -402,10 +407,11 @@ async def read_body(request: Request, limit: int, held: Reservation) -> bytes:
                 raise too_large
             if size > held.size:  # a chunked body, counted as it grows
                 held.grow(size - held.size)
-            chunks.append(chunk)
+            body.write(chunk)
     except ClientDisconnect:
         raise ApiError(400, "incomplete_body", "the client went away before the body was complete") from None
-    return b"".join(chunks)
+    body.seek(0)
+    return body
 
 
 async def uploaded_files(headers: Headers, body: bytes, limit: int) -> list[io.BytesIO]:
@@ -430,13 +436,14 @@ async def uploaded_files(headers: Headers, body: bytes, limit: int) -> list[io.B
     return sources
 
 
-def named_bytes(data: bytes, filename: str | None) -> io.BytesIO:
-    """An in-memory file named by the last part of ``filename`` (never opened as a path).
+def named_bytes(data: bytes | io.BytesIO, filename: str | None) -> io.BytesIO:
+    """An in-memory file (``data``, or one holding it) named by the last part of ``filename``
+    (never opened as a path).
 
     Its ``filename`` is what answers echo (None for an image sent as the raw body); its ``name``
     is how error messages call it.
     """
-    buffer = io.BytesIO(data)
+    buffer = data if isinstance(data, io.BytesIO) else io.BytesIO(data)
     if filename is None:
         buffer.filename, buffer.name = None, RAW_BODY_NAME  # type: ignore[attr-defined]
         return buffer

@@ -143,7 +143,8 @@ def run(
     # The metrics of every worker go to files in a folder of this server's own, removed at the end.
     with tempfile.TemporaryDirectory(prefix="digits-serve-metrics-") as metrics:
         os.environ[MULTIPROC_ENV] = metrics
-        serve(model, host, port, workers, {"access_log": access_log, "cors_origins": list(cors_origins)})
+        options = {"access_log": access_log, "cors_origins": list(cors_origins), "workers": workers}
+        serve(model, host, port, workers, options)
 
 
 def serve(model: str | os.PathLike, host: str, port: int, workers: int, app_options: dict[str, Any]) -> None:
