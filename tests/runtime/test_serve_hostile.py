@@ -1,20 +1,27 @@
 """`digits serve` against one client that tries to stall or lock out the others: images that are cheap
 in pixels but costly to open, trailers past the head limit, and a flood of slow bodies."""
 
+import gc
 import http.client
 import json
 import socket
 import struct
 import sys
+import weakref
 import zlib
 from urllib.parse import urlsplit
 
+from digits_core.errors import DigitsError
+from digits_runtime import Predictor
 from digits_runtime.serve.admission import MAX_PNG_CHUNKS
 from digits_runtime.serve.app import (
     CLIENT_BODY_SHARE,
     MAX_BODIES_BYTES,
     MAX_BODY_BYTES,
     MAX_REQUEST_INFLATION,
+    Batcher,
+    admit,
+    named_bytes,
 )
 from digits_runtime.serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
 
@@ -175,3 +182,27 @@ def test_one_client_cannot_hold_every_body_the_server_keeps_in_memory(server, ev
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_an_image_that_fails_is_freed_at_once_not_by_the_garbage_collector(model_path, eval_pngs):
+    """Its error must not keep the frames that read it (a cycle holding a 10 MB body until the
+    collector runs: the server grew by 50 MB a request under a flood of such bodies)."""
+    batcher = Batcher(Predictor(model_path, threads=1))
+    bodies = {
+        "not an image": b"x" * 1000,
+        "truncated": eval_pngs[0][:100],
+        "too many chunks": with_chunks(eval_pngs[0], chunk(b"prVt", b"") * (MAX_PNG_CHUNKS + 1)),
+    }
+    gc.disable()
+    try:
+        for name, data in bodies.items():
+            source = named_bytes(data, name)
+            freed = weakref.ref(source)
+            outcome = admit([source])[0]
+            if not isinstance(outcome, DigitsError):
+                outcome = batcher.classify_now([source])[0]
+            assert isinstance(outcome, DigitsError), name
+            del source
+            assert freed() is None, name
+    finally:
+        gc.enable()

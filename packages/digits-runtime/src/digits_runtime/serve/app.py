@@ -251,8 +251,18 @@ def admit(sources: list[io.BytesIO]) -> list[Cost | DigitsError]:
         try:
             costs.append(image_cost(source))
         except TooComplex as exc:
-            costs.append(exc)
+            costs.append(detached(exc))
     return costs
+
+
+def detached(error: DigitsError) -> DigitsError:
+    """``error`` without its traceback and the exception it was raised from.
+
+    An error kept with them keeps the frames that raised it, which may keep it in turn: a cycle,
+    freed only when the garbage collector runs, that holds a request's body (10 MB) until then.
+    """
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error
 
 
 def result_item(source: io.BytesIO, outcome: "Classified | DigitsError") -> dict[str, Any]:
@@ -315,6 +325,7 @@ class Batcher:
     def classify_now(self, sources: list[Any]) -> list["Classified | DigitsError"]:
         """``Predictor.predict_each`` with each prediction's refusal score, in this thread."""
         classified, errors = self.predictor.classify_each(sources)
+        errors = [error and detached(error) for error in errors]
         predictions = self.predictor.to_predictions(classified.probabilities, classified.accepted)
         answers = iter(zip(predictions, classified.scores.tolist(), strict=True))
         return [error or next(answers) for error in errors]
