@@ -36,6 +36,7 @@ the server's resident memory (all its processes) averaged over the first and the
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import io
 import json
@@ -428,10 +429,8 @@ def hostile(command: list[str], attack: str, probe_body: bytes, probes: int, exp
         while sampling[0]:
             total = 0
             for process in [supervisor, *supervisor.children(recursive=True)]:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):  # a worker that just ended
                     total += process.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
             peak[0] = max(peak[0], total)
             time.sleep(0.1)
 
