@@ -130,27 +130,34 @@ class Recorder:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        answer = {"status": 500, "size": 0}
+        answer = {"status": 500, "size": 0, "recorded": False}
+
+        def record() -> None:
+            answer["recorded"] = True
+            seconds = time.perf_counter() - start
+            self.metrics.in_flight.dec()
+            route = scope["path"] if scope["path"] in self.routes else "other"
+            self.metrics.request(route, scope["method"], answer["status"], seconds)
+            if self.access_log:
+                self.log(scope, answer["status"], answer["size"], seconds)
 
         async def sending(message: dict) -> None:
             if message["type"] == "http.response.start":
                 answer["status"] = message["status"]
             elif message["type"] == "http.response.body":
                 answer["size"] += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    # Counted before the answer's last bytes go out: a client that has its answer
+                    # finds it counted in /metrics, whichever worker answers that.
+                    record()
             await send(message)
 
-        metrics = self.metrics
-        metrics.in_flight.inc()
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, sending)
         finally:
-            seconds = time.perf_counter() - start
-            metrics.in_flight.dec()
-            route = scope["path"] if scope["path"] in self.routes else "other"
-            status = answer["status"]
-            metrics.request(route, scope["method"], status, seconds)
-            if self.access_log:
-                self.log(scope, status, answer["size"], seconds)
+            if not answer["recorded"]:  # no answer went out whole (a bug, or the client went away)
+                record()
 
     def log(self, scope: dict, status: int, size: int, seconds: float) -> None:
         """One line for standard output, the Common Log Format with the seconds taken at its end."""
