@@ -6,7 +6,9 @@ import json
 import socket
 import struct
 import sys
+import threading
 import zlib
+from typing import IO
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -14,6 +16,35 @@ from PIL import Image
 
 SERVE = [sys.executable, "-m", "digits_runtime", "serve"]
 NOT_AN_IMAGE = "is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)"
+ACCESS_LOGS: dict[str, list[str]] = {}
+"""The access-log lines of each server the tests run, by its URL."""
+
+
+def read_lines(stream: IO[str]) -> list[str]:
+    """The lines ``stream`` gives, read in a thread as they come (so that a server never blocks on them)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        with stream:
+            lines.extend(stream)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def results(*items: dict) -> dict:
+    """The answer of /predict when at least one image is classified."""
+    return {"results": list(items)}
+
+
+def failed(code: str, error: str, file: str | None = None) -> dict:
+    """One image's failure: its result, and the whole answer's when it is the only image."""
+    return {"file": file, "code": code, "error": error}
+
+
+def refused(item: dict) -> dict:
+    """The 422 answer to a request of one image that could not be classified."""
+    return {"code": item["code"], "error": item["error"], "results": [item]}
 
 
 def call(url: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None):

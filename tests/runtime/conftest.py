@@ -17,19 +17,21 @@ from digits_data import dataset
 from digits_runtime import Predictor
 
 from helpers import SLOW_IMAGES
-from http_helpers import png
+from http_helpers import ACCESS_LOGS, png, read_lines
 
 
 @contextlib.contextmanager
 def run_server(
-    model: Path, command: Sequence[str] = (sys.executable, "-m", "digits_runtime")
+    model: Path, command: Sequence[str] = (sys.executable, "-m", "digits_runtime"), flags: Sequence[str] = ()
 ) -> Iterator[str]:
     """Run `digits serve` on ``model`` on 127.0.0.1 on a free port; yield its URL; stop it with Ctrl-C.
 
-    ``command`` runs the `digits` command line (a test may start it with smaller limits).
+    ``command`` runs the `digits` command line (a test may start it with smaller limits), with
+    ``flags`` added to `digits serve`'s. The
+    lines of its access log are kept in ``ACCESS_LOGS[url]`` as they come.
     """
     process = subprocess.Popen(
-        [*command, "serve", "--model", str(model), "--port", "0"],
+        [*command, "serve", "--model", str(model), "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -39,9 +41,12 @@ def run_server(
     if not found:
         process.kill()
         pytest.fail(f"digits serve did not start: {line}{process.communicate()[1]}")
+    url = found.group(1)
+    ACCESS_LOGS[url] = read_lines(process.stdout)
     try:
-        yield found.group(1)
+        yield url
         process.send_signal(signal.SIGINT)
+        process.stdout = None  # the reader thread has it: communicate() reads stderr only
         _, err = process.communicate(timeout=20)
         assert (process.returncode, err) == (130, "digits: interrupted\n")
     finally:  # a failed test, or a server that did not stop, still leaves no process behind
@@ -82,9 +87,16 @@ def photo(small_curated) -> bytes:
 
 @pytest.fixture(scope="session")
 def expected(model_path):
-    """What the Predictor itself answers for image bytes: the server must give exactly this."""
+    """What the Predictor itself answers for image bytes, as the server's result for a file of that
+    name (None: the raw body), with the refusal score: the server must give exactly this."""
     predictor = Predictor(model_path, threads=1)
-    return lambda data: predictor.predict(io.BytesIO(data)).to_json()
+
+    def result(data: bytes, file: str | None = None) -> dict:
+        classified, _ = predictor.classify_each([io.BytesIO(data)])
+        prediction = predictor.predict(io.BytesIO(data)).to_json()
+        return {"file": file, **prediction, "score": round(float(classified.scores[0]), 6)}
+
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -22,11 +22,13 @@ from digits_runtime import Predictor, cli
 from digits_runtime.serve import MAX_BODY_BYTES, MAX_FILES, model_info
 from digits_runtime.serve.connections import MAX_DRAIN_BYTES
 
-from http_helpers import NOT_AN_IMAGE, call, multipart, png, png_claiming, post
+from http_helpers import NOT_AN_IMAGE, call, failed, multipart, png, png_claiming, post, refused, results
 
 
 def test_health_and_model(server, model_path, small_curated):
-    assert call(server, "GET", "/health")[::2] == (200, {"status": "ok"})
+    assert call(server, "GET", "/healthz")[::2] == (200, {"status": "ok"})
+    assert call(server, "GET", "/health")[::2] == (200, {"status": "ok"})  # the older name still answers
+    assert call(server, "GET", "/readyz")[::2] == (200, {"status": "ready"})
     status, _, described = call(server, "GET", "/model")
     assert status == 200
     assert described == {
@@ -69,18 +71,19 @@ def test_page_is_self_contained(server):
         assert external not in text
 
 
-def test_one_image_as_raw_body_or_one_file_gives_the_predict_json(server, eval_pngs, photo, expected):
+def test_one_image_as_raw_body_or_one_file_gives_one_result(server, eval_pngs, photo, expected):
     for data in [*eval_pngs[:3], photo]:
         status, headers, answer = post(server, data)
-        assert (status, answer) == (200, expected(data))
-        assert list(answer) == list(expected(data))  # same keys in the same order as `digits predict`
+        assert (status, answer) == (200, results(expected(data)))
+        # The keys of `digits predict`'s JSON, in its order, between the file name and the score.
+        assert list(answer["results"][0]) == ["file", "probs", "prediction", "accepted", "score"]
         assert headers["content-type"] == "application/json"
     body, content_type = multipart([("digit.png", eval_pngs[4])])
-    assert post(server, body, content_type)[::2] == (200, expected(eval_pngs[4]))
+    assert post(server, body, content_type)[::2] == (200, results(expected(eval_pngs[4], "digit.png")))
     # curl --data-binary sends form-urlencoded unless told otherwise: the body is still the image.
     assert post(server, eval_pngs[5], "application/x-www-form-urlencoded")[::2] == (
         200,
-        expected(eval_pngs[5]),
+        results(expected(eval_pngs[5])),
     )
 
 
@@ -88,7 +91,7 @@ def test_several_files_give_a_list_in_order(server, eval_pngs, photo, expected):
     files = [(f"img{i}.png", data) for i, data in enumerate(eval_pngs)] + [("photo.jpg", photo)]
     status, _, answers = post(server, *multipart(files))
     assert status == 200
-    assert answers == [expected(data) for _, data in files]
+    assert answers == results(*(expected(data, name) for name, data in files))
 
 
 def test_mixed_batch_answers_the_good_files_and_names_the_bad(server, eval_pngs, expected):
@@ -104,47 +107,71 @@ def test_mixed_batch_answers_the_good_files_and_names_the_bad(server, eval_pngs,
         ("C:\\scans\\b.png", b"GIF89a"),
         ("c.png", eval_pngs[2]),
     ]
-    status, _, answers = post(server, *multipart(files))
+    status, _, answer = post(server, *multipart(files))
     assert status == 200
+    answers = answer["results"]
     assert len(answers) == len(files)
-    assert answers[0] == expected(eval_pngs[0])
-    assert answers[1] == {"error": f"notes.txt {NOT_AN_IMAGE}"}
-    assert answers[2] == {"error": "no digit found in blank.png: the image is blank or uniform"}
-    assert answers[3] == expected(eval_pngs[1])
+    assert answers[0] == expected(eval_pngs[0], "a.png")
+    assert answers[1] == failed("not_an_image", f"notes.txt {NOT_AN_IMAGE}", "notes.txt")
+    assert answers[2] == failed(
+        "no_digit", "no digit found in blank.png: the image is blank or uniform", "blank.png"
+    )
+    assert answers[3] == expected(eval_pngs[1], "passwd")
     assert answers[4]["error"].startswith("cut.jpg could not be decoded, it may be truncated or corrupt (")
-    assert answers[5] == {"error": "empty.png is empty (0 bytes)"}
-    assert answers[6] == {"error": f"b.png {NOT_AN_IMAGE}"}
-    assert answers[7] == expected(eval_pngs[2])
+    assert (answers[4]["file"], answers[4]["code"]) == ("cut.jpg", "corrupt_image")
+    assert answers[5] == failed("empty_image", "empty.png is empty (0 bytes)", "empty.png")
+    assert answers[6] == failed("not_an_image", f"b.png {NOT_AN_IMAGE}", "b.png")
+    assert answers[7] == expected(eval_pngs[2], "c.png")
+
+
+def test_when_no_image_is_classified_the_answer_is_422_with_each_reason(server):
+    files = [("notes.txt", b"hello"), ("empty.png", b"")]
+    assert post(server, *multipart(files))[::2] == (
+        422,
+        {
+            "code": "no_image_classified",
+            "error": "none of the 2 images could be classified: see each result's error",
+            "results": [
+                failed("not_an_image", f"notes.txt {NOT_AN_IMAGE}", "notes.txt"),
+                failed("empty_image", "empty.png is empty (0 bytes)", "empty.png"),
+            ],
+        },
+    )
 
 
 @pytest.mark.parametrize(
-    ("body", "status", "error"),
+    ("body", "code", "error"),
     [
-        (b"hello, not an image", 422, f"request body {NOT_AN_IMAGE}"),
+        (b"hello, not an image", "not_an_image", f"request body {NOT_AN_IMAGE}"),
         (
             png(Image.new("L", (64, 64), 0)),
-            422,
+            "no_digit",
             "no digit found in request body: the image is blank or uniform",
         ),
-        (png(Image.new("L", (4, 4), 0)), 422, "request body is 4x4 pixels, too small to hold a digit"),
+        (
+            png(Image.new("L", (4, 4), 0)),
+            "image_too_small",
+            "request body is 4x4 pixels, too small to hold a digit",
+        ),
         (
             png_claiming(20_000, 20_000),
-            422,
+            "image_too_large",
             f"request body is too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
             "scale it down first",
         ),
     ],
     ids=["not-an-image", "blank", "tiny", "decompression-bomb"],
 )
-def test_bad_images_get_the_cli_message(server, body, status, error):
-    assert post(server, body)[::2] == (status, {"error": error})
+def test_bad_images_get_the_cli_message_and_a_code(server, body, code, error):
+    assert post(server, body)[::2] == (422, refused(failed(code, error)))
 
 
 def test_truncated_image(server, eval_pngs):
     big = png(Image.open(io.BytesIO(eval_pngs[0])).resize((300, 300)))
     status, _, answer = post(server, big[: len(big) // 2])
-    assert status == 422
+    assert (status, answer["code"]) == (422, "corrupt_image")
     assert answer["error"].startswith("request body could not be decoded, it may be truncated or corrupt (")
+    assert answer["results"] == [failed("corrupt_image", answer["error"])]
     assert "\n" not in answer["error"]
 
 
@@ -152,30 +179,54 @@ def test_bad_requests(server, eval_pngs):
     how = (
         "(e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png -F file=@b.png URL/predict)"
     )
-    assert post(server, b"")[::2] == (400, {"error": f"the request body is empty: send an image {how}"})
+    assert post(server, b"")[::2] == (
+        400,
+        {"code": "empty_body", "error": f"the request body is empty: send an image {how}"},
+    )
     no_files = b'--b\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--b--\r\n'
     assert post(server, no_files, "multipart/form-data; boundary=b")[::2] == (
         400,
-        {"error": f"the multipart body holds no files: send each image as a file part {how}"},
+        {
+            "code": "no_files",
+            "error": f"the multipart body holds no files: send each image as a file part {how}",
+        },
     )
     assert post(server, b"garbage", "multipart/form-data")[::2] == (
         400,
-        {"error": "the multipart body could not be read: Missing boundary in multipart."},
+        {
+            "code": "bad_multipart",
+            "error": "the multipart body could not be read: Missing boundary in multipart.",
+        },
     )
     n = MAX_FILES
     too_many = multipart([("a.png", eval_pngs[0])] * (n + 1))
     assert post(server, *too_many)[::2] == (
         400,
-        {"error": f"the multipart body could not be read: Too many files. Maximum number of files is {n}."},
+        {
+            "code": "bad_multipart",
+            "error": f"the multipart body could not be read: Too many files. Maximum number of files is {n}.",
+        },
     )
-    assert call(server, "GET", "/predict")[::2] == (405, {"error": "Method Not Allowed"})
-    assert call(server, "POST", "/health")[::2] == (405, {"error": "Method Not Allowed"})
-    assert call(server, "GET", "/../etc/passwd")[::2] == (404, {"error": "Not Found"})
+    assert call(server, "GET", "/predict")[::2] == (
+        405,
+        {"code": "method_not_allowed", "error": "/predict does not take GET"},
+    )
+    assert call(server, "POST", "/health")[::2] == (
+        405,
+        {"code": "method_not_allowed", "error": "/health does not take POST"},
+    )
+    assert call(server, "GET", "/../etc/passwd")[::2] == (
+        404,
+        {"code": "not_found", "error": "there is no /../etc/passwd here: the routes are listed at /docs"},
+    )
 
 
 def test_bodies_over_the_limit_get_413(server, eval_pngs, expected):
     limit = f"{MAX_BODY_BYTES:,}"
-    error = {"error": f"the request body is over the limit of {limit} bytes: send smaller or fewer images"}
+    error = {
+        "code": "body_too_large",
+        "error": f"the request body is over the limit of {limit} bytes: send smaller or fewer images",
+    }
     # Declared larger than the server would ever drain: refused from the header, and the connection ends.
     address = urlsplit(server)
     with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
@@ -194,7 +245,7 @@ def test_bodies_over_the_limit_get_413(server, eval_pngs, expected):
     response = connection.getresponse()
     assert (response.status, json.loads(response.read())) == (413, error)
     connection.close()
-    assert post(server, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))  # and it keeps serving
+    assert post(server, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))  # and it keeps serving
 
 
 def test_a_body_over_the_limit_sent_whole_still_reads_413(server, eval_pngs, expected):
@@ -210,7 +261,7 @@ def test_a_body_over_the_limit_sent_whole_still_reads_413(server, eval_pngs, exp
     # The refused body was read and dropped, so the same connection serves the next request.
     connection.request("POST", "/predict", body=eval_pngs[1], headers={"Content-Type": "image/png"})
     response = connection.getresponse()
-    assert (response.status, json.loads(response.read())) == (200, expected(eval_pngs[1]))
+    assert (response.status, json.loads(response.read())) == (200, results(expected(eval_pngs[1])))
     connection.close()
 
 
@@ -224,14 +275,18 @@ def test_concurrent_requests_from_threads(server, eval_pngs, photo, expected):
             data = images[(worker + round_) % len(images)]
             if round_ % 3:
                 status, _, answer = post(server, data)
-                answers[worker, round_] = (status, answer == expected(data))
+                answers[worker, round_] = (status, answer == results(expected(data)))
             else:
                 files = [("a.png", data), ("bad.png", b"x" * worker), ("b.png", images[worker])]
                 status, _, answer = post(server, *multipart(files))
-                error = {"error": f"bad.png {NOT_AN_IMAGE}" if worker else "bad.png is empty (0 bytes)"}
+                error = (
+                    failed("not_an_image", f"bad.png {NOT_AN_IMAGE}", "bad.png")
+                    if worker
+                    else failed("empty_image", "bad.png is empty (0 bytes)", "bad.png")
+                )
                 answers[worker, round_] = (
                     status,
-                    answer == [expected(data), error, expected(images[worker])],
+                    answer == results(expected(data, "a.png"), error, expected(images[worker], "b.png")),
                 )
 
     threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from digits_runtime.serve import MAX_REQUEST_PIXELS
-from digits_runtime.serve.connections import MAX_HEADER_BYTES, RESERVED_FDS
+from digits_runtime.serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
 
-from http_helpers import json_answer, multipart, png, post, raw
+from http_helpers import json_answer, multipart, png, post, raw, results
 
 # `digits serve` with short timeouts and a low file-descriptor limit (so a connection limit of
 # FDS - RESERVED_FDS), to see the limits act within a test's time.
@@ -53,12 +53,13 @@ def test_a_digit_is_answered_while_a_large_request_runs(server, large_png, eval_
             if not thread.is_alive():
                 break
             data = eval_pngs[i % len(eval_pngs)]
-            assert post(server, data)[::2] == (200, expected(data))
+            assert post(server, data)[::2] == (200, results(expected(data)))
             answered_meanwhile += thread.is_alive()
     finally:
         thread.join()
-    status, _, answers = heavy["answer"]
+    status, _, answer = heavy["answer"]
     assert status == 200
+    answers = [{k: v for k, v in item.items() if k != "file"} for item in answer["results"]]
     assert len(answers) == 2
     assert answers[0] == answers[1]
     assert "prediction" in answers[0]
@@ -71,8 +72,9 @@ def test_a_request_over_the_pixel_budget_gets_413(server, large_png):
     assert post(server, body, content_type)[::2] == (
         413,
         {
+            "code": "too_many_pixels",
             "error": f"the images of this request add up to 147 megapixels, over the limit of "
-            f"{MAX_REQUEST_PIXELS // 10**6} per request: send fewer or smaller images"
+            f"{MAX_REQUEST_PIXELS // 10**6} per request: send fewer or smaller images",
         },
     )
 
@@ -83,29 +85,30 @@ def test_a_head_over_the_limit_gets_431_and_the_server_keeps_serving(server, eva
     head = start + b"X-Pad: " + b"a" * (MAX_HEADER_BYTES - 1000) + b"\r\n"
     data = eval_pngs[0]
     reply = raw(server, head + f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
-    assert json_answer(reply) == (200, expected(data))
+    assert json_answer(reply) == (200, results(expected(data)))
     # Over it (the head never ends): 431 at once, without waiting for the rest.
     reply = raw(server, start + b"X-Pad: " + b"a" * (2 * MAX_HEADER_BYTES))
     assert reply.startswith(b"HTTP/1.1 431 ")
     assert json_answer(reply) == (
         431,
         {
+            "code": "headers_too_large",
             "error": f"the request headers are over the limit of {MAX_HEADER_BYTES:,} bytes: "
-            "send fewer or shorter headers"
+            "send fewer or shorter headers",
         },
     )
-    assert post(server, data)[::2] == (200, expected(data))
+    assert post(server, data)[::2] == (200, results(expected(data)))
 
 
 @pytest.mark.slow
 def test_idle_and_slow_connections_are_closed(serving, model_path, eval_pngs, expected):
-    timeout = {"error": "the request did not arrive whole within 2 seconds"}
+    timeout = {"code": "request_timeout", "error": "the request did not arrive whole within 2 seconds"}
     with serving(model_path, LIMITED) as url:
         assert raw(url, b"") == b""  # idle: closed without a word
         assert json_answer(raw(url, b"POST /predict HTTP/1.1\r\nHost: x\r\n")) == (408, timeout)
         half_body = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"\0" * 10
         assert json_answer(raw(url, half_body)) == (408, timeout)
-        assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+        assert post(url, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))
 
 
 def test_idle_connections_cannot_keep_a_client_out(serving, model_path, eval_pngs, expected):
@@ -114,7 +117,7 @@ def test_idle_connections_cannot_keep_a_client_out(serving, model_path, eval_png
         address = urlsplit(url)
         idle = [socket.create_connection((address.hostname, address.port)) for _ in range(FDS + 100)]
         try:
-            assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+            assert post(url, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))
         finally:
             for sock in idle:
                 sock.close()
@@ -127,8 +130,10 @@ def test_connections_beyond_the_limit_get_503_when_all_are_busy(serving, model_p
         address = urlsplit(url)
         busy = []
         try:
-            for _ in range(limit):
-                busy.append(socket.create_connection((address.hostname, address.port)))
+            # From several clients (loopback addresses), each within its share.
+            for i in range(limit):
+                source = (f"127.0.0.{2 + i // (limit // CLIENT_SHARE)}", 0)
+                busy.append(socket.create_connection((address.hostname, address.port), source_address=source))
                 busy[-1].sendall(half_body)
             # Once every connection holds a request being read, a new one is refused with 503.
             for _ in range(20):
@@ -137,9 +142,12 @@ def test_connections_beyond_the_limit_get_503_when_all_are_busy(serving, model_p
                     break
             assert json_answer(reply) == (
                 503,
-                {"error": f"the server has {limit:,} connections busy: try again shortly"},
+                {
+                    "code": "server_busy",
+                    "error": f"the server has {limit:,} connections busy: try again shortly",
+                },
             )
         finally:
             for sock in busy:
                 sock.close()
-        assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+        assert post(url, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))

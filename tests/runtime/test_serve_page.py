@@ -81,14 +81,15 @@ def loop(cx: float, cy: float, rx: float, ry: float, n: int = 24) -> list[tuple[
 
 
 def draw_and_answer(page, points) -> dict:
-    """Draw a stroke; return the server's answer to it once the page shows it."""
+    """Draw a stroke; return the server's result for it once the page shows it."""
     with page.expect_response("**/predict") as response:
         stroke(page, points)
     return shown_answer(page, response.value.json())
 
 
 def shown_answer(page, answer: dict) -> dict:
-    """Wait until the page shows ``answer`` (its verdict line, or its error), then return it."""
+    """Wait until the page shows ``answer``'s one result (its verdict, or its error); return that."""
+    answer = answer["results"][0]
     if "error" in answer:
         verdict = answer["error"]
     elif not answer["accepted"]:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from http_helpers import SERVE, call, json_answer, post
+from http_helpers import SERVE, call, json_answer, post, results
 
 
 @contextlib.contextmanager
@@ -58,7 +58,7 @@ def half_sent(url: str, body: bytes) -> socket.socket:
 
 def test_sigterm_stops_one_worker_with_exit_0(model_path, eval_pngs, expected):
     with serve_process(model_path) as (process, url):
-        assert post(url, eval_pngs[0])[::2] == (200, expected(eval_pngs[0]))
+        assert post(url, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))
         process.terminate()
         _, err = process.communicate(timeout=30)
     assert (process.returncode, err) == (0, "")
@@ -98,11 +98,11 @@ def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected
     """Ctrl-C: in-flight requests finish, then exit 130; a second Ctrl-C ends at once; SIGTERM: exit 0."""
     with serve_process(model_path, "--workers", "2") as (process, url):
         for data in eval_pngs[:4]:
-            assert post(url, data)[::2] == (200, expected(data))
+            assert post(url, data)[::2] == (200, results(expected(data)))
         in_flight = half_sent(url, eval_pngs[1])
         os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: every process of the group
         in_flight.sendall(eval_pngs[1][-1:])
-        assert json_answer(in_flight.makefile("rb").read()) == (200, expected(eval_pngs[1]))
+        assert json_answer(in_flight.makefile("rb").read()) == (200, results(expected(eval_pngs[1])))
         in_flight.close()
         _, err = process.communicate(timeout=30)
         assert (process.returncode, err) == (130, "digits: interrupted\n")

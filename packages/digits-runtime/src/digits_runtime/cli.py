@@ -240,29 +240,56 @@ def robustness(
     print(measure.table(result))
 
 
-def serve(model: str = layout.MODEL, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve the model over HTTP: POST /predict, a drawing page at /, GET /health and GET /model.
+def serve(
+    model: str = layout.MODEL,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    access_log: str = "on",
+    cors_origin: str | None = None,
+) -> None:
+    """Serve the model over HTTP: POST /predict, a drawing page at /, the API described at /docs.
 
-    Needs the `serve` extra (pip install 'digits-runtime[serve]'). Ctrl-C (exit 130) or SIGTERM
-    (exit 0) stops it once the requests in flight are answered; a second one stops it at once.
+    Also GET /healthz, /readyz, /model, /metrics (Prometheus) and /openapi.json. Needs the `serve`
+    extra (pip install 'digits-runtime[serve]'). Ctrl-C (exit 130) or SIGTERM (exit 0) stops it
+    once the requests in flight are answered; a second one stops it at once.
 
     Args:
         model: The ONNX model written by `digits-train export`; checked before the port is bound.
         host: Address to listen on; the default answers this machine only.
         port: TCP port (0: any free port, printed at start).
         workers: Processes, each with the model loaded once (at most one per core).
+        access_log: on (one line per request on standard output) or off.
+        cors_origin: Origins whose pages may call the API from a browser, comma-separated, or * for any.
     """
     port = check_int("port", port, 0, 65535)
     workers = check_int("workers", workers, 1, os.cpu_count() or 1)
     if not isinstance(host, str) or not host.strip():
         raise UsageError(f"--host must be an address such as 127.0.0.1, got {host!r}")
+    if str(access_log).lower() not in ("on", "off", "true", "false"):
+        raise UsageError(f"--access-log must be on or off, got {access_log!r}")
+    origins = cors_origins(cors_origin)
     try:
         from digits_runtime.serve import run
     except ImportError as exc:
         raise DigitsError(
             f"digits serve needs the serve extra ({exc}): pip install 'digits-runtime[serve]'"
         ) from None
-    run(model, host, port, workers)
+    run(model, host, port, workers, str(access_log).lower() in ("on", "true"), origins)
+
+
+def cors_origins(value: object) -> list[str]:
+    """The origins given to --cors-origin (comma-separated, or a list), each checked."""
+    if value is None:
+        return []
+    given = value if isinstance(value, list | tuple) else str(value).split(",")
+    origins = [str(origin).strip().rstrip("/") for origin in given if str(origin).strip()]
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise UsageError(
+                f"--cors-origin takes origins such as https://app.example.com (or *), got {origin!r}"
+            )
+    return origins
 
 
 def batch(

@@ -1,26 +1,36 @@
 """The HTTP application of `digits serve`: its routes, limits and the batching of waiting requests.
 
-``POST /predict`` classifies one image (the raw body, or one multipart file) or several (multipart
-files, answered as a list in order); ``GET /`` is the drawing page; ``GET /health`` and
-``GET /model`` describe the running model. Decoding and inference run in worker threads: they are
-CPU-bound, and Pillow and onnxruntime release the GIL, so the event loop keeps accepting while they
-work. The images of requests that wait meanwhile are classified together, in one call (see
-:class:`Batcher`), and requests with large images take a lane of their own, so that they never hold
-up small ones.
+``POST /predict`` classifies one image (the raw body) or several (multipart files) and answers
+``{"results": [...]}``, one result per image in order, whatever their number: its file name,
+``probs``, ``prediction``, ``accepted`` and refusal ``score``, or its ``code`` and ``error``. Every
+error answer is ``{"code": ..., "error": ...}``. ``GET /`` is the drawing page, ``/docs`` and
+``/openapi.json`` describe the API, ``/healthz`` and ``/readyz`` are the probes, ``/model``
+describes the model and ``/metrics`` counts requests (:mod:`~digits_runtime.serve.observe`).
+
+What the images of a request will cost is counted from their bytes before any is decoded
+(:mod:`~digits_runtime.serve.admission`), off the event loop unless the body is tiny. Decoding and
+inference run in worker threads: they are CPU-bound, and Pillow and onnxruntime release the GIL,
+so the event loop keeps accepting while they work. The images of requests that wait meanwhile are
+classified together, in one call (see :class:`Batcher`), and costly requests take a lane of their
+own, so that they never hold up small ones.
 """
 
 import asyncio
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
 import anyio.to_thread
+from PIL import Image, ImageDraw
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -28,8 +38,10 @@ from starlette.routing import Route
 import digits_runtime.serve.connections as connections
 from digits_core import contract
 from digits_core.errors import DigitsError
-from digits_core.images import decoded_pixels
 from digits_runtime.predictor import Prediction, Predictor
+from digits_runtime.serve import openapi
+from digits_runtime.serve.admission import Cost, TooComplex, image_cost
+from digits_runtime.serve.observe import Metrics, Recorder
 from digits_runtime.serve.page import PAGE_HEADERS, page_html
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -38,19 +50,72 @@ MAX_FILES = 64
 """Most image files one multipart request may carry."""
 MAX_REQUEST_PIXELS = 100_000_000
 """Most pixels the images of one request may decode to in all (two of the largest images read); more: 413."""
-SMALL_REQUEST_PIXELS = 100_000
-"""Requests whose images decode to at most this many pixels in all (a 280x280 drawing, or 64 MNIST
-digits) are batched in the small lane; larger ones queue in the large lane."""
+SMALL_REQUEST_WORK = 100_000
+"""Requests whose images cost at most this much work to read in all (see
+:class:`~digits_runtime.serve.admission.Cost`: a 280x280 drawing, or 64 MNIST digits) are batched
+in the small lane; costlier ones queue in the large lane."""
+MAX_BODIES_BYTES = 96 * 1024 * 1024
+"""Most bytes of request bodies the server holds at once (being read, or until answered), shared
+evenly by its workers: a body of 10 MB costs several times that in memory while it is read and
+its images are read, so this bounds the memory they take. A body over the budget gets 503 before
+it is read."""
+CLIENT_BODY_SHARE = 2  # one client (an IP address) may hold at most this share (1/2) of it
 RAW_BODY_NAME = "request body"  # how error messages name an image sent as the raw body
+Classified = tuple[Prediction, float]  # an image's prediction and its refusal score
 
 
-def create_app(predictor: Predictor, *, max_body: int = MAX_BODY_BYTES) -> Starlette:
-    """The ASGI application answering with ``predictor``."""
+INLINE_BYTES = 8 * 1024
+"""Bodies up to this size have their images' cost counted on the event loop (a few microseconds, at
+most a millisecond); larger ones in a worker thread, since walking them may take longer."""
+MAX_REQUEST_INFLATION = 256 * 1024 * 1024
+"""Most bytes the compressed metadata (text, colour profiles) of one request's images may inflate to."""
+ERROR_CODES = {
+    # What each kind of image error is called in answers, by the words of its message.
+    "is empty (0 bytes)": "empty_image",
+    "is not an image file": "not_an_image",
+    "could not be decoded": "corrupt_image",
+    "too large to decode safely": "image_too_large",
+    "megapixels read here": "image_too_large",
+    "too small to hold a digit": "image_too_small",
+    "no digit found": "no_digit",
+    "cannot be read as a digit image": "unsupported_image",
+    "gives NaN or infinity": "model_failure",
+}
+
+
+class ApiError(HTTPException):
+    """An error answer: its status, a stable ``code`` for programs, and one line for people."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message, headers)
+        self.code = code
+
+
+def create_app(
+    predictor: Predictor,
+    *,
+    max_body: int = MAX_BODY_BYTES,
+    access_log: bool = True,
+    cors_origins: Sequence[str] = (),
+    workers: int = 1,
+) -> Starlette:
+    """The ASGI application answering with ``predictor``, in one of ``workers`` processes.
+
+    ``access_log`` writes one line per request on standard output; ``cors_origins`` lists the
+    origins (or ``*``) whose pages may call the API from a browser.
+    """
     page = page_html()
     model = JSONResponse(model_info(predictor)).body
+    spec = openapi.spec(predictor)
+    spec_body = JSONResponse(spec).body
+    docs = openapi.html(spec)
+    meter = Metrics()
+    connections.on_refusal = meter.refused
     # Two lanes, each one worker thread at a time: a 7000x7000 image costs a second to decode, a
     # 28x28 digit half a millisecond, and a digit must not wait behind the large images.
     small, large = Batcher(predictor), Batcher(predictor)
+    probe = named_bytes(probe_png(), "readiness probe")
+    bodies = BodyBudget(MAX_BODIES_BYTES // workers)
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers=PAGE_HEADERS)
@@ -58,45 +123,163 @@ def create_app(predictor: Predictor, *, max_body: int = MAX_BODY_BYTES) -> Starl
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def ready(request: Request) -> Response:
+        # The model answers a digit through the same lane as the small requests: it can serve.
+        outcome = (await small.classify([probe]))[0]
+        if isinstance(outcome, DigitsError):
+            raise ApiError(503, "not_ready", f"the model cannot answer: {outcome}")
+        return JSONResponse({"status": "ready"})
+
     async def describe(request: Request) -> Response:
         return Response(model, media_type="application/json")
 
+    async def openapi_json(request: Request) -> Response:
+        return Response(spec_body, media_type="application/json")
+
+    async def docs_page(request: Request) -> Response:
+        return HTMLResponse(docs, headers=PAGE_HEADERS)
+
+    async def metrics(request: Request) -> Response:
+        return Response(meter.exposition(), media_type=meter.CONTENT_TYPE)
+
     async def predict(request: Request) -> Response:
-        body = await read_body(request, max_body)
+        held = Reservation(bodies, request.client.host if request.client else "")
+        try:
+            return await answer(request, held)
+        finally:
+            held.release()  # the body and its images are dropped with the answer
+
+    async def answer(request: Request, held: "Reservation") -> Response:
+        body = await read_body(request, max_body, held)
+        size = len(body.getbuffer())
         # Any other content type is the image itself (curl --data-binary sends form-urlencoded).
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type == "multipart/form-data":
-            sources = await uploaded_files(request.headers, body, max_body)
-        elif not body:
-            raise HTTPException(400, f"the request body is empty: send an image{HOW}")
+            sources = await uploaded_files(request.headers, body.getvalue(), max_body)
+            del body  # its files are copies
+        elif not size:
+            raise ApiError(400, "empty_body", f"the request body is empty: send an image{HOW}")
         else:
-            sources = [named_bytes(body, RAW_BODY_NAME)]
-        pixels = sum(decoded_pixels(source) for source in sources)  # from the headers: microseconds
+            sources = [named_bytes(body, None)]
+        # What the images will cost, from their bytes and headers: off the event loop unless tiny.
+        if size <= INLINE_BYTES:
+            costs = admit(sources)
+        else:
+            costs = await anyio.to_thread.run_sync(admit, sources)
+        readable = [(i, cost) for i, cost in enumerate(costs) if isinstance(cost, Cost)]
+        pixels = sum(cost.pixels for _, cost in readable)
         if pixels > MAX_REQUEST_PIXELS:
-            raise HTTPException(
+            raise ApiError(
                 413,
+                "too_many_pixels",
                 f"the images of this request add up to {pixels / 1e6:.0f} megapixels, over the limit of "
                 f"{MAX_REQUEST_PIXELS / 1e6:.0f} per request: send fewer or smaller images",
             )
-        lane = small if pixels <= SMALL_REQUEST_PIXELS else large
-        outcomes = await lane.predict_each(sources)
-        if len(outcomes) == 1:
-            if isinstance(outcomes[0], DigitsError):
-                raise HTTPException(422, str(outcomes[0]))
-            return JSONResponse(outcomes[0].to_json())
-        return JSONResponse(
-            [o.to_json() if isinstance(o, Prediction) else {"error": str(o)} for o in outcomes]
-        )
+        inflated = sum(cost.inflated for _, cost in readable)
+        if inflated > MAX_REQUEST_INFLATION:
+            raise ApiError(
+                413,
+                "too_much_metadata",
+                f"the images of this request carry compressed text or colour profiles that may inflate "
+                f"to {inflated / 2**20:,.0f} MB, over the limit of {MAX_REQUEST_INFLATION / 2**20:.0f} MB "
+                "per request: strip their metadata, or send fewer images",
+            )
+        work = sum(cost.work for _, cost in readable)
+        lane = small if work <= SMALL_REQUEST_WORK else large
+        outcomes: list[Classified | DigitsError] = list(costs)  # type: ignore[arg-type]
+        if readable:
+            answered = await lane.classify([sources[i] for i, _ in readable])
+            for (i, _), outcome in zip(readable, answered, strict=True):
+                outcomes[i] = outcome
+        results = [result_item(source, outcome) for source, outcome in zip(sources, outcomes, strict=True)]
+        meter.images(results)
+        failed = [item for item in results if "error" in item]
+        if len(failed) < len(results):
+            return JSONResponse({"results": results})
+        # Not one image could be classified: the request failed, and says why for each.
+        if len(results) == 1:
+            code, message = failed[0]["code"], failed[0]["error"]
+        else:
+            code = "no_image_classified"
+            message = f"none of the {len(results)} images could be classified: see each result's error"
+        return JSONResponse({"code": code, "error": message, "results": results}, status_code=422)
 
-    return Starlette(
-        routes=[
-            Route("/", index, methods=["GET"]),
-            Route("/health", health, methods=["GET"]),
-            Route("/model", describe, methods=["GET"]),
-            Route("/predict", predict, methods=["POST"]),
-        ],
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/docs", docs_page, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
+        Route("/model", describe, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/predict", predict, methods=["POST"]),
+    ]
+    middleware = [Middleware(Recorder, metrics=meter, access_log=access_log, routes={r.path for r in routes})]
+    if cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Content-Type"],
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
+    app.state.metrics = meter
+    return app
+
+
+def probe_png() -> bytes:
+    """A 28x28 PNG of a drawn 0: what /readyz asks the model to classify."""
+    image = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(image).ellipse((8, 5, 20, 23), outline=255, width=2)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def admit(sources: list[io.BytesIO]) -> list[Cost | DigitsError]:
+    """Each source's :class:`Cost`, or the error that refuses it without reading it further."""
+    costs: list[Cost | DigitsError] = []
+    for source in sources:
+        try:
+            costs.append(image_cost(source))
+        except TooComplex as exc:
+            costs.append(detached(exc))
+    return costs
+
+
+def detached(error: DigitsError) -> DigitsError:
+    """``error`` without its traceback and the exception it was raised from.
+
+    An error kept with them keeps the frames that raised it, which may keep it in turn: a cycle,
+    freed only when the garbage collector runs, that holds a request's body (10 MB) until then.
+    """
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error
+
+
+def result_item(source: io.BytesIO, outcome: "Classified | DigitsError") -> dict[str, Any]:
+    """One image's entry in an answer: its file name, then its answer and score, or its error and code."""
+    name = getattr(source, "filename", None)
+    if isinstance(outcome, DigitsError):
+        return {"file": name, "code": error_code(outcome), "error": str(outcome)}
+    prediction, score = outcome
+    return {"file": name, **prediction.to_json(), "score": round(score, 6)}
+
+
+def error_code(error: DigitsError) -> str:
+    """The stable code of an image's error (the kind of :class:`ImageError` is told by its message)."""
+    if isinstance(error, TooComplex):
+        return "image_too_complex"
+    message = str(error)
+    return next((code for words, code in ERROR_CODES.items() if words in message), "unreadable_image")
 
 
 class Batcher:
@@ -111,8 +294,8 @@ class Batcher:
         self.waiting: list[tuple[list[Any], asyncio.Future]] = []
         self.running: asyncio.Task | None = None
 
-    async def predict_each(self, sources: list[Any]) -> list[Prediction | DigitsError]:
-        """``Predictor.predict_each`` for one request's sources, batched with the others waiting."""
+    async def classify(self, sources: list[Any]) -> list["Classified | DigitsError"]:
+        """Each source's prediction and refusal score, or its error: batched with the others waiting."""
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((sources, future))
         if self.running is None:
@@ -125,7 +308,7 @@ class Batcher:
                 batch, self.waiting = self.waiting, []
                 flat = [source for sources, _ in batch for source in sources]
                 try:
-                    outcomes = await anyio.to_thread.run_sync(self.predictor.predict_each, flat)
+                    outcomes = await anyio.to_thread.run_sync(self.classify_now, flat)
                 except Exception as exc:  # a bug: each request of the batch answers 500
                     for _, future in batch:
                         if not future.done():
@@ -139,12 +322,76 @@ class Batcher:
         finally:
             self.running = None
 
+    def classify_now(self, sources: list[Any]) -> list["Classified | DigitsError"]:
+        """``Predictor.predict_each`` with each prediction's refusal score, in this thread."""
+        classified, errors = self.predictor.classify_each(sources)
+        errors = [error and detached(error) for error in errors]
+        predictions = self.predictor.to_predictions(classified.probabilities, classified.accepted)
+        answers = iter(zip(predictions, classified.scores.tolist(), strict=True))
+        return [error or next(answers) for error in errors]
+
 
 HOW = " (e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png -F file=@b.png URL/predict)"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes.
+class BodyBudget:
+    """The bytes of request bodies a worker holds, in all and per client (see :data:`MAX_BODIES_BYTES`)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self.clients: dict[str, int] = {}
+
+    def take(self, client: str, size: int) -> None:
+        """Count ``size`` more bytes held for ``client``, or refuse them with 503."""
+        held = self.clients.get(client, 0)
+        if held + size > self.total // CLIENT_BODY_SHARE:
+            raise ApiError(
+                503,
+                "client_busy",
+                f"this client is sending over {self.total // CLIENT_BODY_SHARE / 2**20:.0f} MB of request "
+                "bodies at once, the most one client may: wait for their answers",
+                headers={"Retry-After": "1"},
+            )
+        if self.used + size > self.total:
+            raise ApiError(
+                503,
+                "server_busy",
+                f"the server holds {self.total / 2**20:.0f} MB of request bodies, its most: "
+                "try again shortly",
+                headers={"Retry-After": "1"},
+            )
+        self.used += size
+        self.clients[client] = held + size
+
+    def give_back(self, client: str, size: int) -> None:
+        self.used -= size
+        left = self.clients[client] - size
+        if left:
+            self.clients[client] = left
+        else:
+            del self.clients[client]
+
+
+class Reservation:
+    """What one request holds of the :class:`BodyBudget`."""
+
+    def __init__(self, budget: BodyBudget, client: str) -> None:
+        self.budget, self.client, self.size = budget, client, 0
+
+    def grow(self, size: int) -> None:
+        self.budget.take(self.client, size)
+        self.size += size
+
+    def release(self) -> None:
+        if self.size:
+            self.budget.give_back(self.client, self.size)
+            self.size = 0
+
+
+async def read_body(request: Request, limit: int, held: Reservation) -> io.BytesIO:
+    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes, and with
+    503 when the worker, or this client, holds too many bodies already (``held`` counts it).
 
     The connection reads and drops the rest of a refused body (up to ``connections.MAX_DRAIN_BYTES``),
     so that a client that sends its whole body before it reads gets the answer; a body declared
@@ -152,23 +399,30 @@ async def read_body(request: Request, limit: int) -> bytes:
     """
     declared = request.headers.get("content-length", "")
     hopeless = declared.isdigit() and int(declared) > connections.MAX_DRAIN_BYTES
-    too_large = HTTPException(
+    too_large = ApiError(
         413,
+        "body_too_large",
         f"the request body is over the limit of {limit:,} bytes: send smaller or fewer images",
         headers={"Connection": "close"} if hopeless else None,
     )
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    chunks, size = [], 0
+    if declared.isdigit():
+        held.grow(int(declared))  # before a byte is read: a refused body is dropped as it comes
+    # Written into one buffer as it comes: a body is held once, not as pieces and then joined.
+    body, size = io.BytesIO(), 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise too_large
-            chunks.append(chunk)
+            if size > held.size:  # a chunked body, counted as it grows
+                held.grow(size - held.size)
+            body.write(chunk)
     except ClientDisconnect:
-        raise HTTPException(400, "the client went away before the body was complete") from None
-    return b"".join(chunks)
+        raise ApiError(400, "incomplete_body", "the client went away before the body was complete") from None
+    body.seek(0)
+    return body
 
 
 async def uploaded_files(headers: Headers, body: bytes, limit: int) -> list[io.BytesIO]:
@@ -182,20 +436,30 @@ async def uploaded_files(headers: Headers, body: bytes, limit: int) -> list[io.B
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise HTTPException(400, f"the multipart body could not be read: {exc.message}") from None
+        raise ApiError(400, "bad_multipart", f"the multipart body could not be read: {exc.message}") from None
     files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
     if not files:
-        raise HTTPException(400, f"the multipart body holds no files: send each image as a file part{HOW}")
+        raise ApiError(
+            400, "no_files", f"the multipart body holds no files: send each image as a file part{HOW}"
+        )
     sources = [named_bytes(await f.read(), f.filename) for f in files]
     await form.close()
     return sources
 
 
-def named_bytes(data: bytes, name: str | None) -> io.BytesIO:
-    """An in-memory file named for error messages by the last part of ``name`` (never opened as a path)."""
-    buffer = io.BytesIO(data)
-    base = PurePosixPath((name or "").replace("\\", "/")).name
-    buffer.name = "".join(c for c in base if c.isprintable())[:100] or "upload"
+def named_bytes(data: bytes | io.BytesIO, filename: str | None) -> io.BytesIO:
+    """An in-memory file (``data``, or one holding it) named by the last part of ``filename``
+    (never opened as a path).
+
+    Its ``filename`` is what answers echo (None for an image sent as the raw body); its ``name``
+    is how error messages call it.
+    """
+    buffer = data if isinstance(data, io.BytesIO) else io.BytesIO(data)
+    if filename is None:
+        buffer.filename, buffer.name = None, RAW_BODY_NAME  # type: ignore[attr-defined]
+        return buffer
+    base = PurePosixPath(filename.replace("\\", "/")).name
+    buffer.name = buffer.filename = "".join(c for c in base if c.isprintable())[:100] or "upload"  # type: ignore[attr-defined]
     return buffer
 
 
@@ -223,13 +487,24 @@ def model_info(predictor: Predictor) -> dict[str, Any]:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Every error the server means to send is JSON: ``{"error": "one line"}``."""
+    """Every error the server means to send is JSON: ``{"code": "a_stable_code", "error": "one line"}``."""
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc, ApiError):
+        code, message = exc.code, exc.detail
+    elif exc.status_code == 404:
+        code, message = "not_found", f"there is no {request.url.path} here: the routes are listed at /docs"
+    elif exc.status_code == 405:
+        code, message = "method_not_allowed", f"{request.url.path} does not take {request.method}"
+    else:
+        code, message = f"http_{exc.status_code}", exc.detail
+    request.app.state.metrics.errors.labels(code).inc()
+    return JSONResponse({"code": code, "error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     """A bug: the client gets one line, the traceback goes to the server's log only."""
+    request.app.state.metrics.errors.labels("internal_error").inc()
     return JSONResponse(
-        {"error": "internal error: the server could not answer this request"}, status_code=500
+        {"code": "internal_error", "error": "internal error: the server could not answer this request"},
+        status_code=500,
     )

@@ -4,11 +4,13 @@ adds the limits it lacks.
 """
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,12 @@ import digits_runtime.serve.connections as connections
 from digits_core.errors import DigitsError
 from digits_runtime.predictor import Predictor
 from digits_runtime.serve.app import create_app
+from digits_runtime.serve.observe import MULTIPROC_ENV
 
 MODEL_ENV = "DIGITS_SERVE_MODEL"
 """How the model path reaches worker processes when there are several."""
+OPTIONS_ENV = "DIGITS_SERVE_OPTIONS"
+"""How the application's options (access log, CORS origins) reach them, as JSON."""
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 BACKLOG = 2048  # connections the kernel queues while workers are busy (uvicorn's default)
 
@@ -33,7 +38,7 @@ def app_from_env() -> Starlette:
     # which stops the workers the same way whatever the signal. (A worker starts with it ignored,
     # but uvicorn handles it again before it loads the application; this undoes that.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return create_app(Predictor(os.environ[MODEL_ENV], threads=1))
+    return create_app(Predictor(os.environ[MODEL_ENV], threads=1), **json.loads(os.environ[OPTIONS_ENV]))
 
 
 class Server(uvicorn.Server):
@@ -120,13 +125,30 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(model: str | os.PathLike, host: str, port: int, workers: int) -> None:
+def run(
+    model: str | os.PathLike,
+    host: str,
+    port: int,
+    workers: int,
+    access_log: bool = True,
+    cors_origins: Sequence[str] = (),
+) -> None:
     """Load and check the model, bind ``host:port``, then serve until Ctrl-C (exit 130) or SIGTERM (exit 0).
 
     SIGTERM is how service managers (systemd, Docker, Kubernetes) stop a server: a requested,
     graceful stop, hence exit 0 (systemd counts that as success, 143 it would not). Ctrl-C is an
-    interruption, exit 130 as for every command.
+    interruption, exit 130 as for every command. ``access_log`` and ``cors_origins`` are
+    :func:`~digits_runtime.serve.app.create_app`'s.
     """
+    # The metrics of every worker go to files in a folder of this server's own, removed at the end.
+    with tempfile.TemporaryDirectory(prefix="digits-serve-metrics-") as metrics:
+        os.environ[MULTIPROC_ENV] = metrics
+        options = {"access_log": access_log, "cors_origins": list(cors_origins), "workers": workers}
+        serve(model, host, port, workers, options)
+
+
+def serve(model: str | os.PathLike, host: str, port: int, workers: int, app_options: dict[str, Any]) -> None:
+    """:func:`run`, once the metrics have their folder."""
     signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(0))  # until uvicorn handles it the same way
     predictor = Predictor(model, threads=1)  # one thread per request: requests run side by side
     sock = listen(host, port)
@@ -143,11 +165,12 @@ def run(model: str | os.PathLike, host: str, port: int, workers: int) -> None:
         "timeout_keep_alive": connections.IDLE_TIMEOUT,
     }
     if workers == 1:
-        stopper: Server | Supervisor = Server(uvicorn.Config(create_app(predictor), **options))
+        stopper: Server | Supervisor = Server(uvicorn.Config(create_app(predictor, **app_options), **options))
         stopper.run(sockets=[sock])
     else:
         del predictor  # each worker loads its own
         os.environ[MODEL_ENV] = str(Path(model).resolve())
+        os.environ[OPTIONS_ENV] = json.dumps(app_options)
         config = uvicorn.Config(
             "digits_runtime.serve.server:app_from_env", factory=True, workers=workers, **options
         )
