@@ -89,21 +89,27 @@ def test_a_checkpoint_config_without_an_outlier_target_is_read_as_uniform():
     assert _classifier().network.members[0][-1].out_features == 4  # today's default: reject
 
 
-def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8():
+def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8(monkeypatch):
     assert not set("OoSsB058") & set(typeset.CHARACTERS)
     assert len(typeset.CHARACTERS) == 7 + 47
-    count = len(typeset.CHARACTERS) * len(typeset.PENS) + 5
-    images = typeset.typeset(count)
-    assert images.shape == (count, 28, 28)
+    monkeypatch.setattr(
+        typeset.typefaces, "TRAINING_FACES", ("DejaVuSerif-Italic.ttf",)
+    )  # one face: a short cycle
+    variants = 2 * len(typeset.CHARACTERS) * len(typeset.PENS)  # Pillow's font, then the face
+    images = typeset.typeset(variants + 5)
+    assert images.shape == (variants + 5, 28, 28)
     assert images.dtype == np.float32
     assert images.max(axis=(1, 2)).min() == pytest.approx(1.0)  # ink peak scaled to 1
     for image in images:  # the ink is scaled to fit 20x20, as MNIST's is
         rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
         height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
         assert max(height, width) in (20, 21)  # 21: interpolation may spill into one more pixel
-    distinct = {im.tobytes() for im in images[: count - 5]}
-    assert len(distinct) >= count - 5 - 2  # every character and pen its own image (l and I may coincide)
+    distinct = {im.tobytes() for im in images[:variants]}
+    assert len(distinct) >= variants - 4  # every character, pen and face its own image (l and I may coincide)
+    half = variants // 2
+    assert not np.array_equal(images[:half], images[half:variants])  # the typeface draws other shapes
     assert np.array_equal(images[-5:], images[:5])  # then the cycle starts again
+    assert np.array_equal(typeset.typeset(7), images[:7])  # a prefix renders the same images
     assert typeset.typeset(0).shape == (0, 28, 28)
 
 

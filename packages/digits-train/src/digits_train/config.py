@@ -4,9 +4,10 @@ from dataclasses import asdict, dataclass
 
 from digits_core.checks import check_bool, check_choice, check_float, check_int
 from digits_core.errors import ConfigError
-from digits_data.recipe import DEFAULT_SEED
 
 MAX_EPOCHS = 20
+DEFAULT_SEED = 11122025
+"""The default fit's seed: initial weights, batch order and augmentation draws (not curation's)."""
 NETWORKS = ("compact", "reference")
 SCHEDULES = ("onecycle", "plateau")
 SELECTIONS = ("final", "best")

@@ -1,4 +1,4 @@
-"""Characters typeset in the font Pillow ships with: outliers from a source other than MNIST.
+"""Characters typeset in Pillow's own font and the training typefaces: outliers that are not MNIST.
 
 The curated outliers are other MNIST digits, so a model trained on them alone has never seen a
 letter and reads many as a 0 or an 8. These letters and other digits, brought to MNIST form by the
@@ -25,21 +25,37 @@ SIZE = 64  # font size in pixels; to_mnist scales each letter to fit 20x20 anywa
 
 
 def typeset(count: int) -> np.ndarray:
-    """``count`` character images (count, 28, 28) in [0, 1], every character and pen equally often.
+    """``count`` character images (count, 28, 28) in [0, 1]: every character in every pen, first in
+    Pillow's own font, then in each training typeface, cycling when ``count`` exceeds them.
 
-    The images depend on the Pillow (and FreeType) version only, which constraints.txt pins.
+    One face teaches the shape of one alphabet; letters in serif, sans, mono, bold and italic
+    faces teach that a letter is refused whatever its style. The images depend on the Pillow (and
+    FreeType) and matplotlib versions only, which constraints.txt pins.
     """
     if count == 0:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
-    font = ImageFont.load_default(SIZE)
-    variants = []
-    for pen in PENS:
-        for character in CHARACTERS:
-            canvas = Image.new("L", (2 * SIZE, 2 * SIZE), 0)
-            ImageDraw.Draw(canvas).text(
-                (SIZE, SIZE), character, fill=255, font=font, anchor="mm", stroke_width=pen, stroke_fill=255
+    fonts = [ImageFont.load_default(SIZE)]
+    variants: list[np.ndarray] = []
+    for f in range(1 + len(typefaces.TRAINING_FACES)):
+        if f == len(fonts):  # opened only when needed: a small count reads no font file
+            fonts.append(
+                ImageFont.truetype(str(typefaces.font_dir() / typefaces.TRAINING_FACES[f - 1]), SIZE)
             )
-            variants.append(to_mnist(canvas, f"character {character}"))
+        for pen in PENS:
+            for character in CHARACTERS:
+                canvas = Image.new("L", (2 * SIZE, 2 * SIZE), 0)
+                ImageDraw.Draw(canvas).text(
+                    (SIZE, SIZE),
+                    character,
+                    fill=255,
+                    font=fonts[f],
+                    anchor="mm",
+                    stroke_width=pen,
+                    stroke_fill=255,
+                )
+                variants.append(to_mnist(canvas, f"character {character}"))
+                if len(variants) == count:
+                    return np.stack(variants).astype(np.float32)
     return np.stack([variants[i % len(variants)] for i in range(count)]).astype(np.float32)
 
 
