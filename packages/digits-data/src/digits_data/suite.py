@@ -12,6 +12,7 @@ seed, the families, the counts and the sha256 of ``suite.npz``; ``sheet.png`` sh
 examples per family.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -110,9 +111,9 @@ def write(output_dir: str | os.PathLike, arrays: dict[str, np.ndarray], seed: in
     """Write ``suite.npz``, ``sheet.png`` and ``manifest.json`` into ``output_dir``, replaced whole."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    with atomic.atomic_dir(output_dir, STEP) as scratch:
+    with atomic.atomic_dir(output_dir, STEP, legacy=_vouched) as scratch:
         (scratch / SUITE_FILE).write_bytes(buffer.getvalue())
-        sheet(arrays).save(scratch / SHEET_NAME, format="PNG")
+        (scratch / SHEET_NAME).write_bytes(_png(sheet(arrays)))
         counts = {
             source: int(((arrays["source"] == s) & (arrays["family"] == 0)).sum())
             for s, source in enumerate(SOURCES)
@@ -129,6 +130,29 @@ def write(output_dir: str | os.PathLike, arrays: dict[str, np.ndarray], seed: in
         }
         (scratch / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _vouched(folder: Path) -> dict[str, str]:
+    """The sha256 of the files a suite folder's own manifest proves (for a folder an older version
+    wrote, whose record lists names only): the arrays, checked against the manifest; the manifest;
+    and a sheet that drawing it again from those arrays gives byte for byte. Empty when unproven."""
+    manifest_sha256 = atomic.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
+    if manifest_sha256 is None:
+        return {}
+    try:
+        _, arrays = load(folder)  # checks the arrays against the manifest's sha256
+        proof = {SUITE_FILE: dataset.sha256_file(folder / SUITE_FILE), MANIFEST_NAME: manifest_sha256}
+        if atomic.file_sha256(folder / SHEET_NAME) is not None:
+            proof[SHEET_NAME] = hashlib.sha256(_png(sheet(arrays))).hexdigest()
+    except (DigitsError, TypeError, KeyError, ValueError, OSError):
+        return {}
+    return proof
 
 
 def sheet(arrays: dict[str, np.ndarray], columns: int = 12) -> Image.Image:
