@@ -97,6 +97,8 @@ def checkout(model_path: Path, small_curated: Path, tmp_path_factory: pytest.Tem
     # A photo of a digit: dark ink on light paper, larger than MNIST, as JPEG.
     photo = Image.fromarray((255 - images[1]).astype(np.uint8)).resize((112, 112), Image.Resampling.BICUBIC)
     photo.save(root / "photo.jpg", quality=90)
+    # curl reads $CURL_HOME/.curlrc: an HTTP error (a 422, a 500) fails the example as it would a script.
+    (root / ".curlrc").write_text("fail-with-body\n")
     return root
 
 
@@ -152,7 +154,21 @@ def test_block_runs(block: Block, checkout: Path, request: pytest.FixtureRequest
         command = ["bash", "-c", "set -euo pipefail\n" + code]
     else:
         command = [sys.executable, "-c", code]
-    done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=environment(), timeout=300)
+    env = {**environment(), "CURL_HOME": str(work)}
+    done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, f"{block} failed:\n{code}\n{done.stdout}\n{done.stderr}"
     assert done.stdout.strip(), f"{block} printed nothing"
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_an_http_error_fails_a_curl_example(checkout: Path, server: str):
+    """The check above can fail: with the examples' curl configuration, an error status fails curl."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed: apt-get install -y curl")
+    env = {**environment(), "CURL_HOME": str(checkout)}
+    done = subprocess.run(
+        ["curl", "-s", "-X", "POST", f"http://{server}/predict"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 22, (done.returncode, done.stdout)
+    assert '"code":"empty_body"' in done.stdout
