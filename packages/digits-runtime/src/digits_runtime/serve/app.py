@@ -326,7 +326,7 @@ class Batcher:
         """``Predictor.predict_each`` with each prediction's refusal score, in this thread."""
         classified, errors = self.predictor.classify_each(sources)
         errors = [error and detached(error) for error in errors]
-        predictions = self.predictor.to_predictions(classified.probabilities, classified.accepted)
+        predictions = self.predictor.to_predictions(classified)
         answers = iter(zip(predictions, classified.scores.tolist(), strict=True))
         return [error or next(answers) for error in errors]
 
