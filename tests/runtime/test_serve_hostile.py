@@ -14,16 +14,14 @@ from urllib.parse import urlsplit
 from digits_core.errors import DigitsError
 from digits_runtime import Predictor
 from digits_runtime.serve.admission import MAX_PNG_CHUNKS
-from digits_runtime.serve.app import (
+from digits_runtime.serve.app import Batcher, admit, named_bytes
+from digits_runtime.serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
+from digits_runtime.serve.limits import (
     CLIENT_BODY_SHARE,
     MAX_BODIES_BYTES,
     MAX_BODY_BYTES,
     MAX_REQUEST_INFLATION,
-    Batcher,
-    admit,
-    named_bytes,
 )
-from digits_runtime.serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
 
 from http_helpers import failed, json_answer, multipart, post, raw, refused, results
 

@@ -7,13 +7,15 @@ server. Each worker process loads the model once, before it accepts connections.
 inference run in worker threads, and requests with costly images take a lane of their own, so
 that they never hold up small ones. The folder holds :mod:`~digits_runtime.serve.app` (routes,
 limits, batching), :mod:`~digits_runtime.serve.admission` (what images cost before they are read),
+:mod:`~digits_runtime.serve.limits` (what a request may cost),
 :mod:`~digits_runtime.serve.server` (processes and signals), :mod:`~digits_runtime.serve.connections`
 (the connection limits uvicorn lacks), :mod:`~digits_runtime.serve.observe` (metrics and access
 log), :mod:`~digits_runtime.serve.openapi` (the API's description) and
 :mod:`~digits_runtime.serve.page` (the drawing page).
 """
 
-from digits_runtime.serve.app import MAX_BODY_BYTES, MAX_FILES, MAX_REQUEST_PIXELS, create_app, model_info
+from digits_runtime.serve.app import create_app, model_info
+from digits_runtime.serve.limits import MAX_BODY_BYTES, MAX_FILES, MAX_REQUEST_PIXELS
 from digits_runtime.serve.server import listen, run
 
 __all__ = ["MAX_BODY_BYTES", "MAX_FILES", "MAX_REQUEST_PIXELS", "create_app", "listen", "model_info", "run"]

@@ -9,6 +9,8 @@ import json
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import digits_runtime.serve.connections as connections
+import digits_runtime.serve.limits as limits
 from digits_runtime.predictor import Predictor
 
 JSON = "application/json"
@@ -31,8 +33,6 @@ def error_schema(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def spec(predictor: Predictor) -> dict[str, Any]:
     """The OpenAPI document of the server answering with ``predictor``."""
-    from digits_runtime.serve import app, connections
-
     labels = [str(label) for label in predictor.labels]
     try:
         release = version("digits-runtime")
@@ -58,9 +58,9 @@ def spec(predictor: Predictor) -> dict[str, Any]:
             f"The request did not arrive whole within {connections.REQUEST_TIMEOUT} s (`request_timeout`)."
         ),
         "413": error(
-            f"Body over {app.MAX_BODY_BYTES:,} bytes (`body_too_large`), images over "
-            f"{app.MAX_REQUEST_PIXELS // 10**6} megapixels in all (`too_many_pixels`), or metadata that may "
-            f"inflate to over {app.MAX_REQUEST_INFLATION // 2**20} MB (`too_much_metadata`)."
+            f"Body over {limits.MAX_BODY_BYTES:,} bytes (`body_too_large`), images over "
+            f"{limits.MAX_REQUEST_PIXELS // 10**6} megapixels in all (`too_many_pixels`), or metadata "
+            f"that may inflate to over {limits.MAX_REQUEST_INFLATION // 2**20} MB (`too_much_metadata`)."
         ),
         "422": {
             "description": "No image could be classified; `results` says why for each.",
@@ -87,7 +87,7 @@ def spec(predictor: Predictor) -> dict[str, Any]:
                     "summary": "Classify one image or several",
                     "description": (
                         "Send one image as the raw body (any content type but multipart), or one or more as "
-                        f"multipart/form-data file parts (at most {app.MAX_FILES}). The answer has one "
+                        f"multipart/form-data file parts (at most {limits.MAX_FILES}). The answer has one "
                         "result "
                         "per image, in order, whatever their number: its prediction, or its error. At least "
                         "one classified: 200; none: 422."
@@ -199,7 +199,7 @@ def spec(predictor: Predictor) -> dict[str, Any]:
                         "code": {
                             "type": "string",
                             "enum": sorted(
-                                {*app.ERROR_CODES.values(), "image_too_complex", "unreadable_image"}
+                                {*limits.ERROR_CODES.values(), "image_too_complex", "unreadable_image"}
                             ),
                         },
                         "error": {"type": "string"},
