@@ -69,12 +69,22 @@ class _Pool(cf.ProcessPoolExecutor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
         # A worker is started here, when one is needed. A blocked signal stays blocked in the
         # started process until its initializer ignores it, so a Ctrl-C during its start-up is
-        # not a traceback of its imports; here a blocked signal waits, then arrives.
+        # not a traceback of its imports. The mask is this thread's only: another thread of this
+        # process may still take the Ctrl-C, and Python would then raise KeyboardInterrupt here
+        # half way through handing a worker its start-up data, which the worker would report as
+        # a traceback. So a Ctrl-C is only noted while a worker starts, and raised after.
+        noted: list[int] = []
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda number, frame: noted.append(number)) if main else None
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self._SIGNALS)
         try:
             return super().submit(fn, *args, **kwargs)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            if main:
+                signal.signal(signal.SIGINT, previous)
+                if noted:
+                    raise KeyboardInterrupt
 
     def __enter__(self) -> "_Pool":
         self._sigterm = None
