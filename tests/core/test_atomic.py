@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digits_core import atomic
+from digits_core import atomic, ownership
 from digits_core.errors import DigitsError
 
 
@@ -114,7 +114,7 @@ def write_folder(target, files, step="a step"):
 def test_a_record_lists_the_sha256_of_every_file_and_a_changed_file_is_never_replaced(tmp_path):
     out = tmp_path / "out"
     write_folder(out, {"a.json": b"{}", "logs/metrics.csv": b"epoch\n0\n"})
-    record = json.loads((out / atomic.MARK).read_text())
+    record = json.loads((out / ownership.MARK).read_text())
     assert record == {
         "format": 2,
         "step": "a step",
@@ -124,7 +124,7 @@ def test_a_record_lists_the_sha256_of_every_file_and_a_changed_file_is_never_rep
             "logs/metrics.csv": hashlib.sha256(b"epoch\n0\n").hexdigest(),
         },
     }
-    assert atomic.written_by(out) == {"step": "a step", "files": ["a.json", "logs"]}
+    assert ownership.written_by(out) == {"step": "a step", "files": ["a.json", "logs"]}
     write_folder(out, {"a.json": b"[]", "logs/metrics.csv": b"epoch\n1\n"})  # its own: replaced
     assert tree(out)["logs/metrics.csv"] == b"epoch\n1\n"
     (out / "logs" / "metrics.csv").write_bytes(b"epoch\n1\nmy notes\n")  # edited since
@@ -150,7 +150,7 @@ def test_a_forged_record_naming_a_users_file_deletes_nothing(tmp_path, version):
     forged = {"step": "a step", "files": ["thesis.tex"]}  # what the previous version wrote: names only
     if version == "current":
         forged |= {"format": 2, "sha256": {"thesis.tex": hashlib.sha256(b"a draft").hexdigest()}}
-    (mine / atomic.MARK).write_text(json.dumps(forged))
+    (mine / ownership.MARK).write_text(json.dumps(forged))
     before = tree(mine)
     with pytest.raises(DigitsError) as refused:
         write_folder(mine, {"a.json": b"{}"})
@@ -175,21 +175,22 @@ def test_a_record_that_is_a_link_or_a_pipe_is_never_followed_nor_opened(tmp_path
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_bytes(b"same bytes")  # even the content the real record vouches for
-    (mine / atomic.MARK).symlink_to(real / atomic.MARK)
-    assert atomic.written_by(mine) is None
+    (mine / ownership.MARK).symlink_to(real / ownership.MARK)
+    assert ownership.written_by(mine) is None
     with pytest.raises(DigitsError) as refused:
         write_folder(mine, {"a.json": b"{}"})
     assert str(refused.value) == (
-        f"{mine / atomic.MARK} is a link, pipe or other non-regular file, which proves nothing, so `a step` "
-        f"will not replace {mine}: remove it if {mine} is yours to lose, or choose another output folder"
+        f"{mine / ownership.MARK} is a link, pipe or other non-regular file, which proves nothing, so "
+        f"`a step` will not replace {mine}: remove it if {mine} is yours to lose, or choose another output "
+        "folder"
     )
     assert (mine / "notes.txt").read_bytes() == b"same bytes"
-    (mine / atomic.MARK).unlink()
-    os.mkfifo(mine / atomic.MARK)  # opening it to read would wait for a writer forever
+    (mine / ownership.MARK).unlink()
+    os.mkfifo(mine / ownership.MARK)  # opening it to read would wait for a writer forever
     script = textwrap.dedent(
         f"""
-        from digits_core import atomic
-        assert atomic.written_by({str(mine)!r}) is None
+        from digits_core import atomic, ownership
+        assert ownership.written_by({str(mine)!r}) is None
         with atomic.atomic_dir({str(mine)!r}, "a step"):
             pass
         """
@@ -249,7 +250,7 @@ def test_an_atomic_folder_flushes_every_file_and_folder_and_then_its_parent(tmp_
     if syncfs:  # the file system of the scratch folder, all of it at once
         assert kinds == ["syncfs SCRATCH", str(tmp_path)]
     else:
-        before_rename = ["SCRATCH/a.json", f"SCRATCH/{atomic.MARK}", "SCRATCH", "SCRATCH/logs/metrics.csv"]
+        before_rename = ["SCRATCH/a.json", f"SCRATCH/{ownership.MARK}", "SCRATCH", "SCRATCH/logs/metrics.csv"]
         assert sorted(kinds[:-1]) == sorted([*before_rename, "SCRATCH/logs"])
         assert kinds[-1] == str(tmp_path)
 
@@ -271,16 +272,17 @@ def test_a_folder_is_swapped_for_the_previous_one_in_one_step(tmp_path, monkeypa
     monkeypatch.setattr(os, "replace", lambda a, b: renames.append((a, b)) or real_replace(a, b))
     write_folder(out, {"a.json": b"new"})
     assert renames == []  # renameat2 exchanged them
-    assert tree(out) == {"a.json": b"new", atomic.MARK: (out / atomic.MARK).read_bytes()}
+    assert tree(out) == {"a.json": b"new", ownership.MARK: (out / ownership.MARK).read_bytes()}
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]  # the old one removed
 
 
 def test_read_json_never_waits_on_a_pipe(tmp_path):
     os.mkfifo(tmp_path / "manifest.json")
-    script = f"from digits_core import atomic; print(atomic.read_json({str(tmp_path / 'manifest.json')!r}))"
+    manifest = tmp_path / "manifest.json"
+    script = f"from digits_core import ownership; print(ownership.read_json({str(manifest)!r}))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, "None\n", "")
     (tmp_path / "a.json").write_text('{"step": 1}')
-    assert atomic.read_json(tmp_path / "a.json") == {"step": 1}
+    assert ownership.read_json(tmp_path / "a.json") == {"step": 1}
     (tmp_path / "b.json").write_bytes(b"\xff not json")
-    assert atomic.read_json(tmp_path / "b.json") is None
+    assert ownership.read_json(tmp_path / "b.json") is None

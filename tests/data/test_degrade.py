@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits_core import atomic
+from digits_core import ownership
 from digits_core.errors import DigitsError
 from digits_core.images import load_image
 from digits_data import cli, degrade, handwriting, suite, typefaces
@@ -76,12 +76,12 @@ def test_the_suite_is_written_whole_and_read_back_checked(small_curated, mnist_d
     first = (out / suite.SUITE_FILE).read_bytes()
     assert run(capsys, *argv)[0] == 0
     assert (out / suite.SUITE_FILE).read_bytes() == first  # the same seed gives the same bytes
-    names = sorted(p.name for p in out.iterdir() if p.name != atomic.MARK)
+    names = sorted(p.name for p in out.iterdir() if p.name != ownership.MARK)
     older = {"step": "digits-data degrade", "files": names}  # an older version's record: names only
-    (out / atomic.MARK).write_text(json.dumps(older))
+    (out / ownership.MARK).write_text(json.dumps(older))
     assert run(capsys, *argv)[:2] == (0, printed_out)  # its own manifest proves every file
-    assert json.loads((out / atomic.MARK).read_text())["format"] == atomic.RECORD_FORMAT
-    (out / atomic.MARK).write_text(json.dumps(older))
+    assert json.loads((out / ownership.MARK).read_text())["format"] == ownership.RECORD_FORMAT
+    (out / ownership.MARK).write_text(json.dumps(older))
     flip_byte(out / suite.SHEET_NAME)  # a sheet edited since: nothing proves it any more
     code, _, err = run(capsys, *argv)
     assert code == 1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits_core import atomic
+from digits_core import atomic, ownership
 from digits_core.contract import CLASSES
 from digits_core.errors import DigitsError
 from digits_core.images import load_image
@@ -56,10 +56,10 @@ def test_manifest_records_every_file_with_its_sha256(generated):
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert handwriting.load_manifest(out) == manifest
     files = {p.name for p in out.iterdir()}
-    assert files == {e["file"] for e in manifest["samples"]} | {"manifest.json", "sheet.png", atomic.MARK}
-    assert atomic.written_by(out) == {
+    assert files == {e["file"] for e in manifest["samples"]} | {"manifest.json", "sheet.png", ownership.MARK}
+    assert ownership.written_by(out) == {
         "step": "digits-data handwriting",
-        "files": sorted(files - {atomic.MARK}),
+        "files": sorted(files - {ownership.MARK}),
     }
     for entry in manifest["samples"][:: len(manifest["samples"]) // 10]:
         assert atomic.Path(out / entry["file"]).stat().st_size > 0
@@ -216,12 +216,12 @@ def test_a_set_is_not_replaced_once_a_user_added_a_file_to_it(capsys, generated,
 
 def test_a_set_of_an_older_version_is_replaced_if_its_manifest_lists_all_of_it(capsys, generated, tmp_path):
     out = shutil.copytree(generated[0], tmp_path / "hw")
-    (out / atomic.MARK).unlink()  # older versions wrote no record
+    (out / ownership.MARK).unlink()  # older versions wrote no record
     code, _, _ = run(capsys, "handwriting", "--output-dir", str(out), "--per-style", "1", "--seed", "3")
     assert code == 0
     assert handwriting.load_manifest(out)["seed"] == 3
-    assert atomic.written_by(out)["step"] == "digits-data handwriting"
-    (out / atomic.MARK).unlink()
+    assert ownership.written_by(out)["step"] == "digits-data handwriting"
+    (out / ownership.MARK).unlink()
     (out / "lower-left-corner.png").write_bytes(b"a scan")
     code, _, err = run(capsys, "handwriting", "--output-dir", str(out), "--per-style", "1")
     assert code == 1
@@ -306,11 +306,11 @@ def test_a_record_naming_a_users_scans_gets_none_of_them_deleted(capsys, generat
     scans.mkdir()
     (scans / "digit-5-from-bank-form.png").write_bytes(b"a scan")
     if forgery == "link to a real record":
-        (scans / atomic.MARK).symlink_to(generated[0] / atomic.MARK)
+        (scans / ownership.MARK).symlink_to(generated[0] / ownership.MARK)
         problem = "is a link, pipe or other non-regular file, which proves nothing"
     else:
         record = {"step": "digits-data handwriting", "files": ["digit-5-from-bank-form.png"]}
-        (scans / atomic.MARK).write_text(json.dumps(record))
+        (scans / ownership.MARK).write_text(json.dumps(record))
         problem = "has a record of an older version, which lists names but not contents"
     before = files_of(scans)
     code, out, err = run(capsys, "handwriting", "--output-dir", str(scans), "--per-style", "1")

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from digits_core import atomic
+from digits_core import atomic, ownership
 from digits_core.cli_support import run_fire
 from digits_core.errors import DigitsError
 from digits_data import cli, curate, dataset, handwriting, mnist
@@ -151,12 +151,12 @@ def test_curate_refuses_a_folder_of_the_users_own_npz_files(capsys, mnist_dir, t
 
 
 def test_curate_records_what_it_wrote_and_replaces_only_that(curated, mnist_dir):
-    written = sorted(p.name for p in curated.iterdir() if p.name != atomic.MARK)
-    assert atomic.written_by(curated) == {"step": "digits-data curate", "files": written}
+    written = sorted(p.name for p in curated.iterdir() if p.name != ownership.MARK)
+    assert ownership.written_by(curated) == {"step": "digits-data curate", "files": written}
     write_contact_sheet(curated, curated / "samples.png")  # what `make inspect` adds to the folder
     (curated / ".samples.png.k3j2.tmp").write_bytes(b"half")  # left by an inspect that was killed
     curate.curate(mnist_dir, curated, **TINY)  # its own folder: replaced whole
-    assert sorted(p.name for p in curated.iterdir()) == sorted([atomic.MARK, *written])
+    assert sorted(p.name for p in curated.iterdir()) == sorted([ownership.MARK, *written])
     (curated / "my_experiment_results.npz").write_bytes(b"weeks of runs")  # added by the user since
     before = snapshot(curated)
     with pytest.raises(DigitsError, match=r"did not write \(my_experiment_results.npz\)"):
@@ -183,9 +183,9 @@ def test_a_record_naming_a_users_files_gets_none_of_them_deleted(
     (mine / "eval.npz").write_bytes(b"my own eval split")
     (mine / "thesis.tex").write_bytes(b"years of work")
     if forgery == "link":  # a real record, of a real curated folder
-        (mine / atomic.MARK).symlink_to(curated / atomic.MARK)
+        (mine / ownership.MARK).symlink_to(curated / ownership.MARK)
         problem = (
-            f"{mine / atomic.MARK} is a link, pipe or other non-regular file, which proves nothing, so "
+            f"{mine / ownership.MARK} is a link, pipe or other non-regular file, which proves nothing, so "
             f"`digits-data curate` will not replace {mine}: remove it if {mine} is yours to lose, "
             "or choose another output folder"
         )
@@ -204,7 +204,7 @@ def test_a_record_naming_a_users_files_gets_none_of_them_deleted(
                 "`digits-data curate` cannot tell its files from a user's and will not replace it: "
                 f"delete {mine} yourself if nothing in it is needed, or choose another output folder"
             )
-        (mine / atomic.MARK).write_text(json.dumps(record))
+        (mine / ownership.MARK).write_text(json.dumps(record))
     before = snapshot(mine)
     assert curate_cli(capsys, mnist_dir, mine) == (1, "", f"digits-data: error: {problem}\n")
     assert snapshot(mine) == before
@@ -215,15 +215,15 @@ def test_a_pipe_named_like_a_record_is_refused_at_once_and_never_opened(mnist_di
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "eval.npz").write_bytes(b"my own eval split")
-    os.mkfifo(mine / atomic.MARK)  # reading it would wait for a writer forever
+    os.mkfifo(mine / ownership.MARK)  # reading it would wait for a writer forever
     command = [sys.executable, "-m", "digits_data", "curate", "--data-dir", str(mnist_dir)]
     command += ["--output-dir", str(mine), *CURATE_TINY]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
-        f"digits-data: error: {mine / atomic.MARK} is a link, pipe or other non-regular file, which proves "
-        f"nothing, so `digits-data curate` will not replace {mine}: remove it if {mine} is yours to lose, "
-        "or choose another output folder\n"
+        f"digits-data: error: {mine / ownership.MARK} is a link, pipe or other non-regular file, which "
+        f"proves nothing, so `digits-data curate` will not replace {mine}: remove it if {mine} is yours to "
+        "lose, or choose another output folder\n"
     )
     assert (mine / "eval.npz").read_bytes() == b"my own eval split"
 
@@ -253,7 +253,7 @@ def test_a_contact_sheet_is_replaced_only_if_it_is_the_one_drawn_from_the_data(c
 
 
 def test_an_older_curated_folder_whose_split_was_edited_is_not_replaced(curated, mnist_dir):
-    (curated / atomic.MARK).unlink()  # older versions wrote no record: the manifest's sha256 prove it
+    (curated / ownership.MARK).unlink()  # older versions wrote no record: the manifest's sha256 prove it
     (curated / "val.npz").write_bytes(b"a user's own val split")
     before = snapshot(curated)
     with pytest.raises(DigitsError, match=r"did not write \(eval.npz, manifest.json, other_train.npz, ...\)"):
@@ -274,12 +274,12 @@ def test_curate_refuses_a_folder_another_step_wrote(mnist_dir, tmp_path):
 
 
 def test_a_curated_folder_of_an_older_version_is_replaced_if_its_manifest_lists_all_of_it(curated, mnist_dir):
-    (curated / atomic.MARK).unlink()  # older versions wrote no record
+    (curated / ownership.MARK).unlink()  # older versions wrote no record
     write_contact_sheet(curated, curated / "samples.png")
     curate.curate(mnist_dir, curated, **TINY)
-    assert atomic.written_by(curated)["step"] == "digits-data curate"
+    assert ownership.written_by(curated)["step"] == "digits-data curate"
     assert dataset.load_manifest(curated)["splits"]["eval"]["n"] == 16
-    (curated / atomic.MARK).unlink()
+    (curated / ownership.MARK).unlink()
     (curated / "old_train.npz").write_bytes(b"a user's copy")  # not in the manifest: not ours
     before = snapshot(curated)
     with pytest.raises(DigitsError, match=r"did not write \(.*old_train.npz.*\)"):
@@ -290,12 +290,12 @@ def test_a_curated_folder_of_an_older_version_is_replaced_if_its_manifest_lists_
 def test_a_curated_folder_with_the_previous_versions_record_is_replaced_when_its_manifest_proves_it(
     curated, mnist_dir
 ):
-    names = sorted(p.name for p in curated.iterdir() if p.name != atomic.MARK)
-    (curated / atomic.MARK).write_text(json.dumps({"step": "digits-data curate", "files": names}))
+    names = sorted(p.name for p in curated.iterdir() if p.name != ownership.MARK)
+    (curated / ownership.MARK).write_text(json.dumps({"step": "digits-data curate", "files": names}))
     write_contact_sheet(curated, curated / "samples.png")
     curate.curate(mnist_dir, curated, **TINY)
-    assert json.loads((curated / atomic.MARK).read_text())["format"] == atomic.RECORD_FORMAT
-    assert sorted(p.name for p in curated.iterdir()) == sorted([atomic.MARK, *names])
+    assert json.loads((curated / ownership.MARK).read_text())["format"] == ownership.RECORD_FORMAT
+    assert sorted(p.name for p in curated.iterdir()) == sorted([ownership.MARK, *names])
 
 
 def test_curate_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, mnist_dir, small_disk):

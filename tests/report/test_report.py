@@ -251,16 +251,16 @@ def test_report_refuses_a_folder_of_holiday_photos(capsys, report_inputs, tmp_pa
 
 
 def test_a_report_is_replaced_by_the_next_unless_a_user_added_a_file(report, report_inputs, tmp_path):
-    from digits_core import atomic
+    from digits_core import ownership
 
     i = report_inputs
     out = shutil.copytree(report["dir"], tmp_path / "report")
-    assert atomic.written_by(out) == {
+    assert ownership.written_by(out) == {
         "step": "digits-report",
-        "files": sorted(p.name for p in out.iterdir() if p.name != atomic.MARK),
+        "files": sorted(p.name for p in out.iterdir() if p.name != ownership.MARK),
     }
     write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out)
-    assert atomic.written_by(out)["step"] == "digits-report"
+    assert ownership.written_by(out)["step"] == "digits-report"
     (out / "notes.txt").write_text("for the meeting")
     with pytest.raises(DigitsError, match=r"did not write \(notes.txt\)"):
         write_report(i["curated"], i["train"], i["model"], i["eval"], i["timings"], out)
@@ -295,12 +295,12 @@ def test_a_report_of_the_previous_version_is_not_wiped_on_its_names_alone(
     capsys, report, report_inputs, tmp_path
 ):
     """Its record lists names, as a copied or forged one would: nothing proves the files are its own."""
-    from digits_core import atomic
+    from digits_core import ownership
     from digits_report import cli as report_cli
 
     out = shutil.copytree(report["dir"], tmp_path / "report")
-    names = sorted(p.name for p in out.iterdir() if p.name != atomic.MARK)
-    (out / atomic.MARK).write_text(json.dumps({"step": "digits-report", "files": names}))
+    names = sorted(p.name for p in out.iterdir() if p.name != ownership.MARK)
+    (out / ownership.MARK).write_text(json.dumps({"step": "digits-report", "files": names}))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     code = run_fire(report_cli.report, "digits-report", [str(a) for a in report_argv(report_inputs, out)])
     captured = capsys.readouterr()

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 from digits_core.errors import DigitsError
 from digits_runtime import Predictor
 from digits_runtime.serve.admission import MAX_PNG_CHUNKS
-from digits_runtime.serve.app import Batcher, admit, named_bytes
+from digits_runtime.serve.app import Batcher, admit
+from digits_runtime.serve.bodies import named_bytes
 from digits_runtime.serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
 from digits_runtime.serve.limits import (
     CLIENT_BODY_SHARE,

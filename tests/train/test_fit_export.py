@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from digits_core import atomic, contract, refusal
+from digits_core import contract, ownership, refusal
 from digits_core.errors import DigitsError
 from digits_core.images import pixels_from_uint8
 from digits_core.refusal import RefusalRule
@@ -34,14 +34,14 @@ def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
     out, summary = trained["dir"], trained["summary"]
     assert sorted(p.name for p in out.iterdir()) == [
         ".model.onnx.lock",  # the fixture exported model.onnx here too
-        atomic.MARK,
+        ownership.MARK,
         "best.ckpt",
         "config.json",
         "lightning_logs",
         "model.onnx",
         "summary.json",
     ]
-    assert atomic.written_by(out) == {
+    assert ownership.written_by(out) == {
         "step": "digits-train fit",
         "files": ["best.ckpt", "config.json", "lightning_logs", "summary.json"],
     }

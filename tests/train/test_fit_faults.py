@@ -7,7 +7,7 @@ import lightning as L
 import pytest
 import torch
 
-from digits_core import atomic
+from digits_core import ownership
 from digits_core.cli_support import run_fire
 from digits_core.errors import DigitsError
 from digits_train import cli
@@ -55,7 +55,7 @@ def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated)
     assert summary["epochs_run"] == 1
     assert torch.get_num_threads() == 1  # the run used the threads it was given
     assert sorted(p.name for p in previous_run.iterdir()) == [
-        atomic.MARK,
+        ownership.MARK,
         "best.ckpt",
         "config.json",
         "lightning_logs",
@@ -66,7 +66,7 @@ def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated)
 
 def test_a_folder_without_a_record_is_never_replaced_on_its_names_alone(previous_run, small_curated):
     """Names prove nothing: a user's best.ckpt and summary.json look like an older version's run."""
-    (previous_run / atomic.MARK).unlink()
+    (previous_run / ownership.MARK).unlink()
     before = snapshot(previous_run)
     with pytest.raises(
         DigitsError, match=r"holds files `digits-train fit` did not write \(best.ckpt, config.json"

@@ -7,7 +7,8 @@ Scratch names start with the target's name (``.NAME.XXXX.tmp``), so the next wri
 target finds what a killed run left behind and removes it. Folders are written under a lock,
 so two runs writing the same folder take turns instead of tripping over each other, and carry
 a record of the step that wrote them and the sha256 of every file it wrote, so that a step
-replaces only a folder of its own whose files are still the ones it wrote.
+replaces only a folder of its own whose files are still the ones it wrote (that record is
+:mod:`digits_core.ownership`'s).
 """
 
 import contextlib
@@ -15,17 +16,15 @@ import ctypes
 import errno
 import fcntl
 import glob
-import hashlib
-import json
 import os
 import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any
 
+from digits_core import ownership
 from digits_core.errors import DigitsError
 
 _WHAT_TO_DO = {
@@ -195,29 +194,13 @@ def _remove_dead_scratch(target: Path) -> None:
             os.close(fd)
 
 
-MARK = ".written-by"
-"""The file in an output folder recording which step wrote it and what it put there (JSON)."""
-
-RECORD_FORMAT = 2
-"""Records of this format vouch for content: ``{"format": 2, "step": STEP, "files": [top-level
-names], "sha256": {path inside the folder: sha256 of its bytes}}``. The previous format had no
-``format`` and no ``sha256`` (names only); its ``step`` and ``files`` are kept as they were, so
-that older versions still read a new record."""
-
-_RECORD_LIMIT = 64 * 2**20  # a record larger than this was not written by a step
-
-Proof = Mapping[str, str] | Collection[str]
-"""What a step's own older files vouch for in a folder: the sha256 of each file by its path
-inside the folder (a proof of content), or, from steps that keep no checksums, bare names."""
-
-
 @contextlib.contextmanager
 def atomic_dir(
     target: str | os.PathLike,
     step: str,
     *,
     added_later: Collection[str] = (),
-    legacy: Callable[[Path], Proof] | None = None,
+    legacy: Callable[[Path], ownership.Proof] | None = None,
 ) -> Iterator[Path]:
     """Yield an empty scratch folder beside ``target``; on success it replaces ``target`` whole.
 
@@ -226,13 +209,14 @@ def atomic_dir(
     same folder take turns (:func:`exclusive`). Every file and folder written is flushed to the
     disk before the rename, and the rename after it.
 
-    The folder gets a record, :data:`MARK`, naming ``step`` and the sha256 of every file it wrote.
-    An existing ``target`` is replaced only when its record names the same ``step`` and every
-    file in it is one the record lists with the same content, or one that other steps add to it
-    (``added_later``, by exact name) whose content ``legacy(target)`` vouches for. Anything else
-    (a file the record does not list or lists with other content, a link, a pipe, a record that
-    is a link or not a regular file) makes the whole replacement refused before any work, so an
-    output folder given by mistake, or a forged or copied record, never costs a user a file.
+    The folder gets a record (:mod:`digits_core.ownership`) naming ``step`` and the sha256 of
+    every file it wrote. An existing ``target`` is replaced only when its record names the same
+    ``step`` and every file in it is one the record lists with the same content, or one that other
+    steps add to it (``added_later``, by exact name) whose content ``legacy(target)`` vouches for.
+    Anything else (a file the record does not list or lists with other content, a link, a pipe, a
+    record that is a link or not a regular file) makes the whole replacement refused before any
+    work, so an output folder given by mistake, or a forged or copied record, never costs a user a
+    file.
 
     A folder without a record, or with a record of the previous format (names, no content),
     is replaced only when ``legacy(target)`` vouches for all of it: the step's own older files
@@ -244,7 +228,10 @@ def atomic_dir(
         target = Path(os.path.realpath(target))  # replace what the link points to, keep the link
     with exclusive(target):
         try:
-            _check_owned(target, step, added_later, legacy)
+            if target.is_dir():
+                for name in added_later:  # what a killed writer of such a file left is not in the way
+                    _remove_dead_scratch(target / name)
+            ownership.check_owned(target, step, added_later, legacy)
         except OSError as exc:  # unreadable, or changed by someone else while being checked
             raise DigitsError(
                 f"cannot check what {target} holds ({exc.strerror or exc}), so `{step}` will not replace it: "
@@ -255,13 +242,7 @@ def atomic_dir(
             scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
             os.chmod(scratch, 0o755)
             yield scratch
-            record = {
-                "format": RECORD_FORMAT,
-                "step": step,
-                "files": sorted(p.name for p in scratch.iterdir()),
-                "sha256": _hash_tree(scratch),
-            }
-            (scratch / MARK).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            ownership.write_record(scratch, step)
             sync_tree(scratch)  # every file and folder on the disk before the rename
             old = None
             if target.exists() and _exchange(scratch, target):
@@ -284,22 +265,6 @@ def atomic_dir(
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _hash_tree(folder: Path) -> dict[str, str]:
-    """The sha256 of every regular file under ``folder``, by its path inside it (``a/b.csv``).
-
-    Links are not followed and anything but a regular file or folder is left out (never opened).
-    """
-    hashes = {}
-    for top, folders, files in os.walk(folder):
-        folders.sort()
-        for name in sorted(files):
-            path = Path(top, name)
-            digest = file_sha256(path)
-            if digest is not None:
-                hashes[path.relative_to(folder).as_posix()] = digest
-    return hashes
 
 
 def sync_tree(folder: str | os.PathLike) -> None:
@@ -353,209 +318,6 @@ def _syncfs(folder: str | os.PathLike) -> bool:
     finally:
         os.close(fd)
     return True
-
-
-def file_sha256(path: str | os.PathLike) -> str | None:
-    """The hex sha256 of the regular file at ``path``; None for a link, pipe, device or folder.
-
-    It never follows a link and never blocks: a pipe or device is not opened at all.
-    """
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the lstat
-            return None
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """The JSON value in ``path``, or None when it is missing, not a regular file or not JSON (for
-    records a step may find). A pipe or device is never read: it could block or never end."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        try:
-            return json.loads(fh.read())
-        except (OSError, ValueError):
-            return None
-
-
-class _NotARecord(Exception):
-    """The record's name is taken by a link, pipe, device or folder, which proves nothing."""
-
-
-def _read_record(folder: Path) -> dict | None:
-    """The record in ``folder`` as ``{"step", "files", "sha256"}`` (``sha256`` None for the previous
-    format), or None when there is none or it is not one.
-
-    Raises :class:`_NotARecord` when :data:`MARK` is there but is not a regular file: it is never
-    opened (a pipe would block, a device could answer anything) and never followed (a link to a
-    real record elsewhere vouches for that folder, not this one).
-    """
-    path = folder / MARK
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            raise _NotARecord
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        raise _NotARecord from None  # a link swapped in since the lstat (ELOOP), or unreadable
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _NotARecord  # swapped for something else since the lstat
-        if os.fstat(fd).st_size > _RECORD_LIMIT:
-            return None
-        try:
-            record = json.loads(fh.read())
-        except (OSError, ValueError):
-            return None
-    if not isinstance(record, dict) or not isinstance(record.get("step"), str):
-        return None
-    files = record.get("files")
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        return None
-    hashes = record.get("sha256")
-    content = record.get("format") == RECORD_FORMAT and isinstance(hashes, dict)
-    if content and not all(isinstance(k, str) and isinstance(v, str) for k, v in hashes.items()):
-        return None
-    return {"step": record["step"], "files": files, "sha256": hashes if content else None}
-
-
-def written_by(folder: str | os.PathLike) -> dict | None:
-    """The step that wrote ``folder`` and the entries it put there (``{"step", "files"}``), from its
-    record; None if it has none, or if the record is a link, a pipe or anything but a regular file."""
-    try:
-        record = _read_record(Path(folder))
-    except _NotARecord:
-        return None
-    return None if record is None else {"step": record["step"], "files": record["files"]}
-
-
-def _check_owned(
-    target: Path,
-    step: str,
-    added_later: Collection[str],
-    legacy: Callable[[Path], Proof] | None,
-) -> None:
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise DigitsError(f"{target} exists and is not a folder: choose another output folder")
-    for name in added_later:  # what a killed writer of such a file left is not in the way
-        _remove_dead_scratch(target / name)
-    present = sorted(p.name for p in target.iterdir())
-    if not present:
-        return
-    try:
-        record = _read_record(target)
-    except _NotARecord:
-        raise DigitsError(
-            f"{target / MARK} is a link, pipe or other non-regular file, which proves nothing, so `{step}` "
-            f"will not replace {target}: remove it if {target} is yours to lose, "
-            "or choose another output folder"
-        ) from None
-    if record is not None and record["step"] != step:
-        raise DigitsError(
-            f"{target} was written by `{record['step']}`, not `{step}`, so it will not replace it: "
-            "choose another output folder"
-        )
-    # Anything but plain files and folders is not a step's: refused before any older file is read.
-    kinds = {name: os.lstat(target / name).st_mode for name in present}
-    plain = {name for name, mode in kinds.items() if stat.S_ISREG(mode) or stat.S_ISDIR(mode)}
-    strangers = [name for name in present if name != MARK and name not in plain]
-    if record is None and MARK in present:
-        strangers.append(MARK)  # not a record (a step writes its record whole, in its scratch folder)
-    if record is not None and record["sha256"] is not None:
-        vouched: dict[str, str | None] = dict(record["sha256"])
-        folders = set(record["files"])
-        later = [n for n in added_later if n in present and n not in vouched]
-        if later and legacy is not None and not strangers:
-            proof = _proof(legacy, target)
-            vouched |= {n: proof[n] for n in later if n in proof}
-    elif strangers:
-        vouched, folders = {}, set()
-    else:
-        proof = _proof(legacy, target) if legacy is not None else {}
-        if record is not None and not proof:
-            raise DigitsError(
-                f"{target} has a record of an older version, which lists names but not contents, so `{step}` "
-                f"cannot tell its files from a user's and will not replace it: delete {target} yourself "
-                "if nothing in it is needed, or choose another output folder"
-            )
-        vouched, folders = proof, {path.split("/")[0] for path in proof}
-    changed = []
-    for name in present:
-        if name == MARK or name in strangers:
-            continue
-        verdict = _vouched_for(target, name, stat.S_ISDIR(kinds[name]), vouched, folders)
-        if verdict == "stranger":
-            strangers.append(name)
-        elif verdict == "changed":
-            changed.append(name)
-    if strangers:
-        raise DigitsError(
-            f"{target} holds files `{step}` did not write ({_some(sorted(strangers))}), so it will not "
-            "replace it: move them out or choose a new or empty output folder"
-        )
-    if changed:
-        raise DigitsError(
-            f"{target} holds files changed since `{step}` wrote them ({_some(changed)}), so it will not "
-            "replace it: move them out (or delete them if they are not needed) or choose another "
-            "output folder"
-        )
-
-
-def _proof(legacy: Callable[[Path], Proof], folder: Path) -> dict[str, str | None]:
-    """What ``legacy`` vouches for in ``folder``, as sha256 by path (None: trusted by name)."""
-    proof = legacy(folder)
-    if isinstance(proof, Mapping):
-        return dict(proof)
-    return dict.fromkeys(proof)
-
-
-def _vouched_for(
-    target: Path, name: str, is_dir: bool, vouched: Mapping[str, str | None], folders: Collection[str]
-) -> str:
-    """Whether the entry ``name`` of ``target`` is what ``vouched`` says: "ok", "changed" or "stranger"."""
-    if name in vouched and vouched[name] is None:
-        return "ok"  # trusted by name (an older folder of a step that keeps no checksums)
-    if not is_dir:
-        if name not in vouched:
-            return "stranger"
-        return "ok" if file_sha256(target / name) == vouched[name] else "changed"
-    if name not in folders:
-        return "stranger"
-    verdict = "ok"
-    for top, subfolders, files in os.walk(target / name, onerror=_raise):  # unreadable: not vouched for
-        for entry in (*files, *subfolders):
-            path = Path(top, entry)
-            inside = path.relative_to(target).as_posix()
-            mode = os.lstat(path).st_mode
-            if stat.S_ISDIR(mode):
-                continue
-            if not stat.S_ISREG(mode) or inside not in vouched:
-                return "stranger"
-            if file_sha256(path) != vouched[inside]:
-                verdict = "changed"
-    return verdict
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
-
-
-def _some(names: list[str]) -> str:
-    """The first three of ``names``, and "..." when there are more."""
-    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def write_bytes(target: str | os.PathLike, data: bytes, *, follow_link: bool = True) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_core import atomic
+from digits_core import atomic, ownership
 from digits_core.checks import check_float, check_int
 from digits_core.contract import LABELS_RULE, MANIFEST_NAME, OUTLIER_SPLITS, SPLITS, check_labels
 from digits_core.errors import ConfigError, DigitsError, UsageError
@@ -238,14 +238,14 @@ def _vouched(folder: Path) -> dict[str, str]:
     manifest; the manifest; and a contact sheet that drawing it again from those splits gives byte
     for byte. Empty when the manifest is not a curation manifest or the split files do not match it.
     """
-    manifest_sha256 = atomic.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
+    manifest_sha256 = ownership.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
     if manifest_sha256 is None:
         return {}
     try:
         manifest = dataset.load_manifest(folder)  # checks every split file against its sha256
         names = (*SPLITS, *OUTLIER_SPLITS)
         proof = {f"{name}.npz": dataset.split_entry(manifest, name)["sha256"] for name in names}
-        if atomic.file_sha256(folder / CONTACT_SHEET) is not None:
+        if ownership.file_sha256(folder / CONTACT_SHEET) is not None:
             proof[CONTACT_SHEET] = hashlib.sha256(contact_sheet_png(folder)).hexdigest()
     except (DigitsError, TypeError, KeyError):
         return {}

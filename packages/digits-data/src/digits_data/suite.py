@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digits_core import atomic
+from digits_core import atomic, ownership
 from digits_core.contract import CLASSES, MANIFEST_NAME
 from digits_core.errors import DigitsError
 from digits_core.images import load_image
@@ -142,13 +142,13 @@ def _vouched(folder: Path) -> dict[str, str]:
     """The sha256 of the files a suite folder's own manifest proves (for a folder an older version
     wrote, whose record lists names only): the arrays, checked against the manifest; the manifest;
     and a sheet that drawing it again from those arrays gives byte for byte. Empty when unproven."""
-    manifest_sha256 = atomic.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
+    manifest_sha256 = ownership.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
     if manifest_sha256 is None:
         return {}
     try:
         _, arrays = load(folder)  # checks the arrays against the manifest's sha256
         proof = {SUITE_FILE: dataset.sha256_file(folder / SUITE_FILE), MANIFEST_NAME: manifest_sha256}
-        if atomic.file_sha256(folder / SHEET_NAME) is not None:
+        if ownership.file_sha256(folder / SHEET_NAME) is not None:
             proof[SHEET_NAME] = hashlib.sha256(_png(sheet(arrays))).hexdigest()
     except (DigitsError, TypeError, KeyError, ValueError, OSError):
         return {}
@@ -199,7 +199,7 @@ def load(directory: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     written by something else, or changed since it was written.
     """
     folder = Path(directory)
-    manifest = atomic.read_json(folder / MANIFEST_NAME)
+    manifest = ownership.read_json(folder / MANIFEST_NAME)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DigitsError(f"{folder / MANIFEST_NAME} is missing or not a degradation suite's: {SUITE_HINT}")
     path = folder / SUITE_FILE

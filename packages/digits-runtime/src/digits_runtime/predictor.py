@@ -1,6 +1,5 @@
 """The embeddable predictor: one ONNX model loaded once, predictions from files, bytes, images or arrays."""
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -9,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+import digits_runtime.model_check as model_check
 from digits_core import contract
 from digits_core.errors import DigitsError, first_line
 from digits_core.images import pixels_from_uint8
@@ -136,94 +136,13 @@ class Predictor:
         self.path: Path | None = path
         """The model's file as given; None for a model made from bytes."""
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.labels: tuple[int, ...] = self._check_contract()
-        self.refusal: RefusalRule | None = self._read_refusal()
+        self.labels: tuple[int, ...] = model_check.check_model(self.session, self.metadata, self._name)
+        self.refusal: RefusalRule | None = model_check.read_refusal(self.metadata, self._name)
         """The rule that refuses images unlike any digit; None: the model accepts every image."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as what the Predictor was made from: it is loaded again where it is unpickled."""
         return _reopen, (type(self), self._source, self._threads)
-
-    def _check_contract(self) -> tuple[int, ...]:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        size = contract.IMAGE_SIZE
-        if len(inputs) != 1 or inputs[0].name != contract.INPUT_NAME or inputs[0].type != "tensor(float)":
-            found = ", ".join(f"{i.name} {i.type}" for i in inputs)
-            raise DigitsError(
-                f"{self._name} does not take one float input '{contract.INPUT_NAME}' (it takes {found})"
-            )
-        if list(inputs[0].shape[1:]) != [1, size, size] or len(inputs[0].shape) != 4:
-            raise DigitsError(
-                f"{self._name} expects input shape {inputs[0].shape}, not (N, 1, {size}, {size}): "
-                "not a digits model"
-            )
-        names = {o.name for o in outputs}
-        if {contract.LOGITS_NAME, contract.PROBABILITIES_NAME} - names:
-            raise DigitsError(
-                f"{self._name} lacks the outputs '{contract.LOGITS_NAME}' and '{contract.PROBABILITIES_NAME}'"
-            )
-        text = self.metadata.get(contract.META_LABELS)
-        if text is None:
-            raise DigitsError(f"{self._name} has no '{contract.META_LABELS}' metadata: not a digits model")
-        try:
-            found = json.loads(text)
-        except ValueError:
-            raise DigitsError(
-                f"{self._name} has '{contract.META_LABELS}' metadata that is not JSON ({text[:40]!r}): "
-                "not a digits model"
-            ) from None
-        try:
-            labels = contract.check_labels(found)
-        except ValueError as exc:
-            raise DigitsError(
-                f"{self._name} has labels {json.dumps(found)} ({exc}): a digits model's labels are "
-                f"{contract.LABELS_RULE}; export it again with `digits-train export`"
-            ) from None
-        batch = inputs[0].shape[0]
-        if isinstance(batch, int):
-            raise DigitsError(
-                f"{self._name} takes a fixed batch of {batch} image(s): "
-                "export it with a dynamic batch dimension"
-            )
-        # The output width is often symbolic in the graph: run known images to see it, and to see
-        # that the model answers them with numbers (not NaN or infinity).
-        probes = _probe_images()
-        try:
-            results = self.session.run([o.name for o in outputs], {contract.INPUT_NAME: probes})
-        except Exception as exc:  # onnxruntime raises its own types
-            raise DigitsError(
-                f"{self._name} fails on a batch of {len(probes)} images: {first_line(exc)}"
-            ) from None
-        named = {
-            o.name: r
-            for o, r in zip(outputs, results, strict=True)
-            if o.name in (contract.LOGITS_NAME, contract.PROBABILITIES_NAME)
-        }
-        for name, result in named.items():
-            if result.shape != (len(probes), len(labels)):
-                raise DigitsError(
-                    f"{self._name} gives '{name}' of shape {list(result.shape[1:])} per image "
-                    f"but has {len(labels)} labels {list(labels)}: its outputs do not match its labels"
-                )
-        for name, result in named.items():
-            if not np.isfinite(result).all():
-                raise DigitsError(
-                    f"{self._name} gives NaN or infinity as '{name}' for a blank image or a drawn digit: "
-                    "the model is broken (weights that are NaN or overflow); train and export it again"
-                )
-        return labels
-
-    def _read_refusal(self) -> RefusalRule | None:
-        text = self.metadata.get(contract.META_REFUSAL)
-        if text is None:
-            return None
-        try:
-            return RefusalRule.from_json(text)
-        except ValueError as exc:
-            raise DigitsError(
-                f"{self._name} has malformed '{contract.META_REFUSAL}' metadata ({exc}): "
-                "export the model again with `digits-train export`"
-            ) from None
 
     @property
     def score_kind(self) -> str:
@@ -390,16 +309,3 @@ def _reopen(cls: type[Predictor], model: Path | bytes, threads: int | None) -> P
 def _finite_rows(logits: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Which images (rows) the model answered with numbers only, (N,) bool."""
     return np.isfinite(logits).all(1) & np.isfinite(probabilities).all(1)
-
-
-def _probe_images() -> np.ndarray:
-    """Known input (2, 1, 28, 28) that a working model answers with numbers: a blank image and a drawn 0.
-
-    Blank alone would not do: zero pixels times weights scaled to overflow are still zero; ink
-    times them is not.
-    """
-    size = contract.IMAGE_SIZE
-    ys, xs = np.mgrid[0:size, 0:size] - (size - 1) / 2
-    oval = np.hypot(ys / 9.0, xs / 6.5)  # 1 on an upright oval 18 pixels tall, 13 wide
-    zero = np.clip(1.0 - 5.0 * np.abs(oval - 1.0), 0.0, 1.0)  # a stroke some 3 pixels wide
-    return np.stack([np.zeros_like(zero), zero]).astype(np.float32)[:, None]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_core import atomic
+from digits_core import atomic, ownership
 from digits_core.checks import check_int
 from digits_core.contract import MANIFEST_NAME
 from digits_core.errors import DigitsError
@@ -99,7 +99,7 @@ def _vouched(folder: Path) -> dict[str, str]:
     a record): every sample, checked against the manifest; the manifest; and a sheet that drawing it
     again from those samples gives byte for byte. Empty when the manifest does not hold or match.
     """
-    manifest_sha256 = atomic.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
+    manifest_sha256 = ownership.file_sha256(folder / MANIFEST_NAME)  # never a link or a pipe
     if manifest_sha256 is None:
         return {}
     try:
@@ -108,7 +108,7 @@ def _vouched(folder: Path) -> dict[str, str]:
         return {}
     entries = manifest["samples"]
     proof = {entry["file"]: entry["sha256"] for entry in entries} | {MANIFEST_NAME: manifest_sha256}
-    if atomic.file_sha256(folder / SHEET_NAME) is not None:
+    if ownership.file_sha256(folder / SHEET_NAME) is not None:
         samples = [
             Sample(e["file"], e["label"], e["kind"], e["styles"], {}, (folder / e["file"]).read_bytes())
             for e in entries

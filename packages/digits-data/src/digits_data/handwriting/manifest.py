@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from digits_core import atomic
+from digits_core import ownership
 from digits_core.contract import MANIFEST_NAME
 from digits_core.errors import DigitsError
 from digits_data.dataset import sha256_file
@@ -17,7 +17,7 @@ SHEET_NAME = "sheet.png"
 
 def _read_manifest(path: Path) -> dict | None:
     """The manifest of a generated set at ``path``; None if it is missing, not JSON or of another format."""
-    manifest = atomic.read_json(path)
+    manifest = ownership.read_json(path)
     return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
 
 

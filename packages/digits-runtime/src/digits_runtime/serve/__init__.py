@@ -6,7 +6,9 @@ describe the API; ``/healthz``, ``/readyz``, ``/model`` and ``/metrics`` describ
 server. Each worker process loads the model once, before it accepts connections. Decoding and
 inference run in worker threads, and requests with costly images take a lane of their own, so
 that they never hold up small ones. The folder holds :mod:`~digits_runtime.serve.app` (routes,
-limits, batching), :mod:`~digits_runtime.serve.admission` (what images cost before they are read),
+limits, batching), :mod:`~digits_runtime.serve.bodies` (reading request bodies and their files),
+:mod:`~digits_runtime.serve.errors` (the JSON error answers),
+:mod:`~digits_runtime.serve.admission` (what images cost before they are read),
 :mod:`~digits_runtime.serve.limits` (what a request may cost),
 :mod:`~digits_runtime.serve.server` (processes and signals), :mod:`~digits_runtime.serve.connections`
 (the connection limits uvicorn lacks), :mod:`~digits_runtime.serve.observe` (metrics and access

@@ -1,4 +1,6 @@
 """The HTTP application of `digits serve`: its routes, limits and the batching of waiting requests.
+Request bodies are read by :mod:`~digits_runtime.serve.bodies`, error answers written by
+:mod:`~digits_runtime.serve.errors`.
 
 ``POST /predict`` classifies one image (the raw body) or several (multipart files) and answers
 ``{"results": [...]}``, one result per image in order, whatever their number: its file name,
@@ -20,18 +22,15 @@ import hashlib
 import io
 import json
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 from typing import Any
 
 import anyio.to_thread
 from PIL import Image, ImageDraw
 from starlette.applications import Starlette
-from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -41,13 +40,13 @@ from digits_core import contract
 from digits_core.errors import DigitsError
 from digits_runtime.predictor import Prediction, Predictor
 from digits_runtime.serve.admission import Cost, TooComplex, image_cost
+from digits_runtime.serve.bodies import HOW, BodyBudget, Reservation, named_bytes, read_body, uploaded_files
+from digits_runtime.serve.errors import ApiError, http_error, internal_error
 from digits_runtime.serve.limits import (
-    CLIENT_BODY_SHARE,
     ERROR_CODES,
     INLINE_BYTES,
     MAX_BODIES_BYTES,
     MAX_BODY_BYTES,
-    MAX_FILES,
     MAX_REQUEST_INFLATION,
     MAX_REQUEST_PIXELS,
     SMALL_REQUEST_WORK,
@@ -55,16 +54,7 @@ from digits_runtime.serve.limits import (
 from digits_runtime.serve.observe import Metrics, Recorder
 from digits_runtime.serve.page import PAGE_HEADERS, page_html
 
-RAW_BODY_NAME = "request body"  # how error messages name an image sent as the raw body
 Classified = tuple[Prediction, float]  # an image's prediction and its refusal score
-
-
-class ApiError(HTTPException):
-    """An error answer: its status, a stable ``code`` for programs, and one line for people."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, message, headers)
-        self.code = code
 
 
 def create_app(
@@ -307,138 +297,6 @@ class Batcher:
         return [error or next(answers) for error in errors]
 
 
-HOW = " (e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png -F file=@b.png URL/predict)"
-
-
-class BodyBudget:
-    """The bytes of request bodies a worker holds, in all and per client (see :data:`MAX_BODIES_BYTES`)."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.used = 0
-        self.clients: dict[str, int] = {}
-
-    def take(self, client: str, size: int) -> None:
-        """Count ``size`` more bytes held for ``client``, or refuse them with 503."""
-        held = self.clients.get(client, 0)
-        if held + size > self.total // CLIENT_BODY_SHARE:
-            raise ApiError(
-                503,
-                "client_busy",
-                f"this client is sending over {self.total // CLIENT_BODY_SHARE / 2**20:.0f} MB of request "
-                "bodies at once, the most one client may: wait for their answers",
-                headers={"Retry-After": "1"},
-            )
-        if self.used + size > self.total:
-            raise ApiError(
-                503,
-                "server_busy",
-                f"the server holds {self.total / 2**20:.0f} MB of request bodies, its most: "
-                "try again shortly",
-                headers={"Retry-After": "1"},
-            )
-        self.used += size
-        self.clients[client] = held + size
-
-    def give_back(self, client: str, size: int) -> None:
-        self.used -= size
-        left = self.clients[client] - size
-        if left:
-            self.clients[client] = left
-        else:
-            del self.clients[client]
-
-
-class Reservation:
-    """What one request holds of the :class:`BodyBudget`."""
-
-    def __init__(self, budget: BodyBudget, client: str) -> None:
-        self.budget, self.client, self.size = budget, client, 0
-
-    def grow(self, size: int) -> None:
-        self.budget.take(self.client, size)
-        self.size += size
-
-    def release(self) -> None:
-        if self.size:
-            self.budget.give_back(self.client, self.size)
-            self.size = 0
-
-
-async def read_body(request: Request, limit: int, held: Reservation) -> io.BytesIO:
-    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes, and with
-    503 when the worker, or this client, holds too many bodies already (``held`` counts it).
-
-    The connection reads and drops the rest of a refused body (up to ``connections.MAX_DRAIN_BYTES``),
-    so that a client that sends its whole body before it reads gets the answer; a body declared
-    larger than that is not worth reading, and the connection ends after the answer.
-    """
-    declared = request.headers.get("content-length", "")
-    hopeless = declared.isdigit() and int(declared) > connections.MAX_DRAIN_BYTES
-    too_large = ApiError(
-        413,
-        "body_too_large",
-        f"the request body is over the limit of {limit:,} bytes: send smaller or fewer images",
-        headers={"Connection": "close"} if hopeless else None,
-    )
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    if declared.isdigit():
-        held.grow(int(declared))  # before a byte is read: a refused body is dropped as it comes
-    # Written into one buffer as it comes: a body is held once, not as pieces and then joined.
-    body, size = io.BytesIO(), 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            if size > held.size:  # a chunked body, counted as it grows
-                held.grow(size - held.size)
-            body.write(chunk)
-    except ClientDisconnect:
-        raise ApiError(400, "incomplete_body", "the client went away before the body was complete") from None
-    body.seek(0)
-    return body
-
-
-async def uploaded_files(headers: Headers, body: bytes, limit: int) -> list[io.BytesIO]:
-    """The file parts of a multipart body, in order, as in-memory files named by their filenames."""
-
-    async def whole() -> Any:
-        yield body
-
-    parser = MultiPartParser(headers, whole(), max_files=MAX_FILES, max_fields=MAX_FILES, max_part_size=limit)
-    parser.spool_max_size = limit  # keep every part in memory: uploads never touch the disk
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise ApiError(400, "bad_multipart", f"the multipart body could not be read: {exc.message}") from None
-    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-    if not files:
-        raise ApiError(
-            400, "no_files", f"the multipart body holds no files: send each image as a file part{HOW}"
-        )
-    sources = [named_bytes(await f.read(), f.filename) for f in files]
-    await form.close()
-    return sources
-
-
-def named_bytes(data: bytes | io.BytesIO, filename: str | None) -> io.BytesIO:
-    """An in-memory file (``data``, or one holding it) named by the last part of ``filename``
-    (never opened as a path).
-
-    Its ``filename`` is what answers echo (None for an image sent as the raw body); its ``name``
-    is how error messages call it.
-    """
-    buffer = data if isinstance(data, io.BytesIO) else io.BytesIO(data)
-    if filename is None:
-        buffer.filename, buffer.name = None, RAW_BODY_NAME  # type: ignore[attr-defined]
-        return buffer
-    base = PurePosixPath(filename.replace("\\", "/")).name
-    buffer.name = buffer.filename = "".join(c for c in base if c.isprintable())[:100] or "upload"  # type: ignore[attr-defined]
-    return buffer
-
-
 def model_info(predictor: Predictor) -> dict[str, Any]:
     """What the model says about itself: labels, data fingerprint, validation metrics, versions, refusal."""
 
@@ -460,27 +318,3 @@ def model_info(predictor: Predictor) -> dict[str, Any]:
         "versions": parsed(contract.META_VERSIONS),
         "refusal": parsed(contract.META_REFUSAL),
     }
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Every error the server means to send is JSON: ``{"code": "a_stable_code", "error": "one line"}``."""
-    assert isinstance(exc, HTTPException)
-    if isinstance(exc, ApiError):
-        code, message = exc.code, exc.detail
-    elif exc.status_code == 404:
-        code, message = "not_found", f"there is no {request.url.path} here: the routes are listed at /docs"
-    elif exc.status_code == 405:
-        code, message = "method_not_allowed", f"{request.url.path} does not take {request.method}"
-    else:
-        code, message = f"http_{exc.status_code}", exc.detail
-    request.app.state.metrics.errors.labels(code).inc()
-    return JSONResponse({"code": code, "error": message}, status_code=exc.status_code, headers=exc.headers)
-
-
-async def internal_error(request: Request, exc: Exception) -> Response:
-    """A bug: the client gets one line, the traceback goes to the server's log only."""
-    request.app.state.metrics.errors.labels("internal_error").inc()
-    return JSONResponse(
-        {"code": "internal_error", "error": "internal error: the server could not answer this request"},
-        status_code=500,
-    )
