@@ -3,6 +3,7 @@
 import contextlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,28 @@ from pathlib import Path
 from digits_core.cli_support import run_fire
 
 SLOW_IMAGES = 1024  # the batch tests' slow archive: 240x240 PNGs, about 6 ms each to bring to MNIST form
+
+
+EXE = [sys.executable, "-m", "digits_runtime"]
+"""The `digits` command of the interpreter running the tests."""
+
+
+def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
+    """Run `digits` with ``argv`` (str() of each) and capture its output as text."""
+    return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def wait_listening(process: subprocess.Popen, port: int, log: Path, seconds: float = 60) -> None:
+    """Wait until ``process`` listens on 127.0.0.1:``port``; fail with its ``log`` if it ends first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the server did not listen within {seconds:g} s"
+            time.sleep(0.2)
 
 
 def cli_runner(commands: Mapping[str, Callable], name: str) -> Callable[..., tuple[int, str, str]]:

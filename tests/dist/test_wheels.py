@@ -27,6 +27,8 @@ from digits_data import dataset
 
 from http_helpers import post
 
+from helpers import wait_listening
+
 REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "VERSION").read_text().strip()
 PACKAGES = ("digits_core", "digits_data", "digits_train", "digits_runtime", "digits_report")
@@ -166,18 +168,10 @@ def test_the_runtime_installs_and_runs_outside_the_repository(dist, model_path, 
             stderr=stderr,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "the server did not listen within 60 s"
-                time.sleep(0.2)
+        wait_listening(server, port, log)
         status, _, body = post(f"http://127.0.0.1:{port}", (scans / "0.png").read_bytes())
         assert status == 200
-        answer = body[0] if isinstance(body, list) else body
+        (answer,) = body["results"]  # one image: one result
         assert (answer["prediction"], answer["accepted"]) == (line["prediction"], line["accepted"])
         assert answer["probs"] == line["probs"]
     finally:

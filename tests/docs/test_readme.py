@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import pytest
 from PIL import Image
 
 from digits_data import dataset
+
+from helpers import wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -125,15 +126,7 @@ def server(checkout: Path):
             env=environment(),
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "digits serve did not listen within 60 s"
-                time.sleep(0.2)
+        wait_listening(process, port, log)
         yield f"127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)

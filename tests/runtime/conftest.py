@@ -134,3 +134,9 @@ def archive(small_curated, tmp_path_factory) -> Path:
     (folder / "b" / "notes.png").write_text("not an image")
     (folder / "readme.txt").write_text("not listed: not an image suffix")
     return folder
+
+
+@pytest.fixture(scope="module")
+def model(refusing_model) -> Path:
+    """The tiny model that refuses, as a path."""
+    return refusing_model[0]

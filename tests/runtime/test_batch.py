@@ -21,23 +21,13 @@ from digits_core.contract import META_FINGERPRINT
 from digits_runtime import cli
 from digits_runtime.predictor import Predictor
 
-from helpers import assert_disk_full_line, assert_each_input_once, cli_runner, dask_cluster
+from helpers import assert_disk_full_line, assert_each_input_once, cli_runner, dask_cluster, digits
 
 pq = pytest.importorskip("pyarrow.parquet")
 
-EXE = [sys.executable, "-m", "digits_runtime"]
 BAD = {"b/corrupt.png", "b/empty.png", "b/notes.png"}
 
 run = cli_runner(cli.COMMANDS, "digits")
-
-
-def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=300, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def model(refusing_model) -> Path:
-    return refusing_model[0]
 
 
 @pytest.fixture(scope="module")

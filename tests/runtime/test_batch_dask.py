@@ -9,27 +9,13 @@ import http.server
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-from helpers import dask_cluster
+from helpers import dask_cluster, digits
 
 pq = pytest.importorskip("pyarrow.parquet")
-
-EXE = [sys.executable, "-m", "digits_runtime"]
-
-
-def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=120, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def model(refusing_model) -> Path:
-    return refusing_model[0]
 
 
 @pytest.mark.parametrize("address", ["garbage", "inproc://x", "tcp://127.0.0.1", "http://127.0.0.1:80"])

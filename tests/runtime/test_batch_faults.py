@@ -8,30 +8,18 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from helpers import SLOW_IMAGES, assert_each_input_once, dask_cluster
+from helpers import EXE, SLOW_IMAGES, assert_each_input_once, dask_cluster, digits
 
 pq = pytest.importorskip("pyarrow.parquet")
 
-EXE = [sys.executable, "-m", "digits_runtime"]
-
 
 pytestmark = pytest.mark.slow  # killed processes and a scheduler that never answers: seconds each
-
-
-def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=300, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def model(refusing_model) -> Path:
-    return refusing_model[0]
 
 
 def rows(output: Path) -> list[dict]:

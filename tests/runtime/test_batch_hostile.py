@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,18 +20,9 @@ import pytest
 
 from digits_runtime.predictor import Predictor
 
+from helpers import EXE, digits
+
 pq = pytest.importorskip("pyarrow.parquet")
-
-EXE = [sys.executable, "-m", "digits_runtime"]
-
-
-def digits(*argv, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*EXE, *map(str, argv)], capture_output=True, text=True, timeout=120, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def model(refusing_model) -> Path:
-    return refusing_model[0]
 
 
 @pytest.fixture
