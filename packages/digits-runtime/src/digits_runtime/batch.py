@@ -122,6 +122,7 @@ def run(
             by_worker, counts = _score_parts(
                 folder, todo, stale, len(entries), (executor, model_ref, ahead), job
             )
+            folder.flush()
             jobs.check_complete(folder, len(parts))
     seconds = time.perf_counter() - started
     counts = sum(kept.values(), counts)

@@ -105,10 +105,20 @@ class OutputFolder:
             return None
 
     def write(self, name: str, data: bytes) -> None:
+        """Write a file whole. Locally it reaches the disk at :meth:`flush`: a part's name carries
+        its content's checksum, so a part that a power loss cut short is found and written again."""
         if self.local:
-            atomic.write_bytes(self.path(name), data, follow_link=False)
+            atomic.write_bytes(self.path(name), data, follow_link=False, durable=False)
         else:
             self._call(self.fs.pipe_file, self.path(name), data)  # one object, whole or not at all
+
+    def flush(self) -> None:
+        """Put every file written so far on the disk (an object store's writes already are)."""
+        if self.local:
+            try:
+                atomic.sync_tree(self.root)
+            except OSError as exc:
+                raise DigitsError(f"cannot write {self.name}: {first_line(exc)}") from None
 
     def remove(self, name: str) -> None:
         if self.local:
