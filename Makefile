@@ -41,7 +41,7 @@ PIPELINE := inspect handwriting train evaluate $(ART)/sample-prediction.json $(R
 all: ## Everything, from a fresh clone: data, curation, handwriting set, training, export, evaluation, report
 	+@$(LOCKED) $(PIPELINE)
 
-install: $(INSTALLED) ## Create .venv (Python 3.11) with the five packages (editable) and dev tools, pinned by constraints.txt
+install: $(INSTALLED) ## Create .venv (Python 3.11) with the six packages (editable) and dev tools, pinned by constraints.txt
 
 # pins.in names the packages (editable, with their extras) and the dev tools: one list for both.
 $(INSTALLED): constraints.txt pins.in requirements-dev.txt packages/*/pyproject.toml
@@ -54,7 +54,8 @@ $(INSTALLED): constraints.txt pins.in requirements-dev.txt packages/*/pyproject.
 # input does. The local CPU torch wheel lives in /opt/wheels on these machines.
 LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 $(if $(wildcard /opt/wheels),--find-links /opt/wheels) \
 	--no-emit-package digits-core --no-emit-package digits-data --no-emit-package digits-train \
-	--no-emit-package digits-runtime --no-emit-package digits-report --custom-compile-command 'make lock' pins.in
+	--no-emit-package digits-runtime --no-emit-package digits-serve --no-emit-package digits-report \
+	--custom-compile-command 'make lock' pins.in
 
 lock: $(INSTALLED) ## Regenerate constraints.txt from pins.in and the packages' requirements (uv pip compile)
 	$(LOCK) -o constraints.txt
@@ -162,7 +163,7 @@ FORCE:
 # Every package's version is VERSION (each package folder links to it). Each wheel is built from
 # its sdist, so the sdist is known to be complete, with the setuptools of .venv: no download.
 DIST   ?= dist
-PACKAGES := digits-core digits-data digits-train digits-runtime digits-report
+PACKAGES := digits-core digits-data digits-train digits-runtime digits-serve digits-report
 
 dist: $(INSTALLED) ## Build a wheel and an sdist of every package into DIST (default dist/; the version: VERSION)
 	rm -rf $(DIST)

@@ -78,7 +78,7 @@ def trivial_server() -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from digits_runtime.serve import listen
+    from digits_serve import listen
 
     async def predict(request):
         await request.body()
@@ -484,15 +484,24 @@ def hostile(command: list[str], attack: str, probe_body: bytes, probes: int, exp
 
 
 def reference_env(ref: str, folder: str) -> dict:
-    """The environment that runs `digits serve` as it is at git revision ``ref`` (its runtime only)."""
+    """The environment that runs `digits serve` as it is at git revision ``ref`` (its runtime, and its
+    server where that is a package of its own)."""
     root = Path(__file__).resolve().parent.parent
+
+    def exists(source: str) -> bool:
+        found = subprocess.run(
+            ["git", "-C", str(root), "cat-file", "-e", f"{ref}:{source}"], capture_output=True
+        )
+        return found.returncode == 0
+
+    sources = [
+        source for source in ("packages/digits-runtime/src", "packages/digits-serve/src") if exists(source)
+    ]
     archive = subprocess.run(
-        ["git", "-C", str(root), "archive", ref, "packages/digits-runtime/src"],
-        capture_output=True,
-        check=True,
+        ["git", "-C", str(root), "archive", ref, *sources], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return {**os.environ, "PYTHONPATH": str(Path(folder) / "packages/digits-runtime/src")}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(str(Path(folder) / source) for source in sources)}
 
 
 def photo_png(digit: np.ndarray, rng: np.random.Generator) -> bytes:

@@ -31,7 +31,7 @@ from helpers import wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "VERSION").read_text().strip()
-PACKAGES = ("digits_core", "digits_data", "digits_train", "digits_runtime", "digits_report")
+PACKAGES = ("digits_core", "digits_data", "digits_train", "digits_runtime", "digits_serve", "digits_report")
 
 pytestmark = pytest.mark.slow
 
@@ -78,12 +78,23 @@ def test_make_dist_builds_a_wheel_and_an_sdist_of_every_package_at_one_version(d
     with zipfile.ZipFile(dist / f"digits_runtime-{VERSION}-py3-none-any.whl") as wheel:
         names = wheel.namelist()
         meta = wheel.read(f"digits_runtime-{VERSION}.dist-info/METADATA").decode()
-    assert "digits_runtime/serve/page.html" in names  # package data travels with the code
-    assert not [name for name in names if name.startswith(("tests/", "digits_data/", "digits_core/"))]
+    assert not [
+        name for name in names if name.startswith(("tests/", "digits_data/", "digits_core/", "digits_serve/"))
+    ]
     # What the runtime needs without extras: digits-core, never digits-data or torch.
     plain = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)[^;\n]*$", meta, re.MULTILINE)
     assert sorted(plain) == ["digits-core", "fire", "numpy", "onnxruntime", "pillow", "tqdm"]
     assert re.findall(r"^Provides-Extra: (\w+)$", meta, re.MULTILINE) == ["evaluate", "serve", "batch"]
+    # The serve extra is the package digits-serve, which brings the server's own requirements.
+    serve = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+).*; extra == \"serve\"$", meta, re.MULTILINE)
+    assert serve == ["digits-serve"]
+    with zipfile.ZipFile(dist / f"digits_serve-{VERSION}-py3-none-any.whl") as wheel:
+        names = wheel.namelist()
+        meta = wheel.read(f"digits_serve-{VERSION}.dist-info/METADATA").decode()
+    assert "digits_serve/page.html" in names  # package data travels with the code
+    assert not [name for name in names if name.startswith(("tests/", "digits_runtime/", "digits_core/"))]
+    needs = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)", meta, re.MULTILINE)
+    assert {"digits-core", "digits-runtime", "starlette", "uvicorn", "prometheus-client"} <= set(needs)
 
 
 def run(venv: Path, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -139,7 +150,8 @@ def test_the_runtime_installs_and_runs_outside_the_repository(dist, model_path, 
     listed = run(venv, "pip", "list", "--format", "json", cwd=place)
     names = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert {"digits-runtime", "digits-core", "onnxruntime"} <= names
-    assert not names & {"digits-data", "digits-train", "torch", "matplotlib", "starlette", "pyarrow"}
+    unwanted = {"digits-data", "digits-train", "digits-serve", "torch", "matplotlib", "starlette", "pyarrow"}
+    assert not names & unwanted
     where = run(venv, "python", "-c", "import digits_runtime; print(digits_runtime.__file__)", cwd=place)
     assert where.stdout.startswith(str(venv)), where.stdout
 
@@ -156,8 +168,10 @@ def test_the_runtime_installs_and_runs_outside_the_repository(dist, model_path, 
         assert f"digits-runtime[{extra}]" in missing.stderr, missing.stderr
 
     # [serve]: a real server on a free port of 127.0.0.1, one request, stopped by its pid.
-    install("digits-runtime[serve]")  # as the README says
+    install("digits-runtime[serve]")  # as the README says: digits-serve, found in the same folder
     timings["serve"] = time.monotonic() - started - sum(timings.values())
+    listed = run(venv, "pip", "list", "--format", "json", cwd=place)
+    assert {"digits-serve", "starlette", "uvicorn"} <= {p["name"].lower() for p in json.loads(listed.stdout)}
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as stderr:

@@ -187,3 +187,12 @@ def test_evaluate_test_split_of_a_moved_curated_folder_takes_data_dir(
     code, out, _ = run(capsys, *argv, "--data-dir", mnist_dir)
     assert code == 0
     assert f"on the test split of {moved} (2846 images)" in out
+
+
+def test_serve_without_digits_serve_says_what_to_install(capsys, model_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "digits_serve", None)  # as if not installed: importing it fails
+    code, out, err = run(capsys, "serve", "--model", model_path, "--port", "0")
+    assert (code, out) == (1, "")
+    assert err.startswith("digits: error: digits serve needs the serve extra (")
+    assert err.endswith("): pip install 'digits-runtime[serve]'\n")
+    assert err.count("\n") == 1

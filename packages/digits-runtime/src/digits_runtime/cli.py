@@ -251,8 +251,8 @@ def serve(
     """Serve the model over HTTP: POST /predict, a drawing page at /, the API described at /docs.
 
     Also GET /healthz, /readyz, /model, /metrics (Prometheus) and /openapi.json. Needs the `serve`
-    extra (pip install 'digits-runtime[serve]'). Ctrl-C (exit 130) or SIGTERM (exit 0) stops it
-    once the requests in flight are answered; a second one stops it at once.
+    extra, the package digits-serve (pip install 'digits-runtime[serve]'). Ctrl-C (exit 130) or
+    SIGTERM (exit 0) stops it once the requests in flight are answered; a second one stops it at once.
 
     Args:
         model: The ONNX model written by `digits-train export`; checked before the port is bound.
@@ -270,7 +270,7 @@ def serve(
         raise UsageError(f"--access-log must be on or off, got {access_log!r}")
     origins = cors_origins(cors_origin)
     try:
-        from digits_runtime.serve import run
+        from digits_serve import run  # digits-serve stands on this package: imported here, never above
     except ImportError as exc:
         raise DigitsError(
             f"digits serve needs the serve extra ({exc}): pip install 'digits-runtime[serve]'"

@@ -11,7 +11,7 @@ MAX_REQUEST_PIXELS = 100_000_000
 """Most pixels the images of one request may decode to in all (two of the largest images read); more: 413."""
 SMALL_REQUEST_WORK = 100_000
 """Requests whose images cost at most this much work to read in all (see
-:class:`~digits_runtime.serve.admission.Cost`: a 280x280 drawing, or 64 MNIST digits) are batched
+:class:`~digits_serve.admission.Cost`: a 280x280 drawing, or 64 MNIST digits) are batched
 in the small lane; costlier ones queue in the large lane."""
 MAX_BODIES_BYTES = 96 * 1024 * 1024
 """Most bytes of request bodies the server holds at once (being read, or until answered), shared

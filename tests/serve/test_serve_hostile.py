@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 from digits_core.errors import DigitsError
 from digits_runtime import Predictor
-from digits_runtime.serve.admission import MAX_PNG_CHUNKS
-from digits_runtime.serve.app import Batcher, admit
-from digits_runtime.serve.bodies import named_bytes
-from digits_runtime.serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
-from digits_runtime.serve.limits import (
+from digits_serve.admission import MAX_PNG_CHUNKS
+from digits_serve.app import Batcher, admit
+from digits_serve.bodies import named_bytes
+from digits_serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
+from digits_serve.limits import (
     CLIENT_BODY_SHARE,
     MAX_BODIES_BYTES,
     MAX_BODY_BYTES,
@@ -32,7 +32,7 @@ LIMITED = [
     "-c",
     "import resource, sys; "
     f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FDS}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
-    "import digits_runtime.serve.connections as connections; "
+    "import digits_serve.connections as connections; "
     "connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
     "from digits_runtime.cli import main; main()",
 ]

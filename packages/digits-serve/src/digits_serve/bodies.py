@@ -11,9 +11,9 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-import digits_runtime.serve.connections as connections
-from digits_runtime.serve.errors import ApiError
-from digits_runtime.serve.limits import CLIENT_BODY_SHARE, MAX_FILES
+import digits_serve.connections as connections
+from digits_serve.errors import ApiError
+from digits_serve.limits import CLIENT_BODY_SHARE, MAX_FILES
 
 RAW_BODY_NAME = "request body"  # how error messages name an image sent as the raw body
 HOW = " (e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png -F file=@b.png URL/predict)"
@@ -21,7 +21,7 @@ HOW = " (e.g. curl --data-binary @photo.png URL/predict, or curl -F file=@a.png 
 
 class BodyBudget:
     """The bytes of request bodies a worker holds, in all and per client (see
-    :data:`~digits_runtime.serve.limits.MAX_BODIES_BYTES`)."""
+    :data:`~digits_serve.limits.MAX_BODIES_BYTES`)."""
 
     def __init__(self, total: int) -> None:
         self.total = total

@@ -1,5 +1,5 @@
 """The processes of `digits serve`: the listening socket, one worker or a supervisor of several,
-and how Ctrl-C and SIGTERM stop them. uvicorn serves HTTP; :mod:`digits_runtime.serve.connections`
+and how Ctrl-C and SIGTERM stop them. uvicorn serves HTTP; :mod:`digits_serve.connections`
 adds the limits it lacks.
 """
 
@@ -18,11 +18,11 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
-import digits_runtime.serve.connections as connections
+import digits_serve.connections as connections
 from digits_core.errors import DigitsError
 from digits_runtime.predictor import Predictor
-from digits_runtime.serve.app import create_app
-from digits_runtime.serve.observe import MULTIPROC_ENV
+from digits_serve.app import create_app
+from digits_serve.observe import MULTIPROC_ENV
 
 MODEL_ENV = "DIGITS_SERVE_MODEL"
 """How the model path reaches worker processes when there are several."""
@@ -138,7 +138,7 @@ def run(
     SIGTERM is how service managers (systemd, Docker, Kubernetes) stop a server: a requested,
     graceful stop, hence exit 0 (systemd counts that as success, 143 it would not). Ctrl-C is an
     interruption, exit 130 as for every command. ``access_log`` and ``cors_origins`` are
-    :func:`~digits_runtime.serve.app.create_app`'s.
+    :func:`~digits_serve.app.create_app`'s.
     """
     # The metrics of every worker go to files in a folder of this server's own, removed at the end.
     with tempfile.TemporaryDirectory(prefix="digits-serve-metrics-") as metrics:
@@ -171,9 +171,7 @@ def serve(model: str | os.PathLike, host: str, port: int, workers: int, app_opti
         del predictor  # each worker loads its own
         os.environ[MODEL_ENV] = str(Path(model).resolve())
         os.environ[OPTIONS_ENV] = json.dumps(app_options)
-        config = uvicorn.Config(
-            "digits_runtime.serve.server:app_from_env", factory=True, workers=workers, **options
-        )
+        config = uvicorn.Config("digits_serve.server:app_from_env", factory=True, workers=workers, **options)
         stopper = Supervisor(config, sockets=[sock])
         stopper.run()
     if stopper.interrupted:

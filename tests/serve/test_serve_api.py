@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from digits_core.cli_support import run_fire
 from digits_runtime import Predictor, cli
-from digits_runtime.serve import create_app
+from digits_serve import create_app
 
 from http_helpers import ACCESS_LOGS, NOT_AN_IMAGE, call, multipart, post
 

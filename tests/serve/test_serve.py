@@ -19,8 +19,8 @@ from digits_core import contract
 from digits_core.cli_support import run_fire
 from digits_data import dataset
 from digits_runtime import Predictor, cli
-from digits_runtime.serve import MAX_BODY_BYTES, MAX_FILES, model_info
-from digits_runtime.serve.connections import MAX_DRAIN_BYTES
+from digits_serve import MAX_BODY_BYTES, MAX_FILES, model_info
+from digits_serve.connections import MAX_DRAIN_BYTES
 
 from http_helpers import NOT_AN_IMAGE, call, failed, multipart, png, png_claiming, post, refused, results
 
@@ -299,9 +299,10 @@ def test_concurrent_requests_from_threads(server, eval_pngs, photo, expected):
 
 
 def test_importing_the_runtime_does_not_import_the_server():
+    """digits-serve stands on digits-runtime, never the other way: `digits serve` imports it when run."""
     code = (
-        "import sys, digits_runtime; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'uvicorn'}))"
+        "import sys, digits_runtime, digits_runtime.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'digits_serve', 'starlette', 'uvicorn'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "[]\n"
@@ -334,6 +335,26 @@ def test_flags_are_checked_before_anything_is_bound(capsys, model_path, tmp_path
     assert code == 1
     assert err.startswith(f"digits: error: {tmp_path / 'text.onnx'} is not a usable ONNX model: ")
     assert err.count("\n") == 1
+
+
+def test_a_model_answering_with_nan_exits_1_before_the_port_is_bound(
+    make_model, class_means, small_curated, tmp_path
+):
+    means = class_means.copy()
+    means[1, 0, 0] = np.nan  # a NaN weight and bias: every logit of a 5 is NaN
+    path = tmp_path / "nan.onnx"
+    onnx.save(make_model(means, list(contract.CLASSES), dataset.fingerprint(small_curated)), path)
+    done = subprocess.run(
+        [sys.executable, "-m", "digits_runtime", "serve", "--model", str(path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"digits: error: {path} gives NaN or infinity as 'logits' for a blank image or a drawn digit: "
+        "the model is broken (weights that are NaN or overflow); train and export it again\n"
+    )
 
 
 def test_taken_port_and_unknown_host_are_one_line_errors(capsys, model_path):

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
-from digits_runtime.serve import MAX_REQUEST_PIXELS
-from digits_runtime.serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
+from digits_serve import MAX_REQUEST_PIXELS
+from digits_serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
 
 from http_helpers import json_answer, multipart, png, post, raw, results
 
@@ -22,7 +22,7 @@ LIMITED = [
     "-c",
     "import resource, sys; "
     f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FDS}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
-    "import digits_runtime.serve.connections as connections; "
+    "import digits_serve.connections as connections; "
     "connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
     "from digits_runtime.cli import main; main()",
 ]

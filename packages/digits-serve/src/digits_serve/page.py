@@ -15,4 +15,4 @@ PAGE_HEADERS = {
 
 def page_html() -> str:
     """The page's HTML, as shipped beside this module."""
-    return resources.files("digits_runtime.serve").joinpath("page.html").read_text(encoding="utf-8")
+    return resources.files("digits_serve").joinpath("page.html").read_text(encoding="utf-8")

@@ -1,16 +1,16 @@
 """The HTTP application of `digits serve`: its routes, limits and the batching of waiting requests.
-Request bodies are read by :mod:`~digits_runtime.serve.bodies`, error answers written by
-:mod:`~digits_runtime.serve.errors`.
+Request bodies are read by :mod:`~digits_serve.bodies`, error answers written by
+:mod:`~digits_serve.errors`.
 
 ``POST /predict`` classifies one image (the raw body) or several (multipart files) and answers
 ``{"results": [...]}``, one result per image in order, whatever their number: its file name,
 ``probs``, ``prediction``, ``accepted`` and refusal ``score``, or its ``code`` and ``error``. Every
 error answer is ``{"code": ..., "error": ...}``. ``GET /`` is the drawing page, ``/docs`` and
 ``/openapi.json`` describe the API, ``/healthz`` and ``/readyz`` are the probes, ``/model``
-describes the model and ``/metrics`` counts requests (:mod:`~digits_runtime.serve.observe`).
+describes the model and ``/metrics`` counts requests (:mod:`~digits_serve.observe`).
 
 What the images of a request will cost is counted from their bytes before any is decoded
-(:mod:`~digits_runtime.serve.admission`), off the event loop unless the body is tiny. Decoding and
+(:mod:`~digits_serve.admission`), off the event loop unless the body is tiny. Decoding and
 inference run in worker threads: they are CPU-bound, and Pillow and onnxruntime release the GIL,
 so the event loop keeps accepting while they work. The images of requests that wait meanwhile are
 classified together, in one call (see :class:`Batcher`), and costly requests take a lane of their
@@ -34,15 +34,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-import digits_runtime.serve.connections as connections
-import digits_runtime.serve.openapi as openapi
+import digits_serve.connections as connections
+import digits_serve.openapi as openapi
 from digits_core import contract
 from digits_core.errors import DigitsError
 from digits_runtime.predictor import Prediction, Predictor
-from digits_runtime.serve.admission import Cost, TooComplex, image_cost
-from digits_runtime.serve.bodies import HOW, BodyBudget, Reservation, named_bytes, read_body, uploaded_files
-from digits_runtime.serve.errors import ApiError, http_error, internal_error
-from digits_runtime.serve.limits import (
+from digits_serve.admission import Cost, TooComplex, image_cost
+from digits_serve.bodies import HOW, BodyBudget, Reservation, named_bytes, read_body, uploaded_files
+from digits_serve.errors import ApiError, http_error, internal_error
+from digits_serve.limits import (
     ERROR_CODES,
     INLINE_BYTES,
     MAX_BODIES_BYTES,
@@ -51,8 +51,8 @@ from digits_runtime.serve.limits import (
     MAX_REQUEST_PIXELS,
     SMALL_REQUEST_WORK,
 )
-from digits_runtime.serve.observe import Metrics, Recorder
-from digits_runtime.serve.page import PAGE_HEADERS, page_html
+from digits_serve.observe import Metrics, Recorder
+from digits_serve.page import PAGE_HEADERS, page_html
 
 Classified = tuple[Prediction, float]  # an image's prediction and its refusal score
 

@@ -9,8 +9,8 @@ import json
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import digits_runtime.serve.connections as connections
-import digits_runtime.serve.limits as limits
+import digits_serve.connections as connections
+import digits_serve.limits as limits
 from digits_runtime.predictor import Predictor
 
 JSON = "application/json"
@@ -35,7 +35,7 @@ def spec(predictor: Predictor) -> dict[str, Any]:
     """The OpenAPI document of the server answering with ``predictor``."""
     labels = [str(label) for label in predictor.labels]
     try:
-        release = version("digits-runtime")
+        release = version("digits-serve")
     except PackageNotFoundError:
         release = "0"
 
