@@ -25,6 +25,11 @@ class OutputFolder:
         import fsspec
 
         self.name = output.rstrip("/") or output
+        # Before fsspec is asked: its HTTP file system needs packages a reader of HTTP lacks anyway.
+        if (fsspec.core.split_protocol(output)[0] or "").lower() in ("http", "https"):
+            raise DigitsError(
+                f"cannot write {output}: HTTP is read-only: give a folder or an object store URI"
+            )
         try:
             self.fs, root = fsspec.core.url_to_fs(output)
         except ImportError as exc:  # s3:// without s3fs, gs:// without gcsfs, ...
@@ -34,10 +39,6 @@ class OutputFolder:
                 f"cannot write {output}: {first_line(exc)}: give a folder or a URI fsspec writes"
             ) from None
         self.local = "file" in self.fs.protocol
-        if not self.local and set(self.fs.protocol) & {"http", "https"}:
-            raise DigitsError(
-                f"cannot write {output}: HTTP is read-only: give a folder or an object store URI"
-            )
         self.root = os.path.abspath(root) if self.local else root.rstrip("/")
 
     def create(self) -> None:
