@@ -11,7 +11,6 @@ and shared by every model. Prints a Markdown table, one row per family, and writ
 
 import argparse
 import json
-import os
 import statistics
 
 from digits_core import atomic, layout
@@ -35,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     manifest, arrays = suite.load(args.suite_dir)
-    pixels, readable = robustness.preprocess_all(arrays["images"], len(os.sched_getaffinity(0)))
+    pixels, readable = suite.preprocess(arrays["images"], suite.cores())
     per_model = {
         model: robustness.evaluate(Predictor(model), manifest, arrays, pixels, readable)["sources"][
             args.source

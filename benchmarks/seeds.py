@@ -26,7 +26,6 @@ compare recipes on validation data over the same seeds.
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -194,7 +193,7 @@ def main() -> None:
     config = FitConfig(**overrides)  # fail before any training on a bad override
     splits, others = load_splits(args.curated_dir)
     manifest, arrays = suite.load(args.suite_dir)
-    degraded = (manifest, arrays, *robustness.preprocess_all(arrays["images"], os.cpu_count() or 1))
+    degraded = (manifest, arrays, *suite.preprocess(arrays["images"], suite.cores()))
     print(f"{'seed':>6}" + "".join(f"{header:>{len(fmt.format(0))}}" for header, fmt in COLUMNS.values()))
     rows = []
     for seed in args.seeds:

@@ -107,7 +107,9 @@ def exclusive(target: str | os.PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, *, follow_link: bool = True, durable: bool = True) -> Iterator[Path]:
+def atomic_path(
+    target: str | os.PathLike, *, follow_link: bool = True, durable: bool = True
+) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success rename it to ``target``.
 
     With ``durable`` (the default) the data, then the new name, are flushed to the disk before
@@ -330,7 +332,7 @@ def _syncfs(folder: str | os.PathLike) -> bool:
 def write_bytes(
     target: str | os.PathLike, data: bytes, *, follow_link: bool = True, durable: bool = True
 ) -> Path:
-    """Atomically write ``data`` to ``target`` (see :func:`atomic_path` for ``follow_link`` and ``durable``)."""
+    """Atomically write ``data`` to ``target`` (:func:`atomic_path` says what the flags do)."""
     with atomic_path(target, follow_link=follow_link, durable=durable) as tmp:
         tmp.write_bytes(data)
     return Path(target)

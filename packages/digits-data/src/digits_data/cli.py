@@ -177,7 +177,9 @@ def degrade(
     check_int("per_family", per_family, 1, 100_000)
     check_int("per_typeface", per_typeface, 1, 1000)
     check_int("seed", seed, 0, 2**32 - 1)
-    arrays = suite.build(curated_dir, handwriting_dir, data_dir, per_family, seed, per_typeface)
+    arrays = suite.build(
+        curated_dir, handwriting_dir, data_dir, per_family, seed, per_typeface, suite.cores()
+    )
     manifest = suite.write(check_path("output_dir", output_dir), arrays, seed, per_family)
     counts = manifest["images_per_family"]
     print(

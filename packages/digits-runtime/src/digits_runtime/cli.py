@@ -231,7 +231,7 @@ def robustness(
 
     predictor = Predictor(model)
     manifest, arrays = suite.load(suite_dir)
-    pixels, readable = measure.preprocess_all(arrays["images"], workers)
+    pixels, readable = suite.preprocess(arrays["images"], workers)
     result = measure.evaluate(predictor, manifest, arrays, pixels, readable)
     if json is not None:
         result |= {"model": str(model), "suite_sha256": manifest["sha256"][suite.SUITE_FILE]}

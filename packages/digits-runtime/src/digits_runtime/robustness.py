@@ -7,25 +7,11 @@ share accepted, and the share accepted and wrong: a wrong digit the refusal rule
 one answer that does harm. An image the preprocessing finds no digit in counts as refused.
 """
 
-import concurrent.futures as cf
-
 import numpy as np
 
 from digits_runtime.predictor import Predictor
 
 EXAMPLES = 10  # MNIST test images of each family whose answers are kept, for the report's figure
-
-
-def preprocess_all(images: np.ndarray, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """digits_data.suite.preprocess on ``workers`` processes, in order."""
-    from digits_data.suite import preprocess
-
-    if workers <= 1 or len(images) < 2 * workers:
-        return preprocess(images)
-    chunks = np.array_split(images, 8 * workers)
-    with cf.ProcessPoolExecutor(workers) as pool:
-        parts = list(pool.map(preprocess, chunks))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _shares(correct: np.ndarray, accepted: np.ndarray, readable: np.ndarray) -> dict:

@@ -272,7 +272,9 @@ def export(
 
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     checked = parity(model, session, pixels("eval"))
-    degraded = suite.degraded_split(dataset.load_split(curated, "val"), DEGRADED_PER_FAMILY, DEGRADED_SEED)
+    degraded = suite.degraded_split(
+        dataset.load_split(curated, "val"), DEGRADED_PER_FAMILY, DEGRADED_SEED, suite.cores()
+    )
     rule, other_refused, degraded_wrong = choose_refusal(
         session,
         pixels("val"),
