@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import os
 import re
 import signal
 import subprocess
@@ -32,12 +33,15 @@ def run_server(
         [*command, "serve", "--model", str(model), "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # A group of its own: a server that does not stop is killed with its workers, which
+        # would otherwise hold its stderr open.
+        start_new_session=True,
         text=True,
     )
     line = process.stdout.readline()  # printed once the model is loaded and the port is listening
     found = re.search(r" at (http://127\.0\.0\.1:\d+) ", line)
     if not found:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         pytest.fail(f"digits serve did not start: {line}{process.communicate()[1]}")
     url = found.group(1)
     ACCESS_LOGS[url] = read_lines(process.stdout)
@@ -49,7 +53,7 @@ def run_server(
         assert (process.returncode, err) == (130, "digits: interrupted\n")
     finally:  # a failed test, or a server that did not stop, still leaves no process behind
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # the group is the server's: its id is the server's
             process.communicate()
 
 
