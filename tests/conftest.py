@@ -18,6 +18,11 @@ from digits_core.refusal import RefusalRule, choose_threshold, scores
 if TYPE_CHECKING:
     import onnx
 
+# torch's OpenMP threads spin while they wait for work. Two test processes share the cores, so a
+# fit's spinning threads take them from the threads that work (a short fit ran ten times as long):
+# waiting threads sleep instead, here and in every process the tests start. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
 MNIST_CACHE = ARTIFACTS / "mnist"
