@@ -45,7 +45,7 @@ def test_a_port_that_is_not_a_scheduler_is_one_line(archive, model, tmp_path, li
     else:
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
         httpd.RequestHandlerClass.log_message = lambda *args: None
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()  # stops at once
         port = httpd.server_address[1]
 
         def stop() -> None:
