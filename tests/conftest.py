@@ -82,6 +82,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slow tier first (after the tests that use the trained run: tests/train/conftest.py).
+
+    `make test` runs pytest-xdist's worksteal: each process starts on one half of the list, and one
+    that runs out takes over the unstarted half of the other's rest. Long tests started early are
+    shared out that way; one started last would keep the other process waiting at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real, verified MNIST, only ever read by tests.
