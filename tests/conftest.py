@@ -18,6 +18,11 @@ from digits_core.refusal import RefusalRule, choose_threshold, scores
 if TYPE_CHECKING:
     import onnx
 
+# torch's OpenMP threads spin while they wait for work. Two test processes share the cores, so a
+# fit's spinning threads take them from the threads that work (a short fit ran ten times as long):
+# waiting threads sleep instead, here and in every process the tests start. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
 MNIST_CACHE = ARTIFACTS / "mnist"
@@ -75,6 +80,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             for line in lines[:21] + (["..."] if len(lines) > 21 else []):
                 reporter.write_line(line, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slow tier first (after the tests that use the trained run: tests/train/conftest.py).
+
+    `make test` runs pytest-xdist's worksteal: each process starts on one half of the list, and one
+    that runs out takes over the unstarted half of the other's rest. Long tests started early are
+    shared out that way; one started last would keep the other process waiting at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
 
 
 @pytest.fixture(scope="session")

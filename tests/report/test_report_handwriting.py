@@ -3,14 +3,13 @@
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from digits_core.cli_support import run_fire
 from digits_core.errors import DigitsError
+from digits_report import cli as report_cli
 from digits_report.report import write_report
 from digits_runtime import cli
 
@@ -102,7 +101,7 @@ def test_handwriting_measured_on_another_set_is_refused(handwriting_inputs, tmp_
 
 
 @pytest.mark.slow
-def test_an_edited_handwriting_manifest_is_one_line(handwriting_inputs, tmp_path):
+def test_an_edited_handwriting_manifest_is_one_line(capsys, handwriting_inputs, tmp_path):
     i = handwriting_inputs
     for name in ("samples a dict", "label x"):
         edited = edited_handwriting(
@@ -111,13 +110,13 @@ def test_an_edited_handwriting_manifest_is_one_line(handwriting_inputs, tmp_path
         argv = ["--curated-dir", i["curated"], "--train-dir", i["train"], "--model", i["model"]]
         argv += ["--eval-dir", i["eval"], "--timings-dir", i["timings"], "--output-dir", tmp_path / "r"]
         argv += ["--handwriting-dir", edited]
-        done = subprocess.run(
-            [sys.executable, "-m", "digits_report", *map(str, argv)], capture_output=True, text=True
-        )
+        # The command line's own main, in this process: the line it prints is the point here.
+        code = run_fire(report_cli.report, "digits-report", list(map(str, argv)))
+        out, err = capsys.readouterr()
         problem = "has no 'samples' list" if name == "samples a dict" else "has sample 0 ("
-        assert (done.returncode, done.stdout) == (1, ""), name
-        assert done.stderr.startswith(f"digits-report: error: {edited / 'manifest.json'} {problem}"), name
-        assert done.stderr.endswith(
+        assert (code, out) == (1, ""), name
+        assert err.startswith(f"digits-report: error: {edited / 'manifest.json'} {problem}"), name
+        assert err.endswith(
             f": it was edited; delete {edited} and run `make handwriting` (or `digits-data handwriting`)\n"
         ), name
         assert not (tmp_path / "r").exists()

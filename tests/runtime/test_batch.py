@@ -167,7 +167,7 @@ def test_a_part_cut_short_is_scored_again_and_the_others_kept(local_output, arch
 
 
 def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
-    local_output, archive, model, tmp_path
+    capsys, local_output, archive, model, tmp_path
 ):
     output, summary = local_output
     before = {part: part.stat().st_mtime_ns for part in output.iterdir()}
@@ -181,34 +181,33 @@ def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
         }
         assert json.loads(again.stdout)["parts_kept"] == 3
     assert {part: part.stat().st_mtime_ns for part in output.iterdir()} == before
-    other = digits("batch", "--model", model, archive / "a", output)
-    assert (other.returncode, other.stdout) == (1, "")
-    assert other.stderr == (
+    # Refused before any work: in this process.
+    code, out, err = run(capsys, "batch", "--model", model, archive / "a", output)
+    assert (code, out) == (1, "")
+    assert err == (
         f"digits: error: {output} holds the results of another job (other inputs, model or partition "
         "size): give a new folder, or remove this one to start again\n"
     )
     stranger = tmp_path / "mine"
     stranger.mkdir()
     (stranger / "thesis.txt").write_text("mine")
-    refused = digits("batch", "--model", model, archive, stranger)
-    assert refused.returncode == 1
-    assert refused.stderr == (
+    code, _, err = run(capsys, "batch", "--model", model, archive, stranger)
+    assert code == 1
+    assert err == (
         f"digits: error: {stranger} holds files that digits batch did not write (thesis.txt): "
         "give a new or empty folder, or move them out\n"
     )
 
 
-def test_output_that_is_a_file_read_only_or_full(archive, model, tmp_path, small_disk):
+def test_output_that_is_a_file_read_only_or_full(capsys, archive, model, tmp_path, small_disk):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    done = digits("batch", "--model", model, archive, blocker)
-    assert (done.returncode, done.stderr) == (
-        1,
-        f"digits: error: {blocker} is a file: give a folder for the Parquet files\n",
-    )
+    # Refused before any work: in this process. The full disk is met by a real job.
+    code, _, err = run(capsys, "batch", "--model", model, archive, blocker)
+    assert (code, err) == (1, f"digits: error: {blocker} is a file: give a folder for the Parquet files\n")
     read_only = small_disk(64, read_only=True) / "out"
-    done = digits("batch", "--model", model, archive, read_only)
-    assert (done.returncode, done.stderr) == (
+    code, _, err = run(capsys, "batch", "--model", model, archive, read_only)
+    assert (code, err) == (
         1,
         f"digits: error: cannot create output folder {read_only}: Read-only file system\n",
     )
@@ -247,7 +246,7 @@ def test_usage_errors(capsys, monkeypatch, model, archive, tmp_path, argv, messa
     assert not (tmp_path / "out").exists()
 
 
-def test_inputs_glob_uri_missing_and_empty(local_output, archive, model, tmp_path):
+def test_inputs_glob_uri_missing_and_empty(capsys, local_output, archive, model, tmp_path):
     expected = {r["path"]: r for r in rows(local_output[0])}
     by_glob = digits("batch", "--model", model, f"{archive}/a/*.png", tmp_path / "glob")
     assert by_glob.returncode == 0
@@ -262,16 +261,14 @@ def test_inputs_glob_uri_missing_and_empty(local_output, archive, model, tmp_pat
         local = expected[row["path"].removeprefix("file://")]
         assert {**row, "path": None, "error": None} == {**local, "path": None, "error": None}
         assert (row["error"] is None) == (local["error"] is None)
-    missing = digits("batch", "--model", model, tmp_path / "nowhere", tmp_path / "out")
-    assert (missing.returncode, missing.stderr) == (
-        1,
-        f"digits: error: {tmp_path / 'nowhere'}: no such file or folder\n",
-    )
+    # Refused before any work: in this process.
+    code, _, err = run(capsys, "batch", "--model", model, tmp_path / "nowhere", tmp_path / "out")
+    assert (code, err) == (1, f"digits: error: {tmp_path / 'nowhere'}: no such file or folder\n")
     empty = tmp_path / "empty"
     empty.mkdir()
-    done = digits("batch", "--model", model, empty, tmp_path / "out")
-    assert done.returncode == 1
-    assert done.stderr.startswith(f"digits: error: folder {empty} holds no image files (")
+    code, _, err = run(capsys, "batch", "--model", model, empty, tmp_path / "out")
+    assert code == 1
+    assert err.startswith(f"digits: error: folder {empty} holds no image files (")
     assert not (tmp_path / "out").exists()
 
 

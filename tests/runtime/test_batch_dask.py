@@ -7,30 +7,36 @@ hides the module), and a job begun on this machine's cores carried on by a clust
 
 import http.server
 import json
-import os
 import socket
 import threading
 
 import pytest
 
-from helpers import dask_cluster, digits
+from digits_runtime import cli
+
+from helpers import cli_runner, dask_cluster, digits
 
 pq = pytest.importorskip("pyarrow.parquet")
+
+run = cli_runner(cli.COMMANDS, "digits")
 
 
 @pytest.mark.parametrize("address", ["garbage", "inproc://x", "tcp://127.0.0.1", "http://127.0.0.1:80"])
 @pytest.mark.parametrize("given", ["flag", "environment"])
-def test_an_address_that_is_not_a_schedulers_is_a_usage_error(archive, model, tmp_path, address, given):
-    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+def test_an_address_that_is_not_a_schedulers_is_a_usage_error(
+    capsys, monkeypatch, archive, model, tmp_path, address, given
+):
+    # In this process: the address is refused before any process or connection is started.
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     argv = ["batch", "--model", model, archive, tmp_path / "out", "--engine", "dask"]
     if given == "flag":
-        done = digits(*argv, "--scheduler", address, env=env)
+        code, out, err = run(capsys, *argv, "--scheduler", address)
     else:
-        done = digits(*argv, env={**env, "DASK_SCHEDULER_ADDRESS": address})
-    assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == (
-        f"digits: error: --scheduler must be a Dask scheduler's address, tcp://HOST:PORT, got {address!r}\n"
-    )
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+        code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    expected = f"--scheduler must be a Dask scheduler's address, tcp://HOST:PORT, got {address!r}"
+    assert err == f"digits: error: {expected}\n"
     assert not (tmp_path / "out").exists()
 
 
@@ -45,7 +51,7 @@ def test_a_port_that_is_not_a_scheduler_is_one_line(archive, model, tmp_path, li
     else:
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
         httpd.RequestHandlerClass.log_message = lambda *args: None
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()  # stops at once
         port = httpd.server_address[1]
 
         def stop() -> None:

@@ -18,11 +18,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from digits_runtime import cli
 from digits_runtime.predictor import Predictor
 
-from helpers import EXE, digits
+from helpers import EXE, cli_runner, digits
 
 pq = pytest.importorskip("pyarrow.parquet")
+
+run = cli_runner(cli.COMMANDS, "digits")
 
 
 @pytest.fixture
@@ -115,17 +118,17 @@ def test_a_part_deleted_or_cut_short_after_the_job_is_scored_again(scans, model,
     assert len(rows(output)) == 300
 
 
-def test_a_second_run_on_an_output_being_written_stops_in_one_line(scans, model, tmp_path):
+def test_a_second_run_on_an_output_being_written_stops_in_one_line(capsys, scans, model, tmp_path):
     output = tmp_path / "out"
     output.mkdir()
     holder = os.open(output, os.O_RDONLY)  # what a first run holds while it writes OUTPUT
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)
-        done = digits("batch", "--model", model, scans, output)
+        code, out, err = run(capsys, "batch", "--model", model, scans, output)  # refused at once: in process
     finally:
         os.close(holder)
-    assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr == (
+    assert (code, out) == (1, "")
+    assert err == (
         f"digits: error: {output} is being written by another digits batch: wait for it to end, "
         "or give another OUTPUT\n"
     )
@@ -201,13 +204,13 @@ def test_output_inside_a_glob_input_is_left_out_and_can_be_resumed(scans, model)
         ("http://127.0.0.1:9/out", "cannot write http://127.0.0.1:9/out: HTTP is read-only"),
     ],
 )
-def test_an_output_uri_that_cannot_be_written_is_one_line(scans, model, output, message):
+def test_an_output_uri_that_cannot_be_written_is_one_line(capsys, scans, model, output, message):
     if output.startswith("s3:") and _has("s3fs"):
         pytest.skip("s3fs is installed here")
-    done = digits("batch", "--model", model, scans, output)
-    assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr.startswith(f"digits: error: {message}")
-    assert done.stderr.count("\n") == 1
+    code, out, err = run(capsys, "batch", "--model", model, scans, output)  # refused at once: in process
+    assert (code, out) == (1, "")
+    assert err.startswith(f"digits: error: {message}")
+    assert err.count("\n") == 1
 
 
 def _has(module: str) -> bool:

@@ -15,12 +15,19 @@ from digits_train.config import FitConfig
 from digits_train.export import export
 from digits_train.fit import fit
 
-QUICK = FitConfig(epochs=2)
+QUICK = FitConfig(epochs=2, typeset=200, printed=60, outliers_per_epoch=300)
+"""The default recipe, two epochs and a tenth of its generated images: every part of it still runs
+(printed digits, typeset outliers, a fresh draw of outliers each epoch, the ensemble, averaging),
+in a second or two instead of tens of seconds."""
+THREADS = 1
+"""torch threads of the tests' fits: two test processes share the cores, and more threads than
+free cores only wait for each other. The weights depend on the threads, so every fit whose
+weights a test compares uses the same number."""
 
 
 @pytest.fixture(scope="session")
 def trained(small_curated: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Fit two epochs on the small curation and export the best checkpoint, once per run.
+    """Fit QUICK on the small curation and export the best checkpoint, once per run.
 
     The first test process to need it trains, under a lock in the run's folder; the others wait
     for it and read what it wrote. The run is keyed by nothing but the curation's content, which
@@ -32,9 +39,10 @@ def trained(small_curated: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     with open(root / "trained.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not record.exists():
-            summary = fit(small_curated, out, QUICK)
+            summary = fit(small_curated, out, QUICK, threads=THREADS)
             result = export(out / "best.ckpt", out / "model.onnx")
-            record.write_bytes(pickle.dumps({"dir": out, "summary": summary, "export": result}))
+            run = {"dir": out, "summary": summary, "export": result, "config": QUICK, "threads": THREADS}
+            record.write_bytes(pickle.dumps(run))
     return pickle.loads(record.read_bytes())
 
 

@@ -49,7 +49,7 @@ def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
     assert summary["best_epoch"] == 1  # the final weights are kept
     assert summary["stopped_early"] is False
     assert json.loads((out / "summary.json").read_text()) == summary
-    assert json.loads((out / "config.json").read_text()) == FitConfig(epochs=2).to_dict()
+    assert json.loads((out / "config.json").read_text()) == trained["config"].to_dict()
     rows = list(csv.DictReader((out / "lightning_logs" / "metrics.csv").read_text().splitlines()))
     val = [r for r in rows if r["val_macro_f1"]]
     assert [int(r["epoch"]) for r in val] == [0, 1]
@@ -79,7 +79,7 @@ def test_checkpoint_carries_what_the_runtime_needs(trained, small_curated):
     assert hparams["labels"] == [0, 5, 8]
     assert hparams["mean"] == manifest["normalization"]["mean"]
     assert hparams["fingerprint"] == dataset.fingerprint(small_curated)
-    assert hparams["config"] == FitConfig(epochs=2).to_dict()
+    assert hparams["config"] == trained["config"].to_dict()
     assert checkpoint["digits_val_metrics"] == trained["summary"]["best_val_metrics"]
     assert not model.training
 
@@ -158,7 +158,7 @@ def test_metadata_round_trip(trained, small_curated):
     wrong = trained["export"]["degraded_val_accepted_wrong"]
     refused |= {f"degraded_val_accepted_wrong_{kind}": round(share, 6) for kind, share in wrong.items()}
     assert json.loads(meta[contract.META_VAL_METRICS]) == trained["summary"]["best_val_metrics"] | refused
-    assert json.loads(meta[contract.META_TRAINING_CONFIG]) == FitConfig(epochs=2).to_dict()
+    assert json.loads(meta[contract.META_TRAINING_CONFIG]) == trained["config"].to_dict()
     assert set(json.loads(meta[contract.META_VERSIONS])) >= {"torch", "lightning", "onnx", "digits-train"}
     assert json.loads(meta[contract.META_PARITY])["argmax_identical"] is True
     assert RefusalRule.from_json(meta[contract.META_REFUSAL]) == RefusalRule(**trained["export"]["refusal"])
@@ -229,7 +229,7 @@ def test_the_runtime_refuses_an_exported_model_broken_by_hand(trained, tmp_path)
 
 
 def test_same_seed_same_weights_and_same_onnx_bytes(trained, small_curated, tmp_path):
-    again = fit(small_curated, tmp_path, FitConfig(epochs=2))
+    again = fit(small_curated, tmp_path, trained["config"], threads=trained["threads"])
     assert again["best_val_metrics"] == trained["summary"]["best_val_metrics"]
     first = torch.load(trained["dir"] / "best.ckpt", weights_only=True)["state_dict"]
     second = torch.load(tmp_path / "best.ckpt", weights_only=True)["state_dict"]
@@ -271,8 +271,9 @@ def test_the_older_recipe_is_still_available_by_flags(small_curated, tmp_path):
         ema_decay=0.0,
         outlier_weight=0.0,
         limit_train_batches=0.5,
+        printed=60,  # the schedule and the selection are under test, not the amount of data
     )
-    summary = fit(small_curated, tmp_path, config)
+    summary = fit(small_curated, tmp_path, config, threads=1)
     rows = list(csv.DictReader((tmp_path / "lightning_logs" / "metrics.csv").read_text().splitlines()))
     val = [r for r in rows if r["val_macro_f1"]]
     assert [float(r["lr"]) for r in val] == pytest.approx([config.learning_rate] * 3)  # no plateau yet

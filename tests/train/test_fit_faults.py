@@ -16,7 +16,9 @@ from digits_train.fit import fit
 
 from helpers import assert_disk_full_line
 
-ONE_EPOCH = FitConfig(epochs=1, limit_train_batches=0.25)
+ONE_EPOCH = FitConfig(epochs=1, limit_train_batches=0.25, typeset=20, printed=6)
+"""A quarter of one epoch, with few generated images: the faults here come before, after or
+instead of training, and rendering the default 2,600 characters would be most of the time."""
 
 
 def snapshot(folder):
@@ -117,6 +119,7 @@ def test_fit_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_curated
         fh.write(b"\0" * 32 * 1024)  # fill the disk, as other programs do
     out = disk / "train"
     argv = ["fit", "--curated-dir", small_curated, "--output-dir", out, "--epochs", "1"]
+    argv += ["--typeset", "20", "--printed", "6"]  # few generated images: the write fails before training
     code = run_fire(cli.COMMANDS, "digits-train", [str(a) for a in argv])
     captured = capsys.readouterr()
     assert code == 1
