@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import stat
 import subprocess
 from pathlib import Path
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 # fit's spinning threads take them from the threads that work (a short fit ran ten times as long):
 # waiting threads sleep instead, here and in every process the tests start. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# A shell starts a background job with Ctrl-C ignored, and every process inherits that: the tests
+# that send a Ctrl-C to a command they start would see it ignored. A handler of Python's own is
+# reset to the default in each started program, as a terminal would give it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
