@@ -14,6 +14,19 @@ from urllib.parse import urlsplit
 import numpy as np
 from PIL import Image
 
+# `digits serve` with short timeouts and a low file-descriptor limit (so a connection limit of
+# FDS - RESERVED_FDS), to see the limits act within a test's time.
+FDS = 200
+LIMITED = [
+    sys.executable,
+    "-c",
+    "import resource, sys; "
+    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FDS}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+    "import digits_serve.connections as connections; "
+    "connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
+    "from digits_runtime.cli import main; main()",
+]
+
 SERVE = [sys.executable, "-m", "digits_runtime", "serve"]
 NOT_AN_IMAGE = "is not an image file that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP)"
 ACCESS_LOGS: dict[str, list[str]] = {}

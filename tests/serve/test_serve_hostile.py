@@ -6,7 +6,6 @@ import http.client
 import json
 import socket
 import struct
-import sys
 import weakref
 import zlib
 from urllib.parse import urlsplit
@@ -24,18 +23,7 @@ from digits_serve.limits import (
     MAX_REQUEST_INFLATION,
 )
 
-from http_helpers import failed, json_answer, multipart, post, raw, refused, results
-
-FDS = 200  # as in test_serve_limits: a connection limit of FDS - RESERVED_FDS, slow bodies cut at 2 s
-LIMITED = [
-    sys.executable,
-    "-c",
-    "import resource, sys; "
-    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FDS}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
-    "import digits_serve.connections as connections; "
-    "connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
-    "from digits_runtime.cli import main; main()",
-]
+from http_helpers import FDS, LIMITED, failed, json_answer, multipart, post, raw, refused, results
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:

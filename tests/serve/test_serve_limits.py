@@ -2,7 +2,6 @@
 and surplus connections, over real HTTP to real server processes."""
 
 import socket
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -13,20 +12,7 @@ from PIL import Image
 from digits_serve import MAX_REQUEST_PIXELS
 from digits_serve.connections import CLIENT_SHARE, MAX_HEADER_BYTES, RESERVED_FDS
 
-from http_helpers import json_answer, multipart, png, post, raw, results
-
-# `digits serve` with short timeouts and a low file-descriptor limit (so a connection limit of
-# FDS - RESERVED_FDS), to see the limits act within a test's time.
-FDS = 200
-LIMITED = [
-    sys.executable,
-    "-c",
-    "import resource, sys; "
-    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FDS}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
-    "import digits_serve.connections as connections; "
-    "connections.IDLE_TIMEOUT = 1; connections.REQUEST_TIMEOUT = 2; "
-    "from digits_runtime.cli import main; main()",
-]
+from http_helpers import FDS, LIMITED, json_answer, multipart, png, post, raw, results
 
 
 @pytest.fixture(scope="module")
