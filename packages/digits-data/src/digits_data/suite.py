@@ -17,6 +17,7 @@ import functools
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +66,10 @@ def _on_processes(work: Callable, items: list, workers: int) -> list:
     """``[work(item) for item in items]``, on ``workers`` processes when there are several."""
     if workers <= 1 or len(items) < 2:
         return [work(item) for item in items]
-    with cf.ProcessPoolExecutor(min(workers, len(items))) as pool:
+    # Spawned, not forked: the caller may hold threads (onnxruntime's, torch's) that a fork copies
+    # mid-work.
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(min(workers, len(items)), mp_context=context) as pool:
         return list(pool.map(work, items))
 
 
