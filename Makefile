@@ -88,8 +88,10 @@ HANDWRITING_SOURCES := $(call sources,packages/digits-data/src/digits_data/handw
 SUITE_SOURCES := $(addprefix packages/digits-data/src/digits_data/,degrade.py suite.py typefaces.py)
 CURATE_SOURCES := $(CORE_SOURCES) \
 	$(filter-out $(HANDWRITING_SOURCES) $(SUITE_SOURCES),$(call sources,packages/digits-data/src))
-TRAIN_SOURCES := $(call sources,packages/digits-train/src) $(CORE_SOURCES) \
-	packages/digits-data/src/digits_data/typefaces.py
+# Training reads the typefaces and its handwriting fonts; export chooses the refusal rule on
+# validation digits degraded as the suite degrades them.
+TRAIN_SOURCES := $(call sources,packages/digits-train/src) $(CORE_SOURCES) $(SUITE_SOURCES) \
+	$(wildcard packages/digits-train/src/digits_train/fonts/*.[ot]tf)
 EVAL_SOURCES := $(call sources,packages/digits-runtime/src)
 
 $(CURATED)/manifest.json: $(RAW_FILES) $(CURATE_SOURCES) $(if $(CURATED_CHANGED),FORCE)

@@ -50,7 +50,7 @@ def main() -> None:
     predictor = Predictor(args.model, threads=2)
     rule = predictor.refusal
     print(
-        f"refusal rule: {rule.score} >= {rule.threshold:.6g}, chosen to accept {rule.known_accept_rate:.2%}"
+        f"refusal rule: {rule.condition()}, chosen to accept {rule.known_accept_rate:.2%}"
         if rule
         else "refusal rule: NONE, the model accepts every image"
     )

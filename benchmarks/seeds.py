@@ -4,7 +4,9 @@ For each seed the real pipeline runs with the defaults (`digits_train.fit`, `exp
 torch-free `Predictor`). "val NLL" is the mean negative log-likelihood of the true digit on the
 validation split; "eval acc'd" is the share of eval digits the model's refusal rule accepts,
 "other ref'd" the share of the MNIST test set's other digits (1, 2, 3, 4, 6, 7, 9) it refuses,
-"oval ref'd" the share of other_val (validation outliers) it refused at export; "hw acc" is the
+"oval ref'd" the share of other_val (validation outliers) it refused at export, "lval ref'd" the
+share of letters and other digits in handwriting fonts training never sees refused
+(digits_train.typeset.validation_characters); "hw acc" is the
 accuracy on the generated handwriting's 0/5/8 and "hw ref'd" the share of its other digits and
 letters refused (`make handwriting`, scored as `digits evaluate --split handwriting` does); "deg mean",
 "deg min" and "deg a&w" are the degradation suite's (`make suite`, scored as `digits robustness`
@@ -41,6 +43,7 @@ from digits_runtime.metrics import report
 from digits_train.config import FitConfig
 from digits_train.export import export
 from digits_train.fit import fit
+from digits_train import typeset
 
 COLUMNS = {  # column -> (header, format)
     "val_errors": ("val err", "{:>8d}"),
@@ -54,6 +57,7 @@ COLUMNS = {  # column -> (header, format)
     "other_val_refused": ("oval ref'd", "{:>11.4f}"),
     "eval_accepted": ("eval acc'd", "{:>11.4f}"),
     "other_refused": ("other ref'd", "{:>12.4f}"),
+    "letters_val_refused": ("lval ref'd", "{:>11.4f}"),
     "handwriting_accuracy": ("hw acc", "{:>7.4f}"),
     "handwriting_refused": ("hw ref'd", "{:>9.4f}"),
     "degraded_val_accepted_wrong": ("dval a&w", "{:>9.4f}"),
@@ -113,6 +117,7 @@ def run_seed(
     overrides: dict,
     splits: dict,
     others: dataset.Split,
+    letters: np.ndarray,
     handwriting_dir: str,
     degraded: tuple,
     keep_dir: str | None = None,
@@ -128,6 +133,7 @@ def run_seed(
         predictor = Predictor(model)
         scores = {name: score(predictor, split) for name, split in splits.items()}
         other_accepted = float(predictor.classify(others.images).accepted.mean())
+        letters_accepted = float(predictor.classify(letters).accepted.mean())
         recorded = json.loads(predictor.metadata[contract.META_VAL_METRICS])
         rate = throughput(predictor, splits["eval"].images)
         generated = evaluate_handwriting(predictor, handwriting_dir)
@@ -146,6 +152,7 @@ def run_seed(
         "other_val_refused": recorded[f"other_val_refused_{predictor.score_kind}"],
         "eval_accepted": scores["eval"]["accepted"],
         "other_refused": 1 - other_accepted,
+        "letters_val_refused": 1 - letters_accepted,
         "handwriting_accuracy": generated["known"]["accuracy"],
         "handwriting_refused": generated["refusal"]["others_refused"],
         "degraded_val_accepted_wrong": recorded[f"degraded_val_accepted_wrong_{predictor.score_kind}"],
@@ -194,6 +201,7 @@ def main() -> None:
     splits, others = load_splits(args.curated_dir)
     manifest, arrays = suite.load(args.suite_dir)
     degraded = (manifest, arrays, *suite.preprocess(arrays["images"], suite.cores()))
+    letters = np.round(typeset.validation_characters() * 255).astype(np.uint8)
     print(f"{'seed':>6}" + "".join(f"{header:>{len(fmt.format(0))}}" for header, fmt in COLUMNS.values()))
     rows = []
     for seed in args.seeds:
@@ -203,6 +211,7 @@ def main() -> None:
             overrides,
             splits,
             others,
+            letters,
             args.handwriting_dir,
             degraded,
             args.keep_dir,

@@ -23,12 +23,28 @@ def test_scores_are_max_probability_max_logit_and_energy():
 
 
 def test_rule_round_trips_and_accepts_at_the_threshold():
-    rule = RefusalRule("energy", 1.5, 0.99, "val")
+    rule = RefusalRule("max_logit", 1.5, 0.99, "val")
     assert rule.to_json() == (
-        '{"score": "energy", "threshold": 1.5, "known_accept_rate": 0.99, "chosen_on": "val"}'
+        '{"score": "max_logit", "threshold": 1.5, "known_accept_rate": 0.99, "chosen_on": "val", '
+        '"min_probability": 0.0}'
     )
     assert RefusalRule.from_json(rule.to_json()) == rule
-    assert rule.accepts(np.array([1.4999, 1.5, 7.0])).tolist() == [False, True, True]
+    logits = np.array([[1.4999, 0.0, 0.0], [1.5, 0.0, 0.0], [7.0, 6.9, 0.0]])
+    assert rule.accepts(logits).tolist() == [False, True, True]
+
+
+def test_a_floor_on_the_top_probability_refuses_a_digit_torn_between_two():
+    rule = RefusalRule("max_logit", 1.5, 0.99, "val", min_probability=0.6)
+    assert RefusalRule.from_json(rule.to_json()) == rule
+    # Like a digit (max_logit 7), but as much an 8 as a 0: refused; clearly one digit: accepted.
+    logits = np.array([[7.0, 6.9, 0.0], [7.0, 0.0, 0.0], [1.0, -5.0, -5.0]])
+    assert scores(logits, "max_probability")[0] < 0.6 < scores(logits, "max_probability")[1]
+    assert rule.accepts(logits).tolist() == [False, True, False]
+
+
+def test_a_rule_written_before_the_floor_existed_has_none():
+    old = '{"score": "energy", "threshold": 1.5, "known_accept_rate": 0.99, "chosen_on": "val"}'
+    assert RefusalRule.from_json(old) == RefusalRule("energy", 1.5, 0.99, "val", 0.0)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +72,15 @@ def test_rule_round_trips_and_accepts_at_the_threshold():
         (
             '{"score": "energy", "threshold": 1, "known_accept_rate": 0.9, "chosen_on": ""}',
             "chosen_on must name a split, got ''",
+        ),
+        (
+            '{"score": "energy", "threshold": 1, "known_accept_rate": 0.9, "chosen_on": "val", '
+            '"min_probability": 1}',
+            r"min_probability must be a number in \[0, 1\), got 1",
+        ),
+        (
+            '{"score": "energy", "threshold": 1, "known_accept_rate": 0.9, "chosen_on": "val", "margin": 2}',
+            "unknown margin",
         ),
     ],
 )

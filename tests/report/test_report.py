@@ -142,6 +142,7 @@ def test_refusal_section_shows_the_evaluated_shares(report, report_inputs, refus
         "threshold": rule.threshold,
         "known_accept_rate": 0.9,
         "chosen_on": "val",
+        "min_probability": 0.0,
     }
     labels = {"eval": "eval split", "test": "MNIST test 0, 5, 8", "other": "MNIST test, other digits"}
     for split, label in labels.items():

@@ -204,6 +204,7 @@ def test_evaluate_other_reports_the_share_refused(capsys, refusing_model, refere
         "threshold": rule.threshold,
         "known_accept_rate": 0.9,
         "chosen_on": "val",
+        "min_probability": 0.0,
     }
     assert (summary["score"], summary["n"], summary["refused"]) == ("energy", 7154, refused)
     assert summary["share_refused"] == pytest.approx(refused / 7154)

@@ -22,6 +22,7 @@ from digits_train.export import (
     DEGRADED_PER_FAMILY,
     DEGRADED_SEED,
     KNOWN_ACCEPT_RATE,
+    MIN_PROBABILITIES,
     PARITY_BATCH_SIZES,
     export,
     load_checkpoint,
@@ -165,34 +166,34 @@ def test_metadata_round_trip(trained, small_curated):
 
 
 def test_refusal_rule_is_chosen_on_validation_data(trained, small_curated):
-    """The threshold keeps KNOWN_ACCEPT_RATE of val digits; the score does the least harm: the
-    fewest of other_val accepted plus degraded val digits accepted with a wrong answer."""
+    """The rule keeps KNOWN_ACCEPT_RATE of val digits, as arrays and as scans; the score and the
+    floor on the top probability do the least harm: the fewest of other_val accepted plus
+    degraded val digits accepted with a wrong answer."""
     rule = RefusalRule(**trained["export"]["refusal"])
     refused = trained["export"]["other_val_refused"]
     wrong = trained["export"]["degraded_val_accepted_wrong"]
     assert (rule.chosen_on, rule.known_accept_rate) == ("val", KNOWN_ACCEPT_RATE)
+    assert rule.min_probability in MIN_PROBABILITIES
     assert set(refused) == set(wrong) == set(refusal.SCORES)
     harm = {kind: 1 - refused[kind] + wrong[kind] for kind in refusal.SCORES}
     assert harm[rule.score] == min(harm.values())
-    # Measured again here, on the same draw of degraded validation digits.
-    pixels, digits, _ = suite.degraded_split(
-        dataset.load_split(small_curated, "val"), DEGRADED_PER_FAMILY, DEGRADED_SEED
-    )
+    # Measured again here, on the same draws of validation digits.
+    val = dataset.load_split(small_curated, "val")
+    pixels, digits, _ = suite.degraded_split(val, DEGRADED_PER_FAMILY, DEGRADED_SEED)
+    scanned = suite.degraded_split(val, len(val), DEGRADED_SEED, families=("clean",))[0]
     session = ort.InferenceSession(str(trained["dir"] / "model.onnx"), providers=["CPUExecutionProvider"])
 
-    def accepted(split: str) -> np.ndarray:
-        pixels = pixels_from_uint8(dataset.load_split(small_curated, split).images)[:, None]
-        logits = session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
-        return rule.accepts(refusal.scores(logits, rule.score))
+    def logits_of(pixels: np.ndarray) -> np.ndarray:
+        return session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels[:, None]})[0]
 
-    logits = session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels[:, None]})[0]
+    logits = logits_of(pixels)
     answers = np.array([0, 5, 8])[logits.argmax(1)]
-    taken = rule.accepts(refusal.scores(logits, rule.score))
-    assert np.mean(taken & (answers != digits)) == pytest.approx(wrong[rule.score])
-    val = accepted("val")
+    assert np.mean(rule.accepts(logits) & (answers != digits)) == pytest.approx(wrong[rule.score])
+    known = rule.accepts(np.concatenate([logits_of(pixels_from_uint8(val.images)), logits_of(scanned)]))
     # The highest such threshold keeps exactly as many as the rate needs, and no more.
-    assert int(val.sum()) == math.ceil(KNOWN_ACCEPT_RATE * len(val))
-    assert 1 - accepted("other_val").mean() == pytest.approx(refused[rule.score])
+    assert int(known.sum()) == math.ceil(KNOWN_ACCEPT_RATE * len(known))
+    other = rule.accepts(logits_of(pixels_from_uint8(dataset.load_split(small_curated, "other_val").images)))
+    assert 1 - other.mean() == pytest.approx(refused[rule.score])
 
 
 def test_the_runtime_refuses_an_exported_model_broken_by_hand(trained, tmp_path):

@@ -92,10 +92,12 @@ def test_a_checkpoint_config_without_an_outlier_target_is_read_as_uniform():
 def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8(monkeypatch):
     assert not set("OoSsB058") & set(typeset.CHARACTERS)
     assert len(typeset.CHARACTERS) == 7 + 47
-    monkeypatch.setattr(
-        typeset.typefaces, "TRAINING_FACES", ("DejaVuSerif-Italic.ttf",)
-    )  # one face: a short cycle
-    variants = 2 * len(typeset.CHARACTERS) * len(typeset.PENS)  # Pillow's font, then the face
+    # One typeface and one handwriting font: a short cycle.
+    monkeypatch.setattr(typeset.typefaces, "TRAINING_FACES", ("DejaVuSerif-Italic.ttf",))
+    handwriting = typeset.handwriting_fonts()[:1]
+    monkeypatch.setattr(typeset, "handwriting_fonts", lambda: handwriting)
+    per_font = len(typeset.CHARACTERS) * len(typeset.PENS)
+    variants = 3 * per_font  # Pillow's font, then the typeface, then the handwriting font
     images = typeset.typeset(variants + 5)
     assert images.shape == (variants + 5, 28, 28)
     assert images.dtype == np.float32
@@ -106,11 +108,26 @@ def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0
         assert max(height, width) in (20, 21)  # 21: interpolation may spill into one more pixel
     distinct = {im.tobytes() for im in images[:variants]}
     assert len(distinct) >= variants - 4  # every character, pen and face its own image (l and I may coincide)
-    half = variants // 2
-    assert not np.array_equal(images[:half], images[half:variants])  # the typeface draws other shapes
+    fonts = [images[i * per_font : (i + 1) * per_font] for i in range(3)]
+    assert not np.array_equal(fonts[0], fonts[1])  # the typeface draws other shapes
+    assert not np.array_equal(fonts[1], fonts[2])  # and the handwriting font others again
     assert np.array_equal(images[-5:], images[:5])  # then the cycle starts again
     assert np.array_equal(typeset.typeset(7), images[:7])  # a prefix renders the same images
     assert typeset.typeset(0).shape == (0, 28, 28)
+
+
+def test_letters_of_fonts_training_never_sees_are_a_validation_set():
+    trained = {path.name for path in typeset.handwriting_fonts()}
+    held_out = {path.name for path in typeset.handwriting_fonts(validation=True)}
+    assert held_out == set(typeset.VALIDATION_FONTS)
+    assert not trained & held_out
+    on_disk = {p.name for p in typeset.FONTS_DIR.iterdir() if p.suffix in (".otf", ".ttf")}
+    assert trained | held_out == on_disk and len(on_disk) == 16
+    images = typeset.validation_characters()
+    assert images.shape == (len(held_out) * len(typeset.PENS) * len(typeset.CHARACTERS), 28, 28)
+    assert images.dtype == np.float32
+    assert images.max(axis=(1, 2)).min() == pytest.approx(1.0)
+    assert len({image.tobytes() for image in images}) >= len(images) - 8  # l and I may coincide
 
 
 def test_typeset_characters_join_the_outliers(small_curated):

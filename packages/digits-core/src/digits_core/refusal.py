@@ -1,9 +1,11 @@
 """The refusal rule: when an image does not look like any of the classes, say so.
 
 A model may carry a rule in its ``refusal`` metadata (``contract.META_REFUSAL``): which score to
-compute from the logits, and the threshold at or above which an image is accepted as one of the
-classes. Training chooses the rule; every consumer applies it with :func:`scores` and
-:meth:`RefusalRule.accepts`, so all decide the same way. Scores, higher meaning "more like a
+compute from the logits, the threshold at or above which an image is accepted as one of the
+classes, and the least probability its top digit must have. The first says the image looks like a
+digit at all; the second that it looks like one digit, not like two (a 0 with a stroke across its
+waist can look like an 8 as much as a 0). Training chooses the rule; every consumer applies it
+with :meth:`RefusalRule.accepts`, so all decide the same way. Scores, higher meaning "more like a
 known digit":
 
 - ``max_probability``: the largest softmax probability;
@@ -13,7 +15,7 @@ known digit":
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -38,16 +40,18 @@ def scores(logits: np.ndarray, kind: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RefusalRule:
-    """Accept an image when its ``score`` is at least ``threshold``.
+    """Accept an image when its ``score`` is at least ``threshold`` and the probability of its top
+    digit at least ``min_probability`` (0: any).
 
-    ``known_accept_rate`` is the share of known digits the threshold was chosen to accept, on
-    the split named by ``chosen_on``. Raises ``ValueError`` saying what is wrong when a field is.
+    ``known_accept_rate`` is the share of known digits the rule was chosen to accept, on the split
+    named by ``chosen_on``. Raises ``ValueError`` saying what is wrong when a field is.
     """
 
     score: str
     threshold: float
     known_accept_rate: float
     chosen_on: str = "val"
+    min_probability: float = 0.0
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
@@ -58,18 +62,31 @@ class RefusalRule:
             raise ValueError(f"known_accept_rate must be a number in (0, 1], got {self.known_accept_rate!r}")
         if not isinstance(self.chosen_on, str) or not self.chosen_on:
             raise ValueError(f"chosen_on must name a split, got {self.chosen_on!r}")
+        if not _is_number(self.min_probability) or not 0 <= self.min_probability < 1:
+            raise ValueError(f"min_probability must be a number in [0, 1), got {self.min_probability!r}")
 
-    def accepts(self, values: np.ndarray) -> np.ndarray:
-        """Return a bool array: which ``values`` (scores of this rule's kind) are accepted."""
-        return np.asarray(values) >= self.threshold
+    def accepts(self, logits: np.ndarray) -> np.ndarray:
+        """Return a bool array (N,): which rows of ``logits`` (N, C) this rule accepts."""
+        accepted = scores(logits, self.score) >= self.threshold
+        if self.min_probability:
+            accepted &= scores(logits, "max_probability") >= self.min_probability
+        return accepted
+
+    def condition(self, digits: int = 6) -> str:
+        """What an accepted image meets, as a line says it: ``max_logit >= -0.8 and top probability >= 0.8``."""
+        said = f"{self.score} >= {self.threshold:.{digits}g}"
+        return said + (f" and top probability >= {self.min_probability:g}" if self.min_probability else "")
 
     def to_json(self) -> str:
-        """The metadata value: a JSON object with the four fields."""
+        """The metadata value: a JSON object with the five fields."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> "RefusalRule":
-        """Parse a metadata value; raise ``ValueError`` saying what is wrong with it."""
+        """Parse a metadata value; raise ``ValueError`` saying what is wrong with it.
+
+        ``min_probability`` may be missing: rules written before it existed had none (0).
+        """
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -79,7 +96,10 @@ class RefusalRule:
         missing = [key for key in ("score", "threshold", "known_accept_rate", "chosen_on") if key not in data]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
-        return cls(data["score"], data["threshold"], data["known_accept_rate"], data["chosen_on"])
+        unknown = sorted(set(data) - {field.name for field in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown {', '.join(unknown)}")
+        return cls(**data)
 
 
 def choose_threshold(known_scores: np.ndarray, accept_rate: float) -> float:

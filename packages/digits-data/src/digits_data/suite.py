@@ -218,18 +218,23 @@ def _preprocess(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def degraded_split(
-    split: dataset.Split, per_family: int, seed: int, workers: int = 1
+    split: dataset.Split,
+    per_family: int,
+    seed: int,
+    workers: int = 1,
+    families: tuple[str, ...] = FAMILIES[1:],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A stratified draw of ``per_family`` images of ``split``, degraded by every family but
-    ``clean`` and preprocessed: pixels (M, 28, 28), labels (M,) and which were readable (M,).
+    """A stratified draw of ``per_family`` images of ``split``, degraded by each of ``families``
+    (every family but ``clean``) and preprocessed: pixels (M, 28, 28), labels (M,) and which were
+    readable (M,).
 
     Choosing anything on degraded images takes them from the MNIST training set this way (the
     val split), never from the suite's MNIST test images.
     """
     pick = _stratified(split.labels, per_family, np.random.default_rng(seed))
-    degraded = degrade_all(split.images[pick], seed, FAMILIES[1:], workers)
+    degraded = degrade_all(split.images[pick], seed, families, workers)
     pixels, readable = preprocess(degraded.reshape(-1, *degraded.shape[2:]), workers)
-    return pixels, np.tile(split.labels[pick], len(FAMILIES) - 1), readable
+    return pixels, np.tile(split.labels[pick], len(families)), readable
 
 
 def load(directory: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:

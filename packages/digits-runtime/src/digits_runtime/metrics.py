@@ -4,6 +4,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from digits_core.refusal import RefusalRule
+
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, labels: Sequence[int]) -> np.ndarray:
     """Counts (len(labels), len(labels)): rows are true digits, columns predicted digits."""
@@ -105,7 +107,7 @@ def format_refusal(summary: dict) -> str:
         head = "refusal: the model has no refusal rule, so it accepts every image"
     else:
         head = (
-            f"refusal: accepted when {rule['score']} >= {rule['threshold']:.6g} "
+            f"refusal: accepted when {RefusalRule(**rule).condition()} "
             f"(chosen to accept {rule['known_accept_rate']:.2%} of {rule['chosen_on']} digits)"
         )
     rows = [head, f"{'digit':<8}{'refused':>10}{'images':>10}{'share':>10}"]

@@ -174,7 +174,7 @@ class Predictor:
         finite = _finite_rows(logits, probabilities)
         with np.errstate(invalid="ignore", over="ignore"):  # rows that are not finite are never used
             values = scores(logits, self.score_kind)
-        accepted = self.refusal.accepts(values) if self.refusal else np.ones(len(values), dtype=bool)
+            accepted = self.refusal.accepts(logits) if self.refusal else np.ones(len(values), dtype=bool)
         predicted = np.asarray(self.labels, dtype=np.int64)[probabilities.argmax(1)]
         return Classification(probabilities, predicted, values, accepted), finite
 

@@ -3,6 +3,7 @@
 from digits_core import layout
 from digits_core.checks import check_path
 from digits_core.cli_support import main_for
+from digits_core.refusal import RefusalRule
 from digits_train.config import FitConfig
 
 
@@ -105,7 +106,7 @@ def export(
     )
     rule = result["refusal"]
     print(
-        f"refusal: {rule['score']} >= {rule['threshold']:.4g} accepts {rule['known_accept_rate']:.1%} "
+        f"refusal: {RefusalRule(**rule).condition(4)} accepts {rule['known_accept_rate']:.1%} "
         f"of validation digits and refuses {result['other_val_refused'][rule['score']]:.1%} of other_val"
     )
 

@@ -35,7 +35,8 @@ class FitConfig:
     ties broken by lower loss). ``class_weighting`` is ``sqrt`` (square root of the inverse class
     frequency) or ``inverse``. ``ema_decay=0`` turns weight averaging off.
     ``outlier_weight`` weighs the loss on the outliers (the curated other digits, and ``typeset``
-    letters and digits typeset in Pillow's font, digits_train.typeset), which teaches the model to
+    letters and digits typeset in Pillow's font, the training typefaces and handwriting fonts,
+    digits_train.typeset), which teaches the model to
     say an image is none of its classes; 0 trains without them. With ``outlier_target="reject"``
     each network has one more output, a reject class the outliers are trained to, and the model
     outputs each digit's logit minus the reject logit: its probabilities over the digits are those
@@ -73,7 +74,7 @@ class FitConfig:
     early_stopping: bool = False
     outlier_weight: float = 0.5
     outlier_target: str = "reject"
-    typeset: int = 2000
+    typeset: int = 3726  # every character in every pen of every font once (digits_train.typeset)
     printed: int = 600
     outliers_per_epoch: int = 3400
     min_epochs: int = 15

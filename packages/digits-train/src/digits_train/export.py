@@ -12,6 +12,7 @@ not in the metadata, where a consumer could take it for a step of its own.
 
 import json
 import logging
+import math
 import os
 import re
 from dataclasses import asdict
@@ -41,6 +42,8 @@ OPSET = 18
 DEGRADED_PER_FAMILY = 150  # validation digits degraded by each family when choosing the refusal score
 DEGRADED_SEED = 31  # and their draw: fixed, so that export is deterministic
 KNOWN_ACCEPT_RATE = 0.995
+MIN_PROBABILITIES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""The floors on the top digit's probability that the refusal rule may take (0: none)."""
 """Share of validation digits the refusal threshold keeps. Above the 99% the product promises:
 one validation image is 1/600 of the split, so a threshold at exactly 99% on val would accept
 fewer than 99% of new digits about half the time."""
@@ -156,32 +159,50 @@ def choose_refusal(
     degraded: tuple[np.ndarray, np.ndarray] | None = None,
     labels: list[int] | None = None,
 ) -> tuple[RefusalRule, dict, dict]:
-    """Choose the refusal score and threshold on validation data with onnxruntime's logits.
+    """Choose the refusal rule on validation data with onnxruntime's logits.
 
     ``known`` are validation digits, ``other`` the held-out outliers (other_val), ``degraded``
     validation digits degraded by every family of the suite, as (pixels, digits), ``labels`` the
-    model's digits in output order. For every score the threshold keeps KNOWN_ACCEPT_RATE of
-    ``known``; the score that then does the least harm wins: the share of ``other`` it accepts
-    plus the share of ``degraded`` it accepts with a wrong digit. Returns the rule and, per
-    score, the share of ``other`` refused and of ``degraded`` accepted and wrong.
+    model's digits in output order. For every score and every floor on the top digit's
+    probability in MIN_PROBABILITIES, the threshold keeps KNOWN_ACCEPT_RATE of ``known`` (a floor
+    that alone refuses more is skipped); the pair that then does the least harm wins: the share of
+    ``other`` it accepts plus the share of ``degraded`` it accepts with a wrong digit. Returns the
+    rule and, per score at its best floor, the share of ``other`` refused and of ``degraded``
+    accepted and wrong.
     """
     inputs = {"known": known, "other": other} | ({"degraded": degraded[0]} if degraded else {})
     logits = {
         name: session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: pixels})[0]
         for name, pixels in inputs.items()
     }
-    refused, harmed = {}, {}
+    wrong = np.asarray(labels)[logits["degraded"].argmax(1)] != degraded[1] if degraded else None
+    measured = {}  # (score, floor) -> (rule, share of other refused, share of degraded harmed)
     for kind in refusal.SCORES:
-        threshold = refusal.choose_threshold(refusal.scores(logits["known"], kind), KNOWN_ACCEPT_RATE)
-        refused[kind] = (threshold, float(np.mean(refusal.scores(logits["other"], kind) < threshold)))
-        if degraded:
-            wrong = np.asarray(labels)[logits["degraded"].argmax(1)] != degraded[1]
-            accepted = refusal.scores(logits["degraded"], kind) >= threshold
-            harmed[kind] = float(np.mean(accepted & wrong))
-    harm = {kind: 1 - refused[kind][1] + harmed.get(kind, 0.0) for kind in refusal.SCORES}
-    best = min(refusal.SCORES, key=lambda kind: harm[kind])  # first listed wins a tie
-    rule = RefusalRule(best, refused[best][0], KNOWN_ACCEPT_RATE, "val")
-    return rule, {kind: share for kind, (_, share) in refused.items()}, harmed
+        for floor in MIN_PROBABILITIES:
+            rule = _keeping(logits["known"], kind, floor)
+            if rule is not None:
+                harmed = float(np.mean(rule.accepts(logits["degraded"]) & wrong)) if degraded else 0.0
+                measured[kind, floor] = (rule, float(np.mean(~rule.accepts(logits["other"]))), harmed)
+
+    def harm(key: tuple[str, float]) -> float:
+        return 1 - measured[key][1] + measured[key][2]
+
+    best = {kind: min((key for key in measured if key[0] == kind), key=harm) for kind in refusal.SCORES}
+    chosen = min(best.values(), key=harm)  # the first listed wins a tie: the lower floor
+    refused = {kind: measured[key][1] for kind, key in best.items()}
+    harmed = {kind: measured[key][2] for kind, key in best.items()} if degraded else {}
+    return measured[chosen][0], refused, harmed
+
+
+def _keeping(logits: np.ndarray, kind: str, floor: float) -> RefusalRule | None:
+    """The rule on ``kind`` with ``floor`` that accepts KNOWN_ACCEPT_RATE of the known digits'
+    ``logits``, or None when the floor alone refuses more of them than that."""
+    passing = refusal.scores(logits, "max_probability") >= floor
+    needed = math.ceil(KNOWN_ACCEPT_RATE * len(logits) - 1e-9)
+    if passing.sum() < needed:
+        return None
+    threshold = refusal.choose_threshold(refusal.scores(logits[passing], kind), needed / passing.sum())
+    return RefusalRule(kind, threshold, KNOWN_ACCEPT_RATE, "val", floor)
 
 
 def producer_versions() -> dict[str, str]:
@@ -272,12 +293,14 @@ def export(
 
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     checked = parity(model, session, pixels("eval"))
-    degraded = suite.degraded_split(
-        dataset.load_split(curated, "val"), DEGRADED_PER_FAMILY, DEGRADED_SEED, suite.cores()
-    )
+    val = dataset.load_split(curated, "val")
+    degraded = suite.degraded_split(val, DEGRADED_PER_FAMILY, DEGRADED_SEED, suite.cores())
+    # The known digits as arrays and as the preprocessing reads them from a scan: the rule must
+    # keep both, and scans come out of the preprocessing less sure than MNIST's own pixels.
+    scanned = suite.degraded_split(val, len(val), DEGRADED_SEED, suite.cores(), families=("clean",))[0]
     rule, other_refused, degraded_wrong = choose_refusal(
         session,
-        pixels("val"),
+        np.concatenate([pixels("val"), scanned[:, None]]),
         pixels(OUTLIER_SPLITS[1]),
         (degraded[0][:, None], degraded[1]),
         hparams["labels"],

@@ -1,4 +1,4 @@
-"""Characters typeset in Pillow's own font and the training typefaces: outliers that are not MNIST.
+"""Characters typeset in Pillow's font, the training typefaces and handwriting fonts: outliers.
 
 The curated outliers are other MNIST digits, so a model trained on them alone has never seen a
 letter and reads many as a 0 or an 8. These letters and other digits, brought to MNIST form by the
@@ -8,6 +8,7 @@ are left out: refusing them would teach the model to refuse its own digits.
 """
 
 import string
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -19,6 +20,13 @@ from digits_data import typefaces
 LOOK_LIKE_CLASSES = "OoSsB"  # letters written like a 0, 5 or 8
 CHARACTERS = "".join(str(d) for d in range(10) if d not in CLASSES) + "".join(
     c for c in string.ascii_letters if c not in LOOK_LIKE_CLASSES
+)
+FONTS_DIR = Path(__file__).with_name("fonts")
+VALIDATION_FONTS = (  # never trained on: the share of their letters refused is a validation measure
+    "BecauseWeOrganize-Regular.otf",
+    "ComicNeue-Italic.otf",
+    "DancingScript-Bold.otf",
+    "Humor-Sans.ttf",
 )
 PENS = (0, 1, 3)  # extra stroke width in pixels at SIZE: a thin, a medium and a bold pen
 SIZE = 64  # font size in pixels; to_mnist scales each letter to fit 20x20 anyway
@@ -34,29 +42,46 @@ def typeset(count: int) -> np.ndarray:
     """
     if count == 0:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    files = [typefaces.font_dir() / face for face in typefaces.TRAINING_FACES] + handwriting_fonts()
     fonts = [ImageFont.load_default(SIZE)]
     variants: list[np.ndarray] = []
-    for f in range(1 + len(typefaces.TRAINING_FACES)):
+    for f in range(1 + len(files)):
         if f == len(fonts):  # opened only when needed: a small count reads no font file
-            fonts.append(
-                ImageFont.truetype(str(typefaces.font_dir() / typefaces.TRAINING_FACES[f - 1]), SIZE)
-            )
+            fonts.append(ImageFont.truetype(str(files[f - 1]), SIZE))
         for pen in PENS:
             for character in CHARACTERS:
-                canvas = Image.new("L", (2 * SIZE, 2 * SIZE), 0)
-                ImageDraw.Draw(canvas).text(
-                    (SIZE, SIZE),
-                    character,
-                    fill=255,
-                    font=fonts[f],
-                    anchor="mm",
-                    stroke_width=pen,
-                    stroke_fill=255,
-                )
-                variants.append(to_mnist(canvas, f"character {character}"))
+                variants.append(_character(fonts[f], character, pen))
                 if len(variants) == count:
                     return np.stack(variants).astype(np.float32)
     return np.stack([variants[i % len(variants)] for i in range(count)]).astype(np.float32)
+
+
+def validation_characters() -> np.ndarray:
+    """Every character in every pen in the fonts training never sees (VALIDATION_FONTS), in MNIST
+    form (N, 28, 28) in [0, 1]: the share a model refuses says how it refuses letters it never saw."""
+    fonts = [ImageFont.truetype(str(path), SIZE) for path in handwriting_fonts(validation=True)]
+    images = [_character(font, character, pen) for font in fonts for pen in PENS for character in CHARACTERS]
+    return np.stack(images).astype(np.float32)
+
+
+def _character(font: ImageFont.ImageFont | ImageFont.FreeTypeFont, character: str, pen: int) -> np.ndarray:
+    """One character in ``font`` with a pen ``pen`` pixels wider, in MNIST form (28, 28)."""
+    # Three sizes wide: the swashes of script faces reach far from the centre. Cropped to the ink
+    # with a margin of paper before to_mnist, which then has fewer pixels to read.
+    canvas = Image.new("L", (3 * SIZE, 3 * SIZE), 0)
+    ink = {"fill": 255, "stroke_width": pen, "stroke_fill": 255}
+    ImageDraw.Draw(canvas).text((1.5 * SIZE, 1.5 * SIZE), character, font=font, anchor="mm", **ink)
+    left, top, right, bottom = canvas.getbbox() or (0, 0, 1, 1)  # blank stays blank: to_mnist says so
+    margin = SIZE // 4
+    canvas = canvas.crop((left - margin, top - margin, right + margin, bottom + margin))
+    return to_mnist(canvas, f"character {character}")
+
+
+def handwriting_fonts(validation: bool = False) -> list[Path]:
+    """The handwriting fonts of ``fonts/`` that training sees, or with ``validation`` those it never
+    sees (VALIDATION_FONTS), by file name."""
+    every = sorted(p for p in FONTS_DIR.iterdir() if p.suffix in (".otf", ".ttf"))
+    return [p for p in every if (p.name in VALIDATION_FONTS) == validation]
 
 
 OUTLINED = 0.3  # share of printed digits drawn as outlined type
