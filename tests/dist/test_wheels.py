@@ -92,6 +92,10 @@ def test_make_dist_builds_a_wheel_and_an_sdist_of_every_package_at_one_version(d
         names = wheel.namelist()
         meta = wheel.read(f"digits_serve-{VERSION}.dist-info/METADATA").decode()
     assert "digits_serve/page.html" in names  # package data travels with the code
+    with zipfile.ZipFile(dist / f"digits_train-{VERSION}-py3-none-any.whl") as wheel:
+        fonts = [name for name in wheel.namelist() if name.startswith("digits_train/fonts/")]
+    assert len([name for name in fonts if name.endswith((".otf", ".ttf"))]) == 16  # and the fonts
+    assert {"digits_train/fonts/OFL.txt", "digits_train/fonts/README.md"} <= set(fonts)
     assert not [name for name in names if name.startswith(("tests/", "digits_runtime/", "digits_core/"))]
     needs = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)", meta, re.MULTILINE)
     assert {"digits-core", "digits-runtime", "starlette", "uvicorn", "prometheus-client"} <= set(needs)
