@@ -40,10 +40,10 @@ from digits_data import dataset, suite
 from digits_runtime import Predictor, robustness
 from digits_runtime.handwriting import evaluate as evaluate_handwriting
 from digits_runtime.metrics import report
+from digits_train import typeset
 from digits_train.config import FitConfig
 from digits_train.export import export
 from digits_train.fit import fit
-from digits_train import typeset
 
 COLUMNS = {  # column -> (header, format)
     "val_errors": ("val err", "{:>8d}"),

@@ -122,7 +122,8 @@ def test_letters_of_fonts_training_never_sees_are_a_validation_set():
     assert held_out == set(typeset.VALIDATION_FONTS)
     assert not trained & held_out
     on_disk = {p.name for p in typeset.FONTS_DIR.iterdir() if p.suffix in (".otf", ".ttf")}
-    assert trained | held_out == on_disk and len(on_disk) == 16
+    assert trained | held_out == on_disk
+    assert len(on_disk) == 16
     images = typeset.validation_characters()
     assert images.shape == (len(held_out) * len(typeset.PENS) * len(typeset.CHARACTERS), 28, 28)
     assert images.dtype == np.float32

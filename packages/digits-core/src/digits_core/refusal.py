@@ -73,7 +73,7 @@ class RefusalRule:
         return accepted
 
     def condition(self, digits: int = 6) -> str:
-        """What an accepted image meets, as a line says it: ``max_logit >= -0.8 and top probability >= 0.8``."""
+        """What an accepted image meets, as one line: ``max_logit >= -0.8 and top probability >= 0.8``."""
         said = f"{self.score} >= {self.threshold:.{digits}g}"
         return said + (f" and top probability >= {self.min_probability:g}" if self.min_probability else "")
 
