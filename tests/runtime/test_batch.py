@@ -231,6 +231,15 @@ def test_output_that_is_a_file_read_only_or_full(capsys, archive, model, tmp_pat
         (["--partition-size", "300"], "--partition-size must be a multiple of 256, got 300"),
         (["--workers", "0"], "--workers must be between 1 and"),
         (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler is for --engine dask"),
+        (["--connect-timeout", "2"], "--connect-timeout is for --engine dask"),
+        (
+            ["--engine", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--connect-timeout", "0"],
+            "--connect-timeout must be in (0.0, 3600.0), got 0.0",
+        ),
+        (
+            ["--engine", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--connect-timeout", "soon"],
+            "--connect-timeout must be a number, got 'soon'",
+        ),
         (["--engine", "dask"], "--engine dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS)"),
         (
             ["--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],

@@ -60,14 +60,26 @@ def test_a_port_that_is_not_a_scheduler_is_one_line(archive, model, tmp_path, li
 
     try:
         address = f"tcp://127.0.0.1:{port}"
+        # The default wait once, a shorter one given by --connect-timeout the other time.
+        waited = ["--connect-timeout", "1.5"] if listener == "http" else []
         done = digits(
-            "batch", "--model", model, archive, tmp_path / "out", "--engine", "dask", "--scheduler", address
+            "batch",
+            "--model",
+            model,
+            archive,
+            tmp_path / "out",
+            "--engine",
+            "dask",
+            "--scheduler",
+            address,
+            *waited,
         )
     finally:
         stop()
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
-        f"digits: error: no Dask scheduler answers at {address} (no answer within 5 s): "
+        f"digits: error: no Dask scheduler answers at {address} "
+        f"(no answer within {'1.5' if waited else '5'} s): "
         "start one with `dask scheduler`, or give the address of yours\n"
     )
 

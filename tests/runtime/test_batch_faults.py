@@ -118,9 +118,8 @@ def free_port() -> int:
 
 def test_a_scheduler_address_where_nothing_listens(archive, model, tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
-    done = digits(
-        "batch", "--model", model, archive, tmp_path / "out", "--engine", "dask", "--scheduler", address
-    )
+    dask = ["--engine", "dask", "--scheduler", address, "--connect-timeout", "1"]
+    done = digits("batch", "--model", model, archive, tmp_path / "out", *dask)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith(f"digits: error: no Dask scheduler answers at {address} (")
     assert done.stderr.endswith("start one with `dask scheduler`, or give the address of yours\n")

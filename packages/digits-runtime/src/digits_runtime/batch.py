@@ -40,7 +40,7 @@ from pathlib import Path
 from digits_core.contract import META_FINGERPRINT
 from digits_core.errors import DigitsError, UsageError
 from digits_runtime import jobs
-from digits_runtime.engines import SCHEDULER, engine_for, guarded
+from digits_runtime.engines import CONNECT_SECONDS, SCHEDULER, engine_for, guarded
 from digits_runtime.inputs import list_inputs
 from digits_runtime.output import OutputFolder
 from digits_runtime.parts import EXTRA, part_name, score_part, score_rows
@@ -80,6 +80,7 @@ def run(
     scheduler: str | None = None,
     partition_size: int | None = None,
     retry_errors: bool = False,
+    connect_timeout: float | None = None,
 ) -> dict:
     """Score every image under ``source`` into Parquet files in ``output``; return the summary.
 
@@ -108,7 +109,8 @@ def run(
     # rows whichever engine scores them (a Dask worker runs in a folder of its own).
     source = source if "://" in source else os.path.abspath(source)
     folder = OutputFolder(output)
-    with engine_for(engine, workers, scheduler, model_bytes) as (executor, model_ref, ahead):
+    timeout = CONNECT_SECONDS if connect_timeout is None else connect_timeout
+    with engine_for(engine, workers, scheduler, model_bytes, timeout) as (executor, model_ref, ahead):
         entries = list_inputs(source, skip=folder.root if folder.local else None)
         size = partition_size or jobs.default_partition_size(len(entries))
         job = jobs.identity(source, entries, model_bytes, size)

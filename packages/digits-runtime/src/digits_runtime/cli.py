@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from digits_core import atomic, layout
-from digits_core.checks import check_int
+from digits_core.checks import check_float, check_int
 from digits_core.cli_support import main_for
 from digits_core.contract import SPLITS
 from digits_core.errors import DigitsError, UsageError
@@ -301,6 +301,7 @@ def batch(
     scheduler: str | None = None,
     partition_size: int | None = None,
     retry_errors: bool = False,
+    connect_timeout: float | None = None,
 ) -> None:
     """Score every image under INPUT into OUTPUT, a folder of Parquet files, then print its summary.
 
@@ -321,6 +322,7 @@ def batch(
         scheduler: The Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS).
         partition_size: Images per Parquet part, a multiple of 256 (default: up to 1024).
         retry_errors: Score again the parts that hold error rows (files unreadable last time).
+        connect_timeout: Seconds to wait for the Dask scheduler to answer, for --engine dask (default: 5).
     """
     from digits_runtime.predictor import BATCH_SIZE
 
@@ -336,14 +338,17 @@ def batch(
         if partition_size % BATCH_SIZE:
             raise UsageError(f"--partition-size must be a multiple of {BATCH_SIZE}, got {partition_size}")
     if engine == "local":
-        if scheduler is not None:
-            raise UsageError("--scheduler is for --engine dask")
+        for name, value in (("scheduler", scheduler), ("connect_timeout", connect_timeout)):
+            if value is not None:
+                raise UsageError(f"--{name.replace('_', '-')} is for --engine dask")
         workers = check_int(
             "workers", (os.cpu_count() or 1) if workers is None else workers, 1, os.cpu_count() or 1
         )
     else:
         if workers is not None:
             raise UsageError("--workers is for --engine local: a Dask cluster has the workers it was given")
+        if connect_timeout is not None:
+            connect_timeout = check_float("connect_timeout", connect_timeout, 0.0, 3600.0)
         scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
         if not scheduler or not isinstance(scheduler, str):
             raise UsageError("--engine dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS)")
@@ -362,6 +367,7 @@ def batch(
         scheduler=scheduler,
         partition_size=partition_size,
         retry_errors=bool(retry_errors),
+        connect_timeout=connect_timeout,
     )
     print(jsonlib.dumps(summary))
 

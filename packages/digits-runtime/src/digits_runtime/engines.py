@@ -19,15 +19,18 @@ from digits_core.errors import DigitsError, first_line
 from digits_runtime.parts import EXTRA
 from digits_runtime.workers import process_pool
 
-CONNECT_SECONDS = 5  # a scheduler that does not answer by then is reported, not waited for
+CONNECT_SECONDS = 5.0  # by default, a scheduler that does not answer by then is reported, not waited for
 SCHEDULER = re.compile(r"(tcp|tls|ws|wss)://(\[[0-9a-fA-F:]+\]|[^/\s:\[\]]+):\d+/?")  # HOST:PORT
 
 
 @contextlib.contextmanager
 def engine_for(
-    engine: str, workers: int, scheduler: str | None, model: bytes
+    engine: str, workers: int, scheduler: str | None, model: bytes, connect_timeout: float = CONNECT_SECONDS
 ) -> Iterator[tuple[Any, Any, int]]:
-    """Yield (a concurrent.futures executor, how tasks get the model, how many parts to keep in flight)."""
+    """Yield (a concurrent.futures executor, how tasks get the model, how many parts to keep in flight).
+
+    A Dask scheduler that has not answered within ``connect_timeout`` seconds is reported.
+    """
     if engine == "local":
         with process_pool(workers) as pool:
             yield pool, model, 2 * workers
@@ -39,13 +42,13 @@ def engine_for(
         raise DigitsError(f"digits batch --engine dask needs the batch extra: {EXTRA}") from None
     # The connect timeout bounds each attempt (and the handshake with a port that accepts and
     # never answers); the thread bounds the whole, whatever Dask does in between.
-    timeout = f"{CONNECT_SECONDS}s"
+    timeout = f"{connect_timeout}s"
     with dask.config.set({"distributed.comm.timeouts.connect": timeout}):
         client = _within(
-            CONNECT_SECONDS + 2, lambda: Client(scheduler, timeout=timeout, set_as_default=False)
+            connect_timeout + 2, lambda: Client(scheduler, timeout=timeout, set_as_default=False)
         )
     if not isinstance(client, Client):
-        reason = first_line(client) if client is not None else f"no answer within {CONNECT_SECONDS} s"
+        reason = first_line(client) if client is not None else f"no answer within {connect_timeout:g} s"
         raise DigitsError(
             f"no Dask scheduler answers at {scheduler} ({reason}): "
             "start one with `dask scheduler`, or give the address of yours"
