@@ -64,7 +64,6 @@ class FitConfig:
     elastic: float = 0.08
     degrees: float = 20.0
     degrade: float = 0.5
-    scan: float = 0.0
     junk: float = 0.25
     network: str = "compact"
     members: int = 2
@@ -96,7 +95,6 @@ class FitConfig:
         check_float("elastic", self.elastic, 0.0, 0.5, open_interval=False)
         check_float("degrees", self.degrees, 0.0, 45.0, open_interval=False)
         check_float("degrade", self.degrade, 0.0, 1.0, open_interval=False)
-        check_float("scan", self.scan, 0.0, 1.0, open_interval=False)
         check_float("junk", self.junk, 0.0, 1.0, open_interval=False)
         check_choice("network", self.network, NETWORKS)
         check_int("members", self.members, 1, 8)

@@ -135,30 +135,14 @@ KINDS = (
 """Each kind of degradation: (images (B, 1, SIDE, SIDE), generator) -> degraded images."""
 
 
-def scan(images: torch.Tensor) -> torch.Tensor:
-    """Each image as the preprocessing gives it back from a 2x scan: read at twice the size, its
-    faint edges dropped as background, and scaled down again; strokes come back softer and lighter."""
-    up = F.interpolate(images, scale_factor=2, mode="bilinear")
-    up = up * (up >= SCAN_INK * up.amax(dim=(1, 2, 3), keepdim=True))
-    return _peak(F.interpolate(up, size=(SIDE, SIDE), mode="bicubic", antialias=True).clamp(min=0))
-
-
-SCAN_INK = 0.3  # of the peak: fainter pixels of a scan are read as paper
-
-
 @dataclass(frozen=True)
 class Degrade:
-    """Give ``scanned`` of the images the look of a scan (:func:`scan`), then ``share`` of them one
-    degradation each, of a kind drawn uniformly per image."""
+    """Give ``share`` of the images one degradation each, of a kind drawn uniformly per image."""
 
     share: float = 0.5
-    scanned: float = 0.0
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Degrade a batch (B, 1, SIDE, SIDE) of pixels in [0, 1] with draws from ``generator``."""
-        if self.scanned > 0:
-            which = torch.rand(len(images), generator=generator) < self.scanned
-            images = torch.where(which.view(-1, 1, 1, 1), scan(images), images)
         if self.share <= 0:
             return images
         n = len(images)

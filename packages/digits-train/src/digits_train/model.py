@@ -90,7 +90,7 @@ class DigitsClassifier(L.LightningModule):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
         self.jitter = Jitter(degrees=self.config.degrees, elastic=self.config.elastic)
-        self.degrade = Degrade(self.config.degrade, self.config.scan)
+        self.degrade = Degrade(self.config.degrade)
         # Augmentation draws from its own generator so that runs are reproducible.
         self.generator = torch.Generator().manual_seed(self.config.seed)
         n = len(labels)
