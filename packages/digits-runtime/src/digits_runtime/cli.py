@@ -23,7 +23,8 @@ def predict(*images: str, model: str = layout.MODEL, threads: int | None = None,
 
     One image prints {"probs": {"0": p0, "5": p5, "8": p8}, "prediction": d, "accepted": true,
     "score": s}; "accepted" is false when the image does not look like a 0, 5 or 8 (its refusal
-    "score" is below the model's threshold). Several images, or folders (their image files, in
+    "score" is below the model's threshold) or looks as much like one of them as another (its top
+    probability is below the rule's floor). Several images, or folders (their image files, in
     sorted order), print one such JSON object per line with its "path"; a file that cannot be
     read gives a line with "path" and "error", the others still run, and the exit code is then 1.
     - reads one image file from standard input (cat scan.png | digits predict -).

@@ -30,7 +30,8 @@ class Prediction:
     ``prediction`` is then still the most probable digit.
 
     ``score`` is the refusal rule's score of the image (:attr:`Predictor.score_kind`; higher is
-    more like a known digit): the image is accepted when it reaches the rule's threshold. A model
+    more like a known digit): the image is accepted when it reaches the rule's threshold and its
+    top probability the rule's floor (``min_probability``). A model
     without a rule scores by its largest probability and accepts every image.
     """
 
