@@ -309,6 +309,7 @@ def test_a_missing_or_extra_name_is_one_line(model_path, tmp_path):
         "tcp://x:1",
         "256",
         "False",
+        "5",
         "more",
         cwd=tmp_path,
     )
