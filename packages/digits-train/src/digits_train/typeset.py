@@ -34,11 +34,13 @@ SIZE = 64  # font size in pixels; to_mnist scales each letter to fit 20x20 anywa
 
 def typeset(count: int) -> np.ndarray:
     """``count`` character images (count, 28, 28) in [0, 1]: every character in every pen, first in
-    Pillow's own font, then in each training typeface, cycling when ``count`` exceeds them.
+    Pillow's own font, then in each training typeface, then in each handwriting font of ``fonts/``
+    but those held out (:func:`handwriting_fonts`), cycling when ``count`` exceeds them.
 
     One face teaches the shape of one alphabet; letters in serif, sans, mono, bold and italic
-    faces teach that a letter is refused whatever its style. The images depend on the Pillow (and
-    FreeType) and matplotlib versions only, which constraints.txt pins.
+    faces teach that a letter is refused whatever its style, and handwriting fonts that it is
+    refused however it is written. The images depend on the Pillow (and FreeType) and matplotlib
+    versions only, which constraints.txt pins.
     """
     if count == 0:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
