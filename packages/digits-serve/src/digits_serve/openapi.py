@@ -183,7 +183,10 @@ def spec(predictor: Predictor) -> dict[str, Any]:
                         "prediction": {"type": "integer", "enum": [int(label) for label in labels]},
                         "accepted": {
                             "type": "boolean",
-                            "description": "False when the refusal rule says it is none of these digits.",
+                            "description": (
+                                "False when the refusal rule refuses it: it looks like none of these digits, "
+                                "or like two of them as much."
+                            ),
                         },
                         "score": {
                             "type": "number",
