@@ -62,18 +62,8 @@ def test_a_port_that_is_not_a_scheduler_is_one_line(archive, model, tmp_path, li
         address = f"tcp://127.0.0.1:{port}"
         # The default wait once, a shorter one given by --connect-timeout the other time.
         waited = ["--connect-timeout", "1.5"] if listener == "http" else []
-        done = digits(
-            "batch",
-            "--model",
-            model,
-            archive,
-            tmp_path / "out",
-            "--engine",
-            "dask",
-            "--scheduler",
-            address,
-            *waited,
-        )
+        dask = ["--engine", "dask", "--scheduler", address, *waited]
+        done = digits("batch", "--model", model, archive, tmp_path / "out", *dask)
     finally:
         stop()
     assert (done.returncode, done.stdout) == (1, "")
