@@ -135,14 +135,17 @@ def dask_cluster(folder: Path, env: dict[str, str]) -> Iterator[tuple[str, list[
             wait_for(worker_log, "Registered to:")
         yield address, started[1:]
     finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # The workers first, then the scheduler once they have ended (as tests/helpers.py does): a
+        # worker stopped while its scheduler closes can hang in its own shutdown.
+        for group in (started[1:], started[:1]):
+            for process in group:
+                process.terminate()
+            for process in group:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def measure(argv: list[str], workers: list[psutil.Process] = (), env: dict | None = None) -> dict:
