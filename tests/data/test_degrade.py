@@ -53,6 +53,21 @@ def test_held_out_typefaces_are_never_trained_on():
         assert (typefaces.font_dir() / face).is_file()
 
 
+@pytest.mark.slow  # spawns two processes
+def test_processes_give_the_bytes_of_one(monkeypatch):
+    images = np.stack([DIGIT, np.roll(DIGIT, 3, axis=1), 255 - DIGIT, np.rot90(DIGIT)])
+    families = ("speckle_noise", "zigzag", "stain")
+    alone = suite.degrade_all(images, 7, families, workers=1)
+    pixels, readable = suite.preprocess(alone.reshape(-1, *alone.shape[2:]), workers=1)
+    monkeypatch.setattr(suite, "ONE_PROCESS_IMAGES", 0)  # small work goes on processes too
+    shared = suite.degrade_all(images, 7, families, workers=2)
+    assert shared.shape == (3, 4, degrade.SIDE, degrade.SIDE)
+    assert shared.tobytes() == alone.tobytes()
+    shared_pixels, shared_readable = suite.preprocess(shared.reshape(-1, *shared.shape[2:]), workers=2)
+    assert shared_pixels.tobytes() == pixels.tobytes()
+    assert shared_readable.tolist() == readable.tolist()
+
+
 def test_the_suite_is_written_whole_and_read_back_checked(small_curated, mnist_dir, tmp_path, capsys):
     handwriting_dir = tmp_path / "handwriting"
     handwriting.write(handwriting_dir, per_style=1, seed=5)

@@ -62,6 +62,11 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+# Below this many images, the work is done in this process: a spawned process takes about as long
+# to start (importing NumPy, Pillow and this package) as a thousand images take to preprocess.
+ONE_PROCESS_IMAGES = 1000
+
+
 def _on_processes(work: Callable, items: list, workers: int) -> list:
     """``[work(item) for item in items]``, on ``workers`` processes when there are several."""
     if workers <= 1 or len(items) < 2:
@@ -90,6 +95,7 @@ def degrade_all(
     if len(images) == 0:
         return np.empty((len(families), 0, degrade.SIDE, degrade.SIDE), dtype=np.uint8)
     work = functools.partial(_degrade_family, images, seed)
+    workers = workers if len(images) * len(families) >= ONE_PROCESS_IMAGES else 1
     return np.stack(_on_processes(work, list(enumerate(families)), workers)).astype(np.uint8)
 
 
@@ -200,7 +206,7 @@ def preprocess(images: np.ndarray, workers: int = 1) -> tuple[np.ndarray, np.nda
     """Suite images (N, H, W) uint8 read as image files are: MNIST-form pixels (N, 28, 28) and
     which were readable (N,); an image the preprocessing finds no digit in is left blank.
     ``workers`` processes share the work, in order."""
-    if workers > 1 and len(images) >= 2 * workers:
+    if workers > 1 and len(images) >= ONE_PROCESS_IMAGES:
         parts = _on_processes(_preprocess, np.array_split(images, 8 * workers), workers)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     return _preprocess(images)
