@@ -179,7 +179,7 @@ docs: $(INSTALLED) ## Build docs/ into the site site/ with MkDocs (--strict: a b
 test: $(INSTALLED) lint lock-check ## Lint, check the lock, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(INSTALLED) ## The test suite without its slow tier (training, subprocess-heavy and fault tests)
+test-fast: $(INSTALLED) ## The test suite without its slow tier (training, programs, servers, clusters, reports)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
 
 lint: $(INSTALLED) ## ruff lint and format check

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from digits_core.cli_support import run_fire
 
-SLOW_IMAGES = 1024  # the batch tests' slow archive: 240x240 PNGs, about 6 ms each to bring to MNIST form
+SLOW_IMAGES = 1024  # the batch tests' slow archive: 120x120 PNGs, about 2 ms each to bring to MNIST form
 
 
 EXE = [sys.executable, "-m", "digits_runtime"]

@@ -195,6 +195,7 @@ def test_usage_errors_exit_2_without_traceback(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_subprocess_curate_then_inspect(mnist_dir, tmp_path):
     out = tmp_path / "c"
     done = subprocess.run(

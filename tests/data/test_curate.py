@@ -119,6 +119,7 @@ def test_normalization_comes_from_train_only(full):
     assert manifest["normalization"]["std"] == pytest.approx(train.std(), abs=1e-8)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes_other_seed_differs(full, mnist_dir, tmp_path, tmp_path_factory):
     out, _ = full
     # The manifest records where MNIST lies relative to it: same depth, same bytes.
@@ -222,6 +223,7 @@ def test_bad_configuration_is_refused_naming_the_field(overrides, message, flags
     assert caught.value.with_flags().count("--") == flags.count("--")
 
 
+@pytest.mark.slow
 def test_counts_beyond_mnist_and_empty_splits_are_refused(mnist_dir, tmp_path):
     with pytest.raises(UsageError, match="digit 5: asked for 6000 images but MNIST training holds 5421"):
         curate.curate(mnist_dir, tmp_path / "a", class_counts={0: 10, 5: 6000})

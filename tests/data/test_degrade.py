@@ -68,6 +68,7 @@ def test_processes_give_the_bytes_of_one(monkeypatch):
     assert shared_readable.tolist() == readable.tolist()
 
 
+@pytest.mark.slow
 def test_the_suite_is_written_whole_and_read_back_checked(small_curated, mnist_dir, tmp_path, capsys):
     handwriting_dir = tmp_path / "handwriting"
     handwriting.write(handwriting_dir, per_style=1, seed=5)

@@ -32,6 +32,7 @@ def generated(tmp_path_factory):
 run = cli_runner(cli.COMMANDS, "digits-data")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_bytes_and_more_samples_keep_the_first_ones(generated):
     out, manifest = generated
     again = handwriting.generate(per_style=1, seed=5)
@@ -109,6 +110,7 @@ def test_labels_are_valid_and_files_unique(generated):
     assert len({s["file"].lower() for s in samples}) == len(samples)  # safe on case-blind disks
 
 
+@pytest.mark.slow
 def test_every_image_decodes_and_passes_the_product_preprocessing(generated):
     out, manifest = generated
     formats = Counter()
@@ -214,6 +216,7 @@ def test_a_set_is_not_replaced_once_a_user_added_a_file_to_it(capsys, generated,
     assert files_of(out) == before
 
 
+@pytest.mark.slow
 def test_a_set_of_an_older_version_is_replaced_if_its_manifest_lists_all_of_it(capsys, generated, tmp_path):
     out = shutil.copytree(generated[0], tmp_path / "hw")
     (out / ownership.MARK).unlink()  # older versions wrote no record

@@ -115,6 +115,7 @@ def serve() -> Iterator:
         server.close()
 
 
+@pytest.mark.slow
 def test_http_mirror_downloads_gunzips_and_verifies(tmp_path, serve, gz_files, real_files, capsys):
     url = serve(gz_files)
     messages = []
@@ -128,6 +129,7 @@ def test_http_mirror_downloads_gunzips_and_verifies(tmp_path, serve, gz_files, r
     assert messages[-1].startswith("MNIST already present and verified")
 
 
+@pytest.mark.slow
 def test_corrupt_mirror_falls_through_to_the_next(tmp_path, serve, gz_files, real_files):
     data = bytearray(gzip.decompress(gz_files["t10k-labels-idx1-ubyte.gz"]))
     data[100] ^= 1
@@ -140,6 +142,7 @@ def test_corrupt_mirror_falls_through_to_the_next(tmp_path, serve, gz_files, rea
     assert mnist.verify(tmp_path)
 
 
+@pytest.mark.slow
 def test_every_source_failing_lists_them_and_writes_nothing(tmp_path, serve, gz_files):
     not_gzip = {**gz_files, "train-labels-idx1-ubyte.gz": b"plain text"}
     stalled = serve(gz_files, stall={"train-images-idx3-ubyte.gz"})
@@ -157,6 +160,7 @@ def test_every_source_failing_lists_them_and_writes_nothing(tmp_path, serve, gz_
     assert list(mnist.raw_dir(tmp_path).iterdir()) == []
 
 
+@pytest.mark.slow
 def test_corrupt_existing_copy_is_replaced(tmp_path, serve, gz_files, real_files):
     raw = mnist.raw_dir(tmp_path)
     raw.mkdir(parents=True)
@@ -169,6 +173,7 @@ def test_corrupt_existing_copy_is_replaced(tmp_path, serve, gz_files, real_files
     assert (raw / mnist.TRAIN_LABELS).read_bytes() == real_files[mnist.TRAIN_LABELS]
 
 
+@pytest.mark.slow
 def test_local_folder_source_accepts_raw_and_gz(tmp_path, gz_files, real_files):
     source = tmp_path / "mixed"
     source.mkdir()

@@ -44,6 +44,7 @@ def test_fingerprint_does_not_depend_on_where_the_folder_is(mnist_dir, tmp_path)
     assert dataset.fingerprint(near) == dataset.fingerprint(far)
 
 
+@pytest.mark.slow
 def test_a_moved_curated_folder_finds_mnist_beside_it_or_is_told_where(
     curated, mnist_dir, tmp_path, monkeypatch
 ):
@@ -211,6 +212,7 @@ def test_a_record_naming_a_users_files_gets_none_of_them_deleted(
     assert scratch_of(mine) == []
 
 
+@pytest.mark.slow
 def test_a_pipe_named_like_a_record_is_refused_at_once_and_never_opened(mnist_dir, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -241,6 +243,7 @@ def test_curate_never_replaces_a_split_edited_since_it_wrote_it(capsys, curated,
     assert snapshot(curated) == before
 
 
+@pytest.mark.slow
 def test_a_contact_sheet_is_replaced_only_if_it_is_the_one_drawn_from_the_data(curated, mnist_dir):
     (curated / "samples.png").write_bytes(b"my own picture, named like the contact sheet")
     before = snapshot(curated)
@@ -261,6 +264,7 @@ def test_an_older_curated_folder_whose_split_was_edited_is_not_replaced(curated,
     assert snapshot(curated) == before
 
 
+@pytest.mark.slow
 def test_curate_refuses_a_folder_another_step_wrote(mnist_dir, tmp_path):
     handwriting.write(tmp_path / "hw", per_style=1, seed=1)
     before = snapshot(tmp_path / "hw")

@@ -25,6 +25,8 @@ SCRIPTS = {  # console script: (its distribution, one of its commands or None)
     "digits-train": ("digits-train", "export"),
     "digits-report": ("digits-report", None),
 }
+pytestmark = pytest.mark.slow  # every test starts installed console scripts, some several times
+
 ODD_NAMES = ["2024", "1e3", "0x10", "True", "[a]"]  # Fire alone reads them as 2024, 1000.0, 16, True, ['a']
 
 
@@ -82,7 +84,6 @@ def test_folder_names_that_look_like_literals_are_names_in_the_other_commands(sm
     )
 
 
-@pytest.mark.slow  # imports torch
 def test_train_takes_names_literally(tmp_path):
     done = script("digits-train", "export", "--checkpoint-path", "0x10", "--output", "True", cwd=tmp_path)
     assert (done.returncode, done.stdout) == (1, "")
@@ -91,7 +92,6 @@ def test_train_takes_names_literally(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow  # a real batch job, twice
 def test_batch_input_and_output_named_like_numbers(model_path, digit, tmp_path):
     (tmp_path / "2024").mkdir()
     shutil.copy(digit, tmp_path / "2024" / "a.png")

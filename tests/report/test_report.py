@@ -16,6 +16,8 @@ from digits_report.report import write_report
 
 from helpers import assert_disk_full_line, evaluate
 
+pytestmark = pytest.mark.slow  # most tests write a report: a page and its figures, drawn by matplotlib
+
 
 @pytest.fixture(scope="module")
 def report(report_inputs, tmp_path_factory):
@@ -101,7 +103,6 @@ def test_missing_inputs_name_the_file_and_the_target(report_inputs, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.slow
 def test_command_line_writes_the_report_or_names_what_is_missing(report_inputs, tmp_path):
     out = tmp_path / "report"
 
@@ -192,7 +193,6 @@ def report_argv(inputs, out):
     ]
 
 
-@pytest.mark.slow
 def test_a_second_report_waits_for_the_first_and_removes_what_killed_runs_left(report_inputs, tmp_path):
     from digits_core import atomic
 

@@ -15,6 +15,8 @@ from digits_runtime import cli
 
 from helpers import HANDWRITING_EDITS, edited_handwriting
 
+pytestmark = pytest.mark.slow  # most tests write a report: a page and its figures, drawn by matplotlib
+
 
 @pytest.fixture(scope="module")
 def handwriting_inputs(report_inputs, tmp_path_factory):
@@ -30,7 +32,6 @@ def handwriting_inputs(report_inputs, tmp_path_factory):
     return report_inputs | {"eval": evaluations, "handwriting": root / "handwriting"}
 
 
-@pytest.mark.slow
 def test_handwriting_section_shows_the_set_and_its_numbers(handwriting_inputs, tmp_path):
     i = handwriting_inputs
     out = tmp_path / "report"
@@ -65,7 +66,6 @@ def test_handwriting_section_shows_the_set_and_its_numbers(handwriting_inputs, t
         assert (out / ref).is_file(), ref
 
 
-@pytest.mark.slow
 def test_handwriting_section_of_a_model_without_a_rule(handwriting_inputs, tmp_path):
     i = handwriting_inputs
     evaluations = Path(shutil.copytree(i["eval"], tmp_path / "eval"))
@@ -84,7 +84,6 @@ def test_handwriting_section_of_a_model_without_a_rule(handwriting_inputs, tmp_p
     assert "<th>accepted</th>" not in page.split("<h2>Handwriting that is not MNIST</h2>")[1]
 
 
-@pytest.mark.slow
 def test_handwriting_measured_on_another_set_is_refused(handwriting_inputs, tmp_path):
     from digits_data import handwriting
 
@@ -100,7 +99,6 @@ def test_handwriting_measured_on_another_set_is_refused(handwriting_inputs, tmp_
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.slow
 def test_an_edited_handwriting_manifest_is_one_line(capsys, handwriting_inputs, tmp_path):
     i = handwriting_inputs
     for name in ("samples a dict", "label x"):

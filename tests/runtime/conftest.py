@@ -14,13 +14,18 @@ from helpers import SLOW_IMAGES
 
 @pytest.fixture(scope="session")
 def slow_archive(small_curated, tmp_path_factory) -> tuple[Path, dict[str, int]]:
-    """1024 PNGs of 240x240 (16 distinct digits, repeated), and which digit each file holds."""
+    """1024 PNGs of 120x120 (16 distinct digits, repeated), and which digit each file holds.
+
+    Four parts of 256 that take a worker about half a second each to score: long enough that a
+    test sees a job mid-way (a part written, the next ones not), short enough that the jobs run
+    to the end cost little.
+    """
     folder = tmp_path_factory.mktemp("slow")
     images = dataset.load_split(small_curated, "eval").images[:16]
     encoded = []
     for image in images:
         buffer = io.BytesIO()
-        Image.fromarray(image).resize((240, 240)).save(buffer, "PNG")
+        Image.fromarray(image).resize((120, 120)).save(buffer, "PNG")
         encoded.append(buffer.getvalue())
     source = {}
     for i in range(SLOW_IMAGES):

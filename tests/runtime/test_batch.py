@@ -69,6 +69,7 @@ def assert_predict_answers(found: list[dict], predicted: subprocess.CompletedPro
     assert np.array_equal(np.array([r["accepted"] for r in ok]), classified.accepted)
 
 
+@pytest.mark.slow
 def test_local_engine_writes_the_answers_of_predict_bit_for_bit(local_output, predicted, model, archive):
     output, summary = local_output
     assert predicted.returncode == 1  # predict says some files failed; batch writes them as rows
@@ -103,6 +104,7 @@ def test_local_engine_writes_the_answers_of_predict_bit_for_bit(local_output, pr
     assert summary["images_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_one_worker_writes_the_same_parts_as_two(local_output, archive, model, tmp_path):
     done = digits("batch", "--model", model, archive, tmp_path / "one", "--workers", "1")
     assert done.returncode == 0
@@ -110,6 +112,7 @@ def test_one_worker_writes_the_same_parts_as_two(local_output, archive, model, t
         assert pq.read_table(tmp_path / "one" / part.name).equals(pq.read_table(part))
 
 
+@pytest.mark.slow
 def test_predict_with_two_workers_prints_the_same_lines(predicted, archive, model):
     done = digits("predict", "--model", model, "--workers", "2", archive)
     assert (done.returncode, done.stdout, done.stderr) == (1, predicted.stdout, predicted.stderr)
@@ -121,7 +124,7 @@ def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
     local_output, archive, slow_archive, model, tmp_path
 ):
     with dask_cluster(tmp_path / "cluster") as (address, workers):
-        # Parts of a second or more each, so that both workers are surely busy at once.
+        # Parts of half a second or more each, so that both workers are surely busy at once.
         slow = digits(
             "batch",
             "--model",
@@ -147,6 +150,7 @@ def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
         assert pq.read_table(tmp_path / "mixed" / part.name).equals(pq.read_table(part))
 
 
+@pytest.mark.slow
 def test_a_part_cut_short_is_scored_again_and_the_others_kept(local_output, archive, model, tmp_path):
     output = tmp_path / "out"
     shutil.copytree(local_output[0], output)
@@ -166,6 +170,7 @@ def test_a_part_cut_short_is_scored_again_and_the_others_kept(local_output, arch
     assert {name: (output / name).stat().st_mtime_ns for name in kept} == kept
 
 
+@pytest.mark.slow
 def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
     capsys, local_output, archive, model, tmp_path
 ):
@@ -199,6 +204,7 @@ def test_a_complete_job_run_again_does_nothing_and_another_job_is_refused(
     )
 
 
+@pytest.mark.slow
 def test_output_that_is_a_file_read_only_or_full(capsys, archive, model, tmp_path, small_disk):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -255,6 +261,7 @@ def test_usage_errors(capsys, monkeypatch, model, archive, tmp_path, argv, messa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_inputs_glob_uri_missing_and_empty(capsys, local_output, archive, model, tmp_path):
     expected = {r["path"]: r for r in rows(local_output[0])}
     by_glob = digits("batch", "--model", model, f"{archive}/a/*.png", tmp_path / "glob")
@@ -281,6 +288,7 @@ def test_inputs_glob_uri_missing_and_empty(capsys, local_output, archive, model,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_score_a_partition_of_paths_or_bytes(local_output, model):
     from digits_runtime.batch import score
 
@@ -305,6 +313,7 @@ def test_score_a_partition_of_paths_or_bytes(local_output, model):
     ]
 
 
+@pytest.mark.slow
 def test_runtime_and_predict_never_import_dask_or_pyarrow(archive, model):
     probe = (
         "import sys\n"
@@ -321,6 +330,7 @@ def test_runtime_and_predict_never_import_dask_or_pyarrow(archive, model):
     assert done.stdout.count("\n") == 301
 
 
+@pytest.mark.slow
 def test_the_batch_driver_leaves_parquet_to_its_workers(archive, model, tmp_path):
     # Arrow's thread pools can abort a process at exit; only the workers, never the driver, load it.
     probe = (

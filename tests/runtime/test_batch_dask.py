@@ -61,7 +61,7 @@ def test_a_port_that_is_not_a_scheduler_is_one_line(archive, model, tmp_path, li
     try:
         address = f"tcp://127.0.0.1:{port}"
         # The default wait once, a shorter one given by --connect-timeout the other time.
-        waited = ["--connect-timeout", "1.5"] if listener == "http" else []
+        waited = ["--connect-timeout", "0.5"] if listener == "http" else []
         dask = ["--engine", "dask", "--scheduler", address, *waited]
         done = digits("batch", "--model", model, archive, tmp_path / "out", *dask)
     finally:
@@ -69,7 +69,7 @@ def test_a_port_that_is_not_a_scheduler_is_one_line(archive, model, tmp_path, li
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
         f"digits: error: no Dask scheduler answers at {address} "
-        f"(no answer within {'1.5' if waited else '5'} s): "
+        f"(no answer within {'0.5' if waited else '5'} s): "
         "start one with `dask scheduler`, or give the address of yours\n"
     )
 
@@ -103,7 +103,7 @@ def test_a_local_job_is_carried_on_by_a_dask_cluster(archive, model, tmp_path, m
     parts = sorted(output.iterdir())
     whole = {p.name: p.read_bytes() for p in parts}
     parts[1].unlink()  # as if stopped before it was written
-    with dask_cluster(tmp_path / "cluster") as (address, _):
+    with dask_cluster(tmp_path / "cluster", workers=1) as (address, _):  # for the one part left
         done = digits(
             "batch", "--model", model, f"{archive}/", output, "--engine", "dask", "--scheduler", address
         )

@@ -36,6 +36,27 @@ def wait_for_parts(output: Path, process: subprocess.Popen) -> list[Path]:
     raise AssertionError("no part written in 60 s")
 
 
+def still_running(processes: list[psutil.Process], seconds: float) -> list[psutil.Process]:
+    """Those of ``processes`` that have not ended within ``seconds``.
+
+    Ended is exited, reaped or not: a process whose parent was killed is reaped by init in its own
+    time, which here can be seconds after it exited.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        running = [p for p in processes if p.is_running() and _status(p) != psutil.STATUS_ZOMBIE]
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.02)
+
+
+def _status(process: psutil.Process) -> str:
+    try:
+        return process.status()
+    except psutil.NoSuchProcess:
+        return psutil.STATUS_DEAD
+
+
 def test_a_worker_killed_mid_job_leaves_the_job_complete(slow_archive, model, tmp_path):
     output = tmp_path / "out"
     with dask_cluster(tmp_path / "cluster") as (address, workers):
@@ -75,7 +96,7 @@ def test_the_driver_killed_mid_job_then_run_again_carries_on(slow_archive, model
     pool = psutil.Process(job.pid).children(recursive=True)
     job.send_signal(signal.SIGKILL)
     job.wait()
-    _, alive = psutil.wait_procs(pool, timeout=30)  # the pool processes end with their parent
+    alive = still_running(pool, 30)  # the pool processes end with their parent
     for process in alive:
         process.kill()
     assert alive == []
@@ -118,7 +139,7 @@ def free_port() -> int:
 
 def test_a_scheduler_address_where_nothing_listens(archive, model, tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
-    dask = ["--engine", "dask", "--scheduler", address, "--connect-timeout", "1"]
+    dask = ["--engine", "dask", "--scheduler", address, "--connect-timeout", "0.5"]
     done = digits("batch", "--model", model, archive, tmp_path / "out", *dask)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith(f"digits: error: no Dask scheduler answers at {address} (")

@@ -36,6 +36,12 @@ def scans(archive, tmp_path) -> Path:
     return folder
 
 
+def batch(*argv) -> subprocess.CompletedProcess:
+    """`digits batch` ``argv`` on one worker process: what these tests check is OUTPUT and the
+    inputs, and a part holds the same bytes however many processes score the job."""
+    return digits("batch", *argv, "--workers", "1")
+
+
 def rows(output: Path) -> list[dict]:
     return pq.read_table(output).sort_by("path").to_pylist()
 
@@ -57,7 +63,7 @@ def test_user_files_and_links_in_output_are_never_written(scans, model, tmp_path
     target = tmp_path / "target.parquet"
     target.write_bytes(b"precious")
     (output / "part-000001.parquet").symlink_to(target)
-    done = digits("batch", "--model", model, scans, output)
+    done = batch("--model", model, scans, output)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
         f"digits: error: {output} holds files that digits batch did not write (part-000000.parquet, "
@@ -66,19 +72,20 @@ def test_user_files_and_links_in_output_are_never_written(scans, model, tmp_path
     assert (mine.read_bytes(), target.read_bytes()) == (b"PAR1 mine", b"precious")
     # A link named as a part of ours is not ours either: batch never writes through a link.
     clean = tmp_path / "clean"
-    assert digits("batch", "--model", model, scans, clean).returncode == 0
+    assert batch("--model", model, scans, clean).returncode == 0
     first = parts(clean)[0]
     first.unlink()
     first.symlink_to(target)
-    again = digits("batch", "--model", model, scans, clean)
+    again = batch("--model", model, scans, clean)
     assert again.returncode == 1
     assert f"holds files that digits batch did not write ({first.name})" in again.stderr
     assert target.read_bytes() == b"precious"
 
 
+@pytest.mark.slow
 def test_an_input_changed_since_is_scored_again_with_its_new_answer(scans, model, tmp_path):
     output = tmp_path / "out"
-    assert digits("batch", "--model", model, scans, output).returncode == 0
+    assert batch("--model", model, scans, output).returncode == 0
     before = {row["path"]: row["prediction"] for row in rows(output)}
     changed = scans / "0010.png"
     other = next(p for p in sorted(scans.iterdir()) if answer(model, p) != before[str(changed)])
@@ -87,7 +94,7 @@ def test_an_input_changed_since_is_scored_again_with_its_new_answer(scans, model
     os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     untouched = parts(output)[1]
     mtime = untouched.stat().st_mtime_ns
-    again = digits("batch", "--model", model, scans, output)
+    again = batch("--model", model, scans, output)
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
     assert (summary["parts_kept"], sum(summary["parts_by_worker"].values())) == (1, 1)
@@ -104,20 +111,21 @@ def test_an_input_changed_since_is_scored_again_with_its_new_answer(scans, model
 @pytest.mark.parametrize("damage", ["deleted", "cut short"])
 def test_a_part_deleted_or_cut_short_after_the_job_is_scored_again(scans, model, tmp_path, damage):
     output = tmp_path / "out"
-    assert digits("batch", "--model", model, scans, output).returncode == 0
+    assert batch("--model", model, scans, output).returncode == 0
     whole = {p.name: p.read_bytes() for p in parts(output)}
     victim = parts(output)[0]
     if damage == "deleted":
         victim.unlink()
     else:
         victim.write_bytes(victim.read_bytes()[:100])
-    again = digits("batch", "--model", model, scans, output)
+    again = batch("--model", model, scans, output)
     assert (again.returncode, again.stderr) == (0, "")
     assert json.loads(again.stdout)["parts_kept"] == 1
     assert {p.name: p.read_bytes() for p in parts(output)} == whole
     assert len(rows(output)) == 300
 
 
+@pytest.mark.slow
 def test_a_second_run_on_an_output_being_written_stops_in_one_line(capsys, scans, model, tmp_path):
     output = tmp_path / "out"
     output.mkdir()
@@ -133,32 +141,40 @@ def test_a_second_run_on_an_output_being_written_stops_in_one_line(capsys, scans
         "or give another OUTPUT\n"
     )
     assert list(output.iterdir()) == []
-    assert digits("batch", "--model", model, scans, output).returncode == 0
+    assert batch("--model", model, scans, output).returncode == 0
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_leave_one_job(slow_archive, model, tmp_path):
+def test_two_runs_at_once_leave_one_job(archive, model, tmp_path):
     output = tmp_path / "out"
-    argv = [*EXE, "batch", "--model", model, slow_archive[0], output, "--workers", "1"]
+    argv = [*EXE, "batch", "--model", model, archive, output, "--workers", "1"]
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(3000):
-        if any(output.glob("part-*")) or first.poll() is not None:
-            break
-        time.sleep(0.02)
-    second = digits("batch", "--model", model, slow_archive[0], output)
+    # The first run starts its worker for its first part, so it holds OUTPUT by then; that worker
+    # stopped keeps the run mid-job for as long as the second run takes, however busy the machine.
+    parent = psutil.Process(first.pid)
+    while not (pool := pool_children(parent)):
+        assert first.poll() is None, first.communicate()
+        time.sleep(0.005)
+    pool[0].suspend()
+    try:
+        second = digits("batch", "--model", model, archive, output)
+        assert first.poll() is None  # still mid-job while the second run ran
+    finally:
+        pool[0].resume()
     out, err = first.communicate(timeout=300)
     assert (first.returncode, err) == (0, "")
     assert second.returncode == 1
     assert "is being written by another digits batch" in second.stderr
     assert second.stderr.count("\n") == 1
-    assert len(rows(output)) == json.loads(out)["inputs"] == len(slow_archive[1])
+    assert len(rows(output)) == json.loads(out)["inputs"] == 604
 
 
+@pytest.mark.slow
 def test_a_name_that_is_not_utf8_is_a_row(scans, model, tmp_path):
     odd = os.fsencode(scans) + b"/scan\xff.png"
     shutil.copyfile(scans / "0000.png", odd)
     output = tmp_path / "out"
-    done = digits("batch", "--model", model, scans, output)
+    done = batch("--model", model, scans, output)
     assert (done.returncode, done.stderr) == (0, "")
     found = {row["path"]: row for row in rows(output)}
     assert len(found) == 301
@@ -166,33 +182,36 @@ def test_a_name_that_is_not_utf8_is_a_row(scans, model, tmp_path):
     assert {**row, "path": None} == {**found[str(scans / "0000.png")], "path": None}
 
 
+@pytest.mark.slow
 def test_glob_characters_in_real_names_are_taken_literally(scans, model, tmp_path):
     shutil.copyfile(scans / "0000.png", scans / "x[1].png")
     shutil.copyfile(scans / "0001.png", scans / "x1.png")
-    done = digits("batch", "--model", model, scans / "x[1].png", tmp_path / "one")
+    done = batch("--model", model, scans / "x[1].png", tmp_path / "one")
     assert done.returncode == 0, done.stderr
     assert [row["path"] for row in rows(tmp_path / "one")] == [str(scans / "x[1].png")]
     folder = tmp_path / "scan[1]"
     shutil.copytree(scans, folder)
-    done = digits("batch", "--model", model, folder, tmp_path / "two")
+    done = batch("--model", model, folder, tmp_path / "two")
     assert done.returncode == 0, done.stderr
     assert len(rows(tmp_path / "two")) == 302
 
 
+@pytest.mark.slow
 def test_a_recursive_glob_through_links_to_parents_ends(scans, model, tmp_path):
     (scans / "up").symlink_to("..")
     (scans / "again").symlink_to(scans)
-    done = digits("batch", "--model", model, f"{scans}/**/*.png", tmp_path / "out")
+    done = batch("--model", model, f"{scans}/**/*.png", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     assert len(rows(tmp_path / "out")) == 300
 
 
+@pytest.mark.slow
 def test_output_inside_a_glob_input_is_left_out_and_can_be_resumed(scans, model):
     output = scans / "out"
-    first = digits("batch", "--model", model, f"{scans}/**", output)
+    first = batch("--model", model, f"{scans}/**", output)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["inputs"] == 300
-    again = digits("batch", "--model", model, f"{scans}/**", output)
+    again = batch("--model", model, f"{scans}/**", output)
     assert (again.returncode, again.stderr) == (0, f"digits batch: {output} is already complete\n")
 
 
@@ -226,14 +245,14 @@ def test_retry_errors_scores_again_the_files_that_failed(scans, model, tmp_path)
     uploading.write_bytes(whole[:40] + bytes(len(whole) - 40))  # space taken, bytes still coming
     stat = uploading.stat()
     output = tmp_path / "out"
-    first = digits("batch", "--model", model, scans, output)
+    first = batch("--model", model, scans, output)
     assert (first.returncode, json.loads(first.stdout)["errors"]) == (0, 1)
     uploading.write_bytes(whole)  # the upload completes, in place: same size, and here same time
     os.utime(uploading, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    again = digits("batch", "--model", model, scans, output)  # its stamp cannot tell
+    again = batch("--model", model, scans, output)  # its stamp cannot tell
     assert again.stderr == f"digits batch: {output} is already complete\n"
     assert json.loads(again.stdout)["errors"] == 1
-    retried = digits("batch", "--model", model, scans, output, "--retry-errors")
+    retried = batch("--model", model, scans, output, "--retry-errors")
     assert (retried.returncode, retried.stderr) == (0, "")
     summary = json.loads(retried.stdout)
     assert (summary["errors"], summary["scored"], summary["parts_kept"]) == (0, 301, 1)
@@ -242,7 +261,19 @@ def test_retry_errors_scores_again_the_files_that_failed(scans, model, tmp_path)
 
 
 def pool_children(process: psutil.Process) -> list[psutil.Process]:
-    return [c for c in process.children() if "resource_tracker" not in " ".join(c.cmdline())]
+    """The pool's worker processes that ``process`` has started.
+
+    Known by the command line of a spawned worker: a child just forked still has its parent's
+    (the resource tracker too, which the pool starts before it takes OUTPUT).
+    """
+    return [c for c in process.children() if "--multiprocessing-fork" in _command_line(c)]
+
+
+def _command_line(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # ended since it was listed
+        return []
 
 
 @pytest.mark.slow
@@ -285,9 +316,9 @@ def test_sigterm_stops_the_pool_without_a_leaked_semaphore_warning(slow_archive,
 def test_the_same_job_typed_three_ways_and_both_engines_have_one_path(scans, model, tmp_path, monkeypatch):
     monkeypatch.chdir(scans.parent)
     output = tmp_path / "out"
-    done = digits("batch", "--model", model, "scans", output)
+    done = batch("--model", model, "scans", output)
     assert done.returncode == 0
     assert rows(output)[0]["path"] == str(scans / "0000.png")  # the path a Dask worker gets too
     for typed in ("scans/", str(scans), "./scans"):
-        again = digits("batch", "--model", model, typed, output)
+        again = batch("--model", model, typed, output)
         assert (again.returncode, again.stderr) == (0, f"digits batch: {output} is already complete\n")

@@ -90,6 +90,7 @@ def test_a_model_whose_labels_are_not_the_datas_is_one_line(
         )
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_handwriting_set_listing_a_sample_twice_is_one_line(capsys, model_path, tmp_path):
     generated = handwriting.write(tmp_path / "set", per_style=1, seed=3)
     first = generated["samples"][0]

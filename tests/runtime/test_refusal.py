@@ -176,6 +176,7 @@ def test_predict_prints_accepted_per_the_rule(capsys, refusing_model, reference,
     assert lines[str(tmp_path / f"img{chosen[0]}.png")]["score"] >= rule.threshold
 
 
+@pytest.mark.slow
 def test_evaluate_other_reports_the_share_refused(capsys, refusing_model, reference, small_curated, tmp_path):
     path, rule = refusing_model
     other = dataset.load_test_split(small_curated, other=True)

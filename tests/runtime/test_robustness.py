@@ -24,6 +24,7 @@ def suite_dir(small_curated, mnist_dir, tmp_path_factory):
     return folder / "suite"
 
 
+@pytest.mark.slow
 def test_every_family_is_scored_as_the_images_answer(refusing_model, suite_dir, tmp_path, capsys):
     model, _ = refusing_model
     out = tmp_path / "degraded.json"

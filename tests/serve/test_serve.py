@@ -265,6 +265,7 @@ def test_a_body_over_the_limit_sent_whole_still_reads_413(server, eval_pngs, exp
     connection.close()
 
 
+@pytest.mark.slow
 def test_concurrent_requests_from_threads(server, eval_pngs, photo, expected):
     """Single images and mixed batches at once: every answer lands with its own request, in order."""
     images = [*eval_pngs, photo]

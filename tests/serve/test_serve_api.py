@@ -57,6 +57,7 @@ def samples(url: str) -> dict[tuple[str, tuple], float]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_metrics_count_every_request_across_workers_and_each_is_logged(
     serving, model_path, eval_pngs, workers
@@ -112,6 +113,7 @@ def test_cors_is_off_unless_asked(server):
     assert "access-control-allow-origin" not in call(server, "GET", "/model", headers={"Origin": ORIGIN})[1]
 
 
+@pytest.mark.slow
 def test_cors_for_the_origins_given_and_no_access_log_when_off(serving, model_path, eval_pngs):
     with serving(model_path, flags=["--cors-origin", ORIGIN, "--access-log", "off"]) as url:
         preflight = {

@@ -10,6 +10,8 @@ import weakref
 import zlib
 from urllib.parse import urlsplit
 
+import pytest
+
 from digits_core.errors import DigitsError
 from digits_runtime import Predictor
 from digits_serve.admission import MAX_PNG_CHUNKS
@@ -100,6 +102,7 @@ def test_trailers_are_held_to_the_head_limit(server, eval_pngs, expected):
     assert post(server, data)[::2] == (200, results(expected(data)))
 
 
+@pytest.mark.slow
 def test_one_client_of_slow_bodies_cannot_lock_out_another(serving, model_path, eval_pngs, expected):
     """One client opens as many connections as the server keeps, each sending a head and a part of
     its body; another client is still answered, and the first is told it holds its share."""

@@ -24,6 +24,7 @@ def large_png() -> bytes:
     return png(image)
 
 
+@pytest.mark.slow
 def test_a_digit_is_answered_while_a_large_request_runs(server, large_png, eval_pngs, expected):
     """Digits sent one after another while two 49-megapixel images are read are answered first."""
     body, content_type = multipart([("a.png", large_png), ("b.png", large_png)])
@@ -102,6 +103,7 @@ def test_idle_and_slow_connections_are_closed(serving, model_path, eval_pngs, ex
         assert post(url, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))
 
 
+@pytest.mark.slow
 def test_idle_connections_cannot_keep_a_client_out(serving, model_path, eval_pngs, expected):
     """More idle connections than the server allows, then a real request: the longest idle makes room."""
     with serving(model_path, LIMITED) as url:
@@ -114,6 +116,7 @@ def test_idle_connections_cannot_keep_a_client_out(serving, model_path, eval_png
                 sock.close()
 
 
+@pytest.mark.slow
 def test_connections_beyond_the_limit_get_503_when_all_are_busy(serving, model_path, eval_pngs, expected):
     limit = FDS - RESERVED_FDS
     half_body = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"

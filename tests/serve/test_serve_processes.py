@@ -56,6 +56,7 @@ def half_sent(url: str, body: bytes) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_sigterm_stops_one_worker_with_exit_0(model_path, eval_pngs, expected):
     with serve_process(model_path) as (process, url):
         assert post(url, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))

@@ -89,6 +89,7 @@ def test_a_checkpoint_config_without_an_outlier_target_is_read_as_uniform():
     assert _classifier().network.members[0][-1].out_features == 4  # today's default: reject
 
 
+@pytest.mark.slow
 def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8(monkeypatch):
     assert not set("OoSsB058") & set(typeset.CHARACTERS)
     assert len(typeset.CHARACTERS) == 7 + 47
@@ -116,6 +117,7 @@ def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0
     assert typeset.typeset(0).shape == (0, 28, 28)
 
 
+@pytest.mark.slow
 def test_letters_of_fonts_training_never_sees_are_a_validation_set():
     trained = {path.name for path in typeset.handwriting_fonts()}
     held_out = {path.name for path in typeset.handwriting_fonts(validation=True)}

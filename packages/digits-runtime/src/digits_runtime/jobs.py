@@ -15,12 +15,13 @@ from digits_core.errors import DigitsError
 from digits_runtime.engines import guarded
 from digits_runtime.inputs import Input
 from digits_runtime.output import OutputFolder
-from digits_runtime.parts import PART, SCRATCH, as_utf8, part_name, read_part
+from digits_runtime.parts import PART, SCRATCH, as_utf8, part_name, read_parts
 from digits_runtime.predictor import BATCH_SIZE
 from digits_runtime.workers import bounded
 
 MAX_PARTITION = 4 * BATCH_SIZE  # images per part; see default_partition_size
 MIN_PARTS = 8  # cut small jobs finer, so that every worker gets some of them
+READ_PER_TASK = 64  # parts whose records one task reads back; see survey
 
 
 def identity(source: str, entries: Sequence[Input], model: bytes, size: int) -> dict:
@@ -91,7 +92,16 @@ def survey(
         else:  # cut short or changed since it was written: ours by its name, not by its content
             stale.setdefault(index, []).append(name)
     kept: dict[int, Counter[str]] = {}
-    for (name, _), record in guarded(bounded(executor, read_part, whole, ahead)):
+    # Reading a part's records takes a millisecond, starting a local worker process a few
+    # hundred: a task per part would start a process per core only to read a complete job back.
+    # Many parts per task, so that many parts are read in parallel and a few in one process.
+    tasks = [whole[start : start + READ_PER_TASK] for start in range(0, len(whole), READ_PER_TASK)]
+    read = (
+        (name, record)
+        for task, records in guarded(bounded(executor, read_parts, tasks, ahead))
+        for (name, _), record in zip(task, records, strict=True)
+    )
+    for name, record in read:
         if record is None or record["job"] != job:
             raise DigitsError(
                 f"{folder.name} holds the results of another job (other inputs, model or partition "

@@ -3,7 +3,7 @@
 This module owns what a part is: its rows (the answers for a partition of images), its Arrow
 schema, its name (its index and the first 16 hex digits of its content's sha256) and its
 key-value metadata (the job, the part's index, the stamps of its inputs, its counts). It also
-holds the two tasks that run on the workers, :func:`score_part` and :func:`read_part`: a local
+holds the two tasks that run on the workers, :func:`score_part` and :func:`read_parts`: a local
 process or a Dask worker imports them from here by name, so they stay importable on every
 worker with the ``batch`` extra. pyarrow is imported only inside them; the driver never loads it.
 """
@@ -167,11 +167,15 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
-def read_part(part: tuple[str, bytes]) -> dict | None:
-    """A worker's task: the job and part records of a part written before (its name and bytes),
-    or None if it has none."""
-    _, data = part
+def read_parts(parts: Sequence[tuple[str, bytes]]) -> list[dict | None]:
+    """A worker's task: the job and part records of parts written before (each one's name and
+    bytes), in order; None for a part that has none."""
     pa, pq = _pyarrow()
+    return [_records(pa, pq, data) for _, data in parts]
+
+
+def _records(pa: Any, pq: Any, data: bytes) -> dict | None:
+    """The job and part records of a part's bytes, or None if it has none."""
     try:
         metadata = pq.read_metadata(pa.BufferReader(data)).metadata or {}
         return {

@@ -98,11 +98,16 @@ class _Pool(cf.ProcessPoolExecutor):
                 self.shutdown(wait=True)
                 return
             # Interrupted, or failed: the workers ignore Ctrl-C, so stop them rather than wait
-            # for the work they have in hand.
+            # for the work they have in hand. Listed first: shutdown() forgets its processes.
+            processes = list((self._processes or {}).values())
+            manager = self._executor_manager_thread
             self.shutdown(wait=False, cancel_futures=True)
-            for process in list((self._processes or {}).values()):
+            for process in processes:
                 process.terminate()
-            self.shutdown(wait=True)
+            for process in processes:
+                process.join()
+            if manager is not None:  # it sees its workers gone, fails what they held, and ends
+                manager.join()
         finally:
             if self._sigterm is not None:
                 signal.signal(signal.SIGTERM, self._sigterm)
