@@ -38,8 +38,10 @@ def test_curate_fit_export_evaluate_predict(mnist_dir, tmp_path):
         "--other-val-per-digit",
         "10",
     )
-    # The default recipe for two epochs, with a tenth of its generated images (as the training tests' fit).
+    # The default recipe for two epochs, with a tenth of its generated images, on one thread (as the
+    # training tests' fit: the other test process has the other core).
     quick = ["--epochs", "2", "--typeset", "200", "--printed", "60", "--outliers-per-epoch", "300"]
+    quick += ["--threads", "1"]
     run("digits-train", "fit", "--curated-dir", str(curated), "--output-dir", str(train), *quick)
     summary = json.loads((train / "summary.json").read_text())
     assert summary["epochs_run"] == 2

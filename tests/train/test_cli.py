@@ -33,6 +33,7 @@ run = cli_runner(cli.COMMANDS, "digits-train")
         (["--outlier-weight", "-1"], "--outlier-weight must be in [0.0, 10.0], got -1.0"),
         (["--outlier-target", "none"], "--outlier-target must be one of reject, uniform, got 'none'"),
         (["--outliers-per-epoch", "-1"], "--outliers-per-epoch must be between 0 and 1000000, got -1"),
+        (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
     ],
 )
 def test_out_of_range_arguments_exit_2(capsys, small_curated, tmp_path, args, message):

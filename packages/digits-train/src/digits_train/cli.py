@@ -1,7 +1,7 @@
 """`digits-train`: fit the classifier, export it to ONNX."""
 
 from digits_core import layout
-from digits_core.checks import check_path
+from digits_core.checks import check_int, check_path
 from digits_core.cli_support import main_for
 from digits_core.refusal import RefusalRule
 from digits_train.config import FitConfig
@@ -32,6 +32,7 @@ def fit(
     outlier_target: str | None = None,
     typeset: int | None = None,
     outliers_per_epoch: int | None = None,
+    threads: int | None = None,
 ) -> None:
     """Train the CNN on the curated splits and keep the selected checkpoint.
 
@@ -64,14 +65,18 @@ def fit(
             probabilities of the digits).
         typeset: Letters and other digits typeset in a font, added to the outliers.
         outliers_per_epoch: Outliers drawn afresh for each epoch (0: all of them every epoch).
+        threads: torch's CPU threads (default one per core). The weights depend on it, as they
+            do on the CPU: the same seed with other threads gives another model.
     """
     options = {key: value for key, value in locals().items() if value is not None}
-    given = {key: options.pop(key) for key in ("curated_dir", "output_dir")}
+    given = {key: options.pop(key, None) for key in ("curated_dir", "output_dir", "threads")}
     check_path("output_dir", output_dir)
+    if threads is not None:
+        check_int("threads", threads, 1, 1024)
     config = FitConfig(**options)
     from digits_train.fit import fit as run_fit  # torch and Lightning load only when needed
 
-    summary = run_fit(given["curated_dir"], given["output_dir"], config)
+    summary = run_fit(given["curated_dir"], given["output_dir"], config, threads=threads)
     metrics = summary["best_val_metrics"]
     print(
         f"trained {summary['epochs_run']} epochs in {summary['wall_time_seconds']:.1f} s; "
