@@ -13,6 +13,7 @@ whole lines, so the lines of several workers sharing a pipe never interleave.
 
 import asyncio
 import atexit
+import glob
 import os
 import select
 import time
@@ -98,13 +99,39 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format, summed over the worker processes (if several)."""
-        if os.environ.get(MULTIPROC_ENV):
-            from prometheus_client import multiprocess
-
+        folder = os.environ.get(MULTIPROC_ENV)
+        if folder:
             registry = self.prom.CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            registry.register(_SizedFiles(folder))
             return self.prom.generate_latest(registry)
         return self.prom.generate_latest(self.registry)
+
+
+class _SizedFiles:
+    """prometheus_client's multiprocess collector, over the workers' files that have a header.
+
+    prometheus_client makes a worker's file before it sizes it and writes its header. Reading a file
+    in between fails the whole collection, so a request for /metrics at that moment would fail, and
+    every one after it if the worker was killed then (the empty file stays). Such a file holds no
+    count yet: it is left out.
+    """
+
+    HEADER_BYTES = 8
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = [path for path in glob.glob(os.path.join(self.folder, "*.db")) if self._sized(path)]
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+    def _sized(self, path: str) -> bool:
+        try:
+            return os.stat(path).st_size >= self.HEADER_BYTES
+        except FileNotFoundError:  # a live gauge's file, removed when its worker ended
+            return False
 
 
 class Recorder:
