@@ -12,6 +12,7 @@ from PIL import Image
 
 from digits_core.cli_support import run_fire
 from digits_core.errors import DigitsError
+from digits_report.refusal import floored_tradeoff
 from digits_report.report import write_report
 
 from helpers import assert_disk_full_line, evaluate
@@ -158,6 +159,22 @@ def test_refusal_section_shows_the_evaluated_shares(report, report_inputs, refus
     assert other["n"] == 7154
     assert f"It refuses\n<b>{other['share_refused']:.4f}</b> of the 7154 MNIST test" in page
     assert f"it refuses {other['share_refused']:.1%} of the other MNIST test digits, not all" in page
+
+
+def test_the_trade_off_curve_keeps_the_rules_floor_so_its_point_is_on_the_curve():
+    def predictions(scores, top):
+        return [{"score": s, "probs": [t, 1 - t]} for s, t in zip(scores, top, strict=True)]
+
+    known = predictions([1.0, 2.0, 3.0, 4.0], [0.9, 0.5, 0.95, 0.99])  # the second is under the floor
+    other = predictions([0.5, 2.5, 3.5], [0.9, 0.9, 0.55])  # and the third
+    curve = floored_tradeoff(known, other, 0.6)
+    assert curve["threshold"].tolist() == [0.5, 1.0, 2.5, 3.0, 4.0, np.inf]
+    at = curve["threshold"].tolist().index(2.5)  # a rule with threshold 2.5 and floor 0.6:
+    assert (curve["known_accepted"][at], curve["other_refused"][at]) == (0.5, 2 / 3)  # its point
+    assert curve["known_accepted"].max() == 0.75  # no threshold accepts what the floor refuses
+    assert curve["other_refused"].min() == 1 / 3
+    unfloored = floored_tradeoff(known, other, 0.0)
+    assert unfloored["known_accepted"].max() == 1.0
 
 
 def test_refusal_section_of_a_model_without_a_rule(model_path, small_curated, tmp_path):

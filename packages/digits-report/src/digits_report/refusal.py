@@ -40,16 +40,29 @@ def refusal_section(results: dict[str, dict], eval_dir: Path, out: Path) -> tupl
     return numbers, plot_tradeoff(results, rule, score, out)
 
 
+def floored_tradeoff(known: list[dict], other: list[dict], floor: float) -> dict[str, np.ndarray]:
+    """:func:`~digits_core.refusal.tradeoff` of evaluated predictions (each with its ``score`` and
+    ``probs``) under a rule whose floor on the top digit's probability is ``floor``: an image under
+    the floor is refused at every threshold, whatever its score."""
+
+    def scores(predictions: list[dict]) -> np.ndarray:
+        return np.array([p["score"] if max(p["probs"]) >= floor else -np.inf for p in predictions])
+
+    curve = tradeoff(scores(known), scores(other))
+    finite = curve["threshold"] > -np.inf  # a threshold of -inf would accept what the floor refuses
+    return {key: values[finite] for key, values in curve.items()}
+
+
 def plot_tradeoff(results: dict[str, dict], rule: dict | None, score: str, out: Path) -> str:
-    """Known digits accepted against other digits refused over every threshold; the rule's point marked."""
-    other = np.array([p["score"] for p in results["other"]["predictions"]])
+    """Known digits accepted against other digits refused over every threshold, with the rule's
+    floor on the top digit's probability kept; the rule's point marked."""
+    floor = rule.get("min_probability", 0.0) if rule is not None else 0.0
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     lowest = 0.9
     kept = {name: 1 - results[name]["refusal"]["share_refused"] for name in KNOWN} if rule is not None else {}
     for name, label in KNOWN.items():
-        known = np.array([p["score"] for p in results[name]["predictions"]])
-        curve = tradeoff(known, other)
+        curve = floored_tradeoff(results[name]["predictions"], results["other"]["predictions"], floor)
         ax.plot(curve["other_refused"], curve["known_accepted"], color=COLORS[name], label=label)
         if rule is not None:
             accepted = kept[name]
@@ -71,7 +84,8 @@ def plot_tradeoff(results: dict[str, dict], rule: dict | None, score: str, out: 
     ax.set_xlabel("share of MNIST test digits that are not a class, refused")
     ax.set_ylabel("share of known digits accepted")
     chosen = "dots: the model's threshold" if rule is not None else "the model has no refusal rule"
-    ax.set_title(f"Thresholds on {score} ({chosen})", fontsize=10)
+    kept_floor = f", top digit's probability at least {floor:g}" if floor else ""
+    ax.set_title(f"Thresholds on {score}{kept_floor} ({chosen})", fontsize=10)
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # curves fill the axes
     ax.spines[["top", "right"]].set_visible(False)
     return save(fig, out / "refusal_tradeoff.png")
