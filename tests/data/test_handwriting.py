@@ -140,6 +140,7 @@ def test_both_polarities_reach_the_model_as_white_on_black(generated):
         assert np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).max() == 0.0
 
 
+@pytest.mark.slow
 def test_cli_writes_a_set_in_place_of_an_older_one(capsys, generated, tmp_path):
     out = tmp_path / "hw"
     shutil.copytree(generated[0], out)

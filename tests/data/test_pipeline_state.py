@@ -395,6 +395,7 @@ def test_inspect_refuses_an_edited_manifest_in_one_line(capsys, curated, edit, p
     )
 
 
+@pytest.mark.slow
 def test_a_killed_download_leaves_nothing_the_next_run_keeps(mnist_dir, tmp_path):
     data = tmp_path / "data"
     raw = mnist.raw_dir(data)
@@ -424,6 +425,7 @@ def test_a_killed_download_leaves_nothing_the_next_run_keeps(mnist_dir, tmp_path
         )
 
 
+@pytest.mark.slow
 def test_download_replaces_a_link_to_a_bad_file_and_leaves_what_it_pointed_to(mnist_dir, tmp_path):
     raw = mnist.raw_dir(tmp_path / "data")
     raw.mkdir(parents=True)
