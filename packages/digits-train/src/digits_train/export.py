@@ -42,11 +42,11 @@ OPSET = 18
 DEGRADED_PER_FAMILY = 150  # validation digits degraded by each family when choosing the refusal score
 DEGRADED_SEED = 31  # and their draw: fixed, so that export is deterministic
 KNOWN_ACCEPT_RATE = 0.995
-MIN_PROBABILITIES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
-"""The floors on the top digit's probability that the refusal rule may take (0: none)."""
 """Share of validation digits the refusal threshold keeps. Above the 99% the product promises:
 one validation image is 1/600 of the split, so a threshold at exactly 99% on val would accept
 fewer than 99% of new digits about half the time."""
+MIN_PROBABILITIES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""The floors on the top digit's probability that the refusal rule may take (0: none)."""
 PARITY_BATCH_SIZES = (1, 2, 7, 1000)
 PARITY_ATOL = 1e-5
 PRODUCERS = ("digits-data", "digits-train", "torch", "lightning", "onnx", "onnxscript", "onnxruntime")
