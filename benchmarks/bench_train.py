@@ -34,7 +34,7 @@ BARE_LOOP = r"""
 import math, sys, time
 import torch, torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
-from digits_data import dataset
+from digits_data import dataset, parallel
 from digits_train.augment import Jitter
 from digits_train.degrade import Degrade, junk
 from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
@@ -51,7 +51,7 @@ manifest = dataset.load_manifest(curated)
 labels = manifest["classes"]
 x, y = tensors(dataset.load_split(curated, "train"), labels)
 ox, oy = outlier_tensors(dataset.load_split(curated, "other_train"))
-lx = torch.from_numpy(typeset(config.typeset)).unsqueeze(1)
+lx = torch.from_numpy(typeset(config.typeset, parallel.cores())).unsqueeze(1)
 xv, yv = tensors(dataset.load_split(curated, "val"), labels)
 mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
 weights = torch.tensor(class_weights(y, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]))

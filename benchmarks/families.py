@@ -14,7 +14,7 @@ import json
 import statistics
 
 from digits_core import atomic, layout
-from digits_data import suite
+from digits_data import parallel, suite
 from digits_runtime import Predictor, robustness
 
 COLUMNS = ("accuracy", "accepted", "accepted_wrong")
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     manifest, arrays = suite.load(args.suite_dir)
-    pixels, readable = suite.preprocess(arrays["images"], suite.cores())
+    pixels, readable = suite.preprocess(arrays["images"], parallel.cores())
     per_model = {
         model: robustness.evaluate(Predictor(model), manifest, arrays, pixels, readable)["sources"][
             args.source

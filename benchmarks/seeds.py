@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from digits_core import atomic, contract, layout
-from digits_data import dataset, suite
+from digits_data import dataset, parallel, suite
 from digits_runtime import Predictor, robustness
 from digits_runtime.handwriting import evaluate as evaluate_handwriting
 from digits_runtime.metrics import report
@@ -200,7 +200,7 @@ def main() -> None:
     config = FitConfig(**overrides)  # fail before any training on a bad override
     splits, others = load_splits(args.curated_dir)
     manifest, arrays = suite.load(args.suite_dir)
-    degraded = (manifest, arrays, *suite.preprocess(arrays["images"], suite.cores()))
+    degraded = (manifest, arrays, *suite.preprocess(arrays["images"], parallel.cores()))
     letters = np.round(typeset.validation_characters() * 255).astype(np.uint8)
     print(f"{'seed':>6}" + "".join(f"{header:>{len(fmt.format(0))}}" for header, fmt in COLUMNS.values()))
     rows = []

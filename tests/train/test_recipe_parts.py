@@ -118,6 +118,15 @@ def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0
 
 
 @pytest.mark.slow
+def test_characters_rendered_on_processes_are_the_bytes_of_one(monkeypatch):
+    monkeypatch.setattr(typeset, "ONE_PROCESS_CHARACTERS", 10)  # spawn for a small count too
+    count = 2 * len(typeset.CHARACTERS) * len(typeset.PENS) + 7  # two fonts whole, a third begun
+    spread = typeset.typeset(count, workers=2)
+    assert spread.shape == (count, 28, 28)
+    assert spread.tobytes() == typeset.typeset(count, workers=1).tobytes()
+
+
+@pytest.mark.slow
 def test_letters_of_fonts_training_never_sees_are_a_validation_set():
     trained = {path.name for path in typeset.handwriting_fonts()}
     held_out = {path.name for path in typeset.handwriting_fonts(validation=True)}

@@ -10,7 +10,7 @@ from digits_core.cli_support import main_for
 from digits_core.contract import OUTLIER_SPLITS, SPLITS
 from digits_core.errors import UsageError
 from digits_data import curate as curation
-from digits_data import dataset, handwriting, mnist, suite
+from digits_data import dataset, handwriting, mnist, parallel, suite
 from digits_data.contact_sheet import write_contact_sheet
 from digits_data.recipe import (
     DEFAULT_EVAL_RATIO,
@@ -178,7 +178,7 @@ def degrade(
     check_int("per_typeface", per_typeface, 1, 1000)
     check_int("seed", seed, 0, 2**32 - 1)
     arrays = suite.build(
-        curated_dir, handwriting_dir, data_dir, per_family, seed, per_typeface, suite.cores()
+        curated_dir, handwriting_dir, data_dir, per_family, seed, per_typeface, parallel.cores()
     )
     manifest = suite.write(check_path("output_dir", output_dir), arrays, seed, per_family)
     counts = manifest["images_per_family"]

@@ -12,14 +12,11 @@ seed, the families, the counts and the sha256 of ``suite.npz``; ``sheet.png`` sh
 examples per family.
 """
 
-import concurrent.futures as cf
 import functools
 import hashlib
 import io
 import json
-import multiprocessing
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +26,7 @@ from digits_core import atomic, ownership
 from digits_core.contract import CLASSES, MANIFEST_NAME
 from digits_core.errors import DigitsError
 from digits_core.images import load_image
-from digits_data import dataset, degrade, handwriting, typefaces
+from digits_data import dataset, degrade, handwriting, parallel, typefaces
 
 FORMAT = "digits-degradation-suite/1"
 DEFAULT_SEED = 20251203
@@ -57,25 +54,9 @@ def _stratified(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.
     return np.sort(np.concatenate(chosen))
 
 
-def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 # Below this many images, the work is done in this process: a spawned process takes about as long
 # to start (importing NumPy, Pillow and this package) as a thousand images take to preprocess.
 ONE_PROCESS_IMAGES = 1000
-
-
-def _on_processes(work: Callable, items: list, workers: int) -> list:
-    """``[work(item) for item in items]``, on ``workers`` processes when there are several."""
-    if workers <= 1 or len(items) < 2:
-        return [work(item) for item in items]
-    # Spawned, not forked: the caller may hold threads (onnxruntime's, torch's) that a fork copies
-    # mid-work.
-    context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(min(workers, len(items)), mp_context=context) as pool:
-        return list(pool.map(work, items))
 
 
 def _degrade_family(images: np.ndarray, seed: int, family: tuple[int, str]) -> np.ndarray:
@@ -96,7 +77,7 @@ def degrade_all(
         return np.empty((len(families), 0, degrade.SIDE, degrade.SIDE), dtype=np.uint8)
     work = functools.partial(_degrade_family, images, seed)
     workers = workers if len(images) * len(families) >= ONE_PROCESS_IMAGES else 1
-    return np.stack(_on_processes(work, list(enumerate(families)), workers)).astype(np.uint8)
+    return np.stack(parallel.on_processes(work, list(enumerate(families)), workers)).astype(np.uint8)
 
 
 def build(
@@ -207,7 +188,7 @@ def preprocess(images: np.ndarray, workers: int = 1) -> tuple[np.ndarray, np.nda
     which were readable (N,); an image the preprocessing finds no digit in is left blank.
     ``workers`` processes share the work, in order."""
     if workers > 1 and len(images) >= ONE_PROCESS_IMAGES:
-        parts = _on_processes(_preprocess, np.array_split(images, 8 * workers), workers)
+        parts = parallel.on_processes(_preprocess, np.array_split(images, 8 * workers), workers)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     return _preprocess(images)
 

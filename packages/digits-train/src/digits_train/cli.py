@@ -53,7 +53,7 @@ def fit(
         degrade: Share of training images given one degradation (noise, blur, outline, marks...).
         junk: Share of outliers replaced by junk (scribbles, noise, two digits side by side).
         printed: Digits set in matplotlib's DejaVu and STIX typefaces, added to the known digits.
-        network: compact (three conv blocks, the default) or reference (two conv blocks).
+        network: deep (four conv blocks, the default), compact (three) or reference (two).
         members: Networks trained side by side and averaged in one model (1: a single network).
         class_weighting: sqrt (square root of inverse class frequency) or inverse.
         schedule: onecycle, or plateau (ReduceLROnPlateau on validation macro-F1).

@@ -8,7 +8,7 @@ from digits_core.errors import ConfigError
 MAX_EPOCHS = 20
 DEFAULT_SEED = 11122025
 """The default fit's seed: initial weights, batch order and augmentation draws (not curation's)."""
-NETWORKS = ("compact", "reference")
+NETWORKS = ("deep", "compact", "reference")
 SCHEDULES = ("onecycle", "plateau")
 SELECTIONS = ("final", "best")
 OUTLIER_TARGETS = ("reject", "uniform")
@@ -65,7 +65,7 @@ class FitConfig:
     degrees: float = 20.0
     degrade: float = 0.5
     junk: float = 0.25
-    network: str = "compact"
+    network: str = "deep"
     members: int = 2
     class_weighting: str = "sqrt"
     schedule: str = "onecycle"

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from digits_core.contract import OUTLIER_SPLITS
 from digits_core.errors import DigitsError
 from digits_core.images import pixels_from_uint8
+from digits_data import parallel
 from digits_data.dataset import Split, load_split
 from digits_train.typeset import printed_digits, typeset
 
@@ -94,7 +95,7 @@ def loaders(
     train = TensorDataset(*known)
     if outliers:
         pixels, targets = outlier_tensors(load_split(curated_dir, OUTLIER_SPLITS[0], verify=False))
-        characters = torch.from_numpy(typeset(typeset_count)).unsqueeze(1)
+        characters = torch.from_numpy(typeset(typeset_count, parallel.cores())).unsqueeze(1)
         train = TensorDataset(
             torch.cat([known[0], pixels, characters]),
             torch.cat([known[1], targets, torch.full((typeset_count,), OUTLIER, dtype=torch.int64)]),

@@ -30,7 +30,7 @@ from digits_core.contract import OUTLIER_SPLITS
 from digits_core.errors import DigitsError, first_line
 from digits_core.images import pixels_from_uint8
 from digits_core.refusal import RefusalRule
-from digits_data import dataset, suite
+from digits_data import dataset, parallel, suite
 from digits_train.fit import configure_torch
 from digits_train.model import DigitsClassifier
 from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
@@ -294,10 +294,10 @@ def export(
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     checked = parity(model, session, pixels("eval"))
     val = dataset.load_split(curated, "val")
-    degraded = suite.degraded_split(val, DEGRADED_PER_FAMILY, DEGRADED_SEED, suite.cores())
+    degraded = suite.degraded_split(val, DEGRADED_PER_FAMILY, DEGRADED_SEED, parallel.cores())
     # The known digits as arrays and as the preprocessing reads them from a scan: the rule must
     # keep both, and scans come out of the preprocessing less sure than MNIST's own pixels.
-    scanned = suite.degraded_split(val, len(val), DEGRADED_SEED, suite.cores(), families=("clean",))[0]
+    scanned = suite.degraded_split(val, len(val), DEGRADED_SEED, parallel.cores(), families=("clean",))[0]
     rule, other_refused, degraded_wrong = choose_refusal(
         session,
         np.concatenate([pixels("val"), scanned[:, None]]),

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from digits_core.contract import CLASSES, IMAGE_SIZE
 from digits_core.images import to_mnist
-from digits_data import typefaces
+from digits_data import parallel, typefaces
 
 LOOK_LIKE_CLASSES = "OoSsB"  # letters written like a 0, 5 or 8
 CHARACTERS = "".join(str(d) for d in range(10) if d not in CLASSES) + "".join(
@@ -32,7 +32,7 @@ PENS = (0, 1, 3)  # extra stroke width in pixels at SIZE: a thin, a medium and a
 SIZE = 64  # font size in pixels; to_mnist scales each letter to fit 20x20 anyway
 
 
-def typeset(count: int) -> np.ndarray:
+def typeset(count: int, workers: int = 1) -> np.ndarray:
     """``count`` character images (count, 28, 28) in [0, 1]: every character in every pen, first in
     Pillow's own font, then in each training typeface, then in each handwriting font of ``fonts/``
     but those held out (:func:`handwriting_fonts`), cycling when ``count`` exceeds them.
@@ -40,22 +40,28 @@ def typeset(count: int) -> np.ndarray:
     One face teaches the shape of one alphabet; letters in serif, sans, mono, bold and italic
     faces teach that a letter is refused whatever its style, and handwriting fonts that it is
     refused however it is written. The images depend on the Pillow (and FreeType) and matplotlib
-    versions only, which constraints.txt pins.
+    versions only, which constraints.txt pins; ``workers`` processes render them, a font each at a
+    time, to the same bytes as one.
     """
     if count == 0:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
-    files = [typefaces.font_dir() / face for face in typefaces.TRAINING_FACES] + handwriting_fonts()
-    fonts = [ImageFont.load_default(SIZE)]
-    variants: list[np.ndarray] = []
-    for f in range(1 + len(files)):
-        if f == len(fonts):  # opened only when needed: a small count reads no font file
-            fonts.append(ImageFont.truetype(str(files[f - 1]), SIZE))
-        for pen in PENS:
-            for character in CHARACTERS:
-                variants.append(_character(fonts[f], character, pen))
-                if len(variants) == count:
-                    return np.stack(variants).astype(np.float32)
-    return np.stack([variants[i % len(variants)] for i in range(count)]).astype(np.float32)
+    files = [None] + [typefaces.font_dir() / face for face in typefaces.TRAINING_FACES] + handwriting_fonts()
+    per_font = len(PENS) * len(CHARACTERS)
+    fonts = files[: -(-count // per_font)]  # a small count reads no more font files than it needs
+    workers = workers if count >= ONE_PROCESS_CHARACTERS else 1
+    variants = np.concatenate(parallel.on_processes(_font_characters, fonts, workers))
+    return variants[np.arange(count) % len(variants)].astype(np.float32)
+
+
+# Below this many characters, they are rendered in this process: a spawned process takes about as
+# long to start as a few hundred characters take to render.
+ONE_PROCESS_CHARACTERS = 1000
+
+
+def _font_characters(path: Path | None) -> np.ndarray:
+    """Every character in every pen, in the font file at ``path`` (None: Pillow's own font)."""
+    font = ImageFont.load_default(SIZE) if path is None else ImageFont.truetype(str(path), SIZE)
+    return np.stack([_character(font, character, pen) for pen in PENS for character in CHARACTERS])
 
 
 def validation_characters() -> np.ndarray:
