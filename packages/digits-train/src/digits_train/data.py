@@ -12,7 +12,7 @@ from digits_core.errors import DigitsError
 from digits_core.images import pixels_from_uint8
 from digits_data import parallel
 from digits_data.dataset import Split, load_split
-from digits_train.typeset import printed_digits, typeset
+from digits_train.typeset import render
 
 
 def tensors(split: Split, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,8 +86,10 @@ def loaders(
     """
     known = tensors(load_split(curated_dir, "train", verify=False), labels)
     weighted = known[1]  # class weights come from the curated digits alone
+    characters, (printed, targets) = render(
+        typeset_count if outliers else 0, printed_count, labels, seed, parallel.cores()
+    )
     if printed_count:
-        printed, targets = printed_digits(printed_count, labels, seed)
         known = (
             torch.cat([known[0], torch.from_numpy(printed).unsqueeze(1)]),
             torch.cat([known[1], torch.from_numpy(targets)]),
@@ -95,9 +97,8 @@ def loaders(
     train = TensorDataset(*known)
     if outliers:
         pixels, targets = outlier_tensors(load_split(curated_dir, OUTLIER_SPLITS[0], verify=False))
-        characters = torch.from_numpy(typeset(typeset_count, parallel.cores())).unsqueeze(1)
         train = TensorDataset(
-            torch.cat([known[0], pixels, characters]),
+            torch.cat([known[0], pixels, torch.from_numpy(characters).unsqueeze(1)]),
             torch.cat([known[1], targets, torch.full((typeset_count,), OUTLIER, dtype=torch.int64)]),
         )
     val = TensorDataset(*tensors(load_split(curated_dir, "val", verify=False), labels))

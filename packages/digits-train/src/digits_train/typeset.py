@@ -7,8 +7,11 @@ warp), show it such shapes. Letters that people write exactly like a 0, 5 or 8 (
 are left out: refusing them would teach the model to refuse its own digits.
 """
 
+import functools
 import string
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -43,19 +46,34 @@ def typeset(count: int, workers: int = 1) -> np.ndarray:
     versions only, which constraints.txt pins; ``workers`` processes render them, a font each at a
     time, to the same bytes as one.
     """
-    if count == 0:
-        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    return render(count, 0, [], 0, workers)[0]
+
+
+def render(
+    count: int, printed: int, labels: list[int], seed: int, workers: int = 1
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """:func:`typeset` of ``count`` and :func:`printed_digits` of ``printed``, rendered side by side
+    on ``workers`` processes: the same images as each gives alone, sooner than one after the other."""
     files = [None] + [typefaces.font_dir() / face for face in typefaces.TRAINING_FACES] + handwriting_fonts()
     per_font = len(PENS) * len(CHARACTERS)
     fonts = files[: -(-count // per_font)]  # a small count reads no more font files than it needs
-    workers = workers if count >= ONE_PROCESS_CHARACTERS else 1
-    variants = np.concatenate(parallel.on_processes(_font_characters, fonts, workers))
-    return variants[np.arange(count) % len(variants)].astype(np.float32)
+    parts = [functools.partial(printed_digits, printed, labels, seed)]
+    parts += [functools.partial(_font_characters, font) for font in fonts]
+    workers = workers if count + printed >= ONE_PROCESS_CHARACTERS else 1
+    done = parallel.on_processes(_call, parts, workers)
+    if count == 0:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32), done[0]
+    variants = np.concatenate(done[1:])
+    return variants[np.arange(count) % len(variants)].astype(np.float32), done[0]
 
 
-# Below this many characters, they are rendered in this process: a spawned process takes about as
-# long to start as a few hundred characters take to render.
+# Below this many images, they are rendered in this process: a spawned process takes about as long
+# to start as a few hundred characters take to render.
 ONE_PROCESS_CHARACTERS = 1000
+
+
+def _call(part: Callable[[], Any]) -> Any:
+    return part()
 
 
 def _font_characters(path: Path | None) -> np.ndarray:
