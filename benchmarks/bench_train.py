@@ -41,7 +41,7 @@ from digits_train.config import CLASS_WEIGHT_POWER, FitConfig
 from digits_train.data import OUTLIER, OutlierSubsetSampler, class_weights, outlier_tensors, tensors
 from digits_train.fit import configure_torch, ema_with_warmup
 from digits_train.model import build_network
-from digits_train.typeset import printed_digits, typeset
+from digits_train.typeset import render
 configure_torch(2)
 torch.manual_seed(0)
 curated, epochs = sys.argv[1], int(sys.argv[2])
@@ -51,11 +51,11 @@ manifest = dataset.load_manifest(curated)
 labels = manifest["classes"]
 x, y = tensors(dataset.load_split(curated, "train"), labels)
 ox, oy = outlier_tensors(dataset.load_split(curated, "other_train"))
-lx = torch.from_numpy(typeset(config.typeset, parallel.cores())).unsqueeze(1)
+characters, (px, py) = render(config.typeset, config.printed, labels, config.seed, parallel.cores())
+lx = torch.from_numpy(characters).unsqueeze(1)
 xv, yv = tensors(dataset.load_split(curated, "val"), labels)
 mean, std = manifest["normalization"]["mean"], manifest["normalization"]["std"]
 weights = torch.tensor(class_weights(y, len(labels), CLASS_WEIGHT_POWER[config.class_weighting]))
-px, py = printed_digits(config.printed, labels, config.seed)
 x, y = torch.cat([x, torch.from_numpy(px).unsqueeze(1)]), torch.cat([y, torch.from_numpy(py)])
 known = len(y)
 x, y = torch.cat([x, ox, lx]), torch.cat([y, oy, torch.full((len(lx),), OUTLIER)])

@@ -33,6 +33,9 @@ VALIDATION_FONTS = (  # never trained on: the share of their letters refused is 
 )
 PENS = (0, 1, 3)  # extra stroke width in pixels at SIZE: a thin, a medium and a bold pen
 SIZE = 64  # font size in pixels; to_mnist scales each letter to fit 20x20 anyway
+# Below this many images, they are rendered in this process: a spawned process takes about as long
+# to start as a few hundred characters take to render.
+ONE_PROCESS_CHARACTERS = 1000
 
 
 def typeset(count: int, workers: int = 1) -> np.ndarray:
@@ -52,8 +55,10 @@ def typeset(count: int, workers: int = 1) -> np.ndarray:
 def render(
     count: int, printed: int, labels: list[int], seed: int, workers: int = 1
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """:func:`typeset` of ``count`` and :func:`printed_digits` of ``printed``, rendered side by side
-    on ``workers`` processes: the same images as each gives alone, sooner than one after the other."""
+    """:func:`typeset` of ``count`` and :func:`printed_digits` of ``printed`` (of ``labels``, drawn
+    with ``seed``), rendered side by side on ``workers`` processes: the same images as each gives
+    alone, sooner than one after the other. Returns the characters and (printed digits, targets).
+    """
     files = [None] + [typefaces.font_dir() / face for face in typefaces.TRAINING_FACES] + handwriting_fonts()
     per_font = len(PENS) * len(CHARACTERS)
     fonts = files[: -(-count // per_font)]  # a small count reads no more font files than it needs
@@ -65,11 +70,6 @@ def render(
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32), done[0]
     variants = np.concatenate(done[1:])
     return variants[np.arange(count) % len(variants)].astype(np.float32), done[0]
-
-
-# Below this many images, they are rendered in this process: a spawned process takes about as long
-# to start as a few hundred characters take to render.
-ONE_PROCESS_CHARACTERS = 1000
 
 
 def _call(part: Callable[[], Any]) -> Any:
