@@ -72,7 +72,7 @@ class FitConfig:
     ema_decay: float = 0.995
     selection: str = "final"
     early_stopping: bool = False
-    outlier_weight: float = 0.5
+    outlier_weight: float = 1.0
     outlier_target: str = "reject"
     typeset: int = 3726  # every character in every pen of every font once (digits_train.typeset)
     printed: int = 600
