@@ -124,6 +124,10 @@ def test_characters_rendered_on_processes_are_the_bytes_of_one(monkeypatch):
     spread = typeset.typeset(count, workers=2)
     assert spread.shape == (count, 28, 28)
     assert spread.tobytes() == typeset.typeset(count, workers=1).tobytes()
+    characters, (printed, targets) = typeset.render(count, 12, [0, 5, 8], 3, workers=2)
+    alone, alone_targets = typeset.printed_digits(12, [0, 5, 8], 3)
+    assert characters.tobytes() == spread.tobytes()
+    assert (printed.tobytes(), targets.tolist()) == (alone.tobytes(), alone_targets.tolist())
 
 
 @pytest.mark.slow
