@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
@@ -16,15 +17,17 @@ from http_helpers import SERVE, call, json_answer, post, results
 
 
 @contextlib.contextmanager
-def serve_process(model_path, *flags: str) -> Iterator[tuple[subprocess.Popen, str]]:
+def serve_process(model_path, *flags: str, temp: Path) -> Iterator[tuple[subprocess.Popen, str]]:
     """`digits serve` in a session of its own, so that Ctrl-C reaches all its processes, as in a terminal;
-    killed by its pid at the end if it is still running."""
+    killed by its pid at the end if it is still running. Its temporary files go to ``temp``, which
+    it must leave empty however the test stopped it."""
     process = subprocess.Popen(
         [*SERVE, "--model", model_path, "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "TMPDIR": str(temp)},
     )
     line = process.stdout.readline()
     assert " at http://127.0.0.1:" in line, line + process.stderr.read()
@@ -36,6 +39,7 @@ def serve_process(model_path, *flags: str) -> Iterator[tuple[subprocess.Popen, s
         if process.poll() is None:
             process.kill()
             process.communicate()
+    assert list(temp.iterdir()) == []  # the metrics folder went with the server
 
 
 def half_sent(url: str, body: bytes) -> socket.socket:
@@ -57,16 +61,16 @@ def half_sent(url: str, body: bytes) -> socket.socket:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_one_worker_with_exit_0(model_path, eval_pngs, expected):
-    with serve_process(model_path) as (process, url):
+def test_sigterm_stops_one_worker_with_exit_0(tmp_path, model_path, eval_pngs, expected):
+    with serve_process(model_path, temp=tmp_path) as (process, url):
         assert post(url, eval_pngs[0])[::2] == (200, results(expected(eval_pngs[0])))
         process.terminate()
         _, err = process.communicate(timeout=30)
     assert (process.returncode, err) == (0, "")
 
 
-def test_a_second_ctrl_c_ends_at_once_without_a_traceback(model_path, eval_pngs):
-    with serve_process(model_path) as (process, url):
+def test_a_second_ctrl_c_ends_at_once_without_a_traceback(tmp_path, model_path, eval_pngs):
+    with serve_process(model_path, temp=tmp_path) as (process, url):
         in_flight = half_sent(url, eval_pngs[0])
         os.killpg(process.pid, signal.SIGINT)
         address = urlsplit(url)
@@ -95,9 +99,9 @@ def listens(process: psutil.Process) -> bool:
 
 
 @pytest.mark.slow
-def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected):
+def test_several_workers_serve_and_stop_like_one(tmp_path, model_path, eval_pngs, expected):
     """Ctrl-C: in-flight requests finish, then exit 130; a second Ctrl-C ends at once; SIGTERM: exit 0."""
-    with serve_process(model_path, "--workers", "2") as (process, url):
+    with serve_process(model_path, "--workers", "2", temp=tmp_path) as (process, url):
         for data in eval_pngs[:4]:
             assert post(url, data)[::2] == (200, results(expected(data)))
         in_flight = half_sent(url, eval_pngs[1])
@@ -108,7 +112,7 @@ def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected
         _, err = process.communicate(timeout=30)
         assert (process.returncode, err) == (130, "digits: interrupted\n")
 
-    with serve_process(model_path, "--workers", "2") as (process, url):
+    with serve_process(model_path, "--workers", "2", temp=tmp_path) as (process, url):
         in_flight = half_sent(url, eval_pngs[2])
         os.killpg(process.pid, signal.SIGINT)
         workers = psutil.Process(process.pid).children()
@@ -121,7 +125,7 @@ def test_several_workers_serve_and_stop_like_one(model_path, eval_pngs, expected
         assert (process.returncode, err) == (130, "digits: interrupted\n")
         in_flight.close()
 
-    with serve_process(model_path, "--workers", "2") as (process, url):
+    with serve_process(model_path, "--workers", "2", temp=tmp_path) as (process, url):
         process.terminate()
         _, err = process.communicate(timeout=30)
     assert (process.returncode, err) == (0, "")

@@ -11,7 +11,6 @@ import hashlib
 import multiprocessing
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections import deque
@@ -37,14 +36,9 @@ def predictor_for(model: bytes | str | os.PathLike, threads: int | None = 1) -> 
     key = (hashlib.sha256(data).hexdigest(), threads)
     with _LOCK:  # a Dask worker with several threads must not load the same model twice at once
         if key not in _PREDICTORS:
-            if isinstance(model, bytes):
-                # The file is only read while the session is made: remove it at once.
-                with tempfile.TemporaryDirectory(prefix="digits-model-") as folder:
-                    path = Path(folder) / f"{key[0][:12]}.onnx"
-                    path.write_bytes(data)
-                    _PREDICTORS[key] = Predictor(path, threads=threads)
-            else:
-                _PREDICTORS[key] = Predictor(model, threads=threads)
+            # Bytes are loaded as they are: no file of them is written, so a worker killed while
+            # it loads leaves nothing behind.
+            _PREDICTORS[key] = Predictor(model, threads=threads)
         return _PREDICTORS[key]
 
 

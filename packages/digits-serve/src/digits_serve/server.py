@@ -6,6 +6,7 @@ adds the limits it lacks.
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -64,6 +65,9 @@ class Server(uvicorn.Server):
         if self.should_exit:
             if self.interrupted:
                 print("digits: interrupted", file=sys.stderr, flush=True)
+            # os._exit skips the with-block of run() that removes the metrics folder: remove it here.
+            if MULTIPROC_ENV in os.environ:
+                shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)
             os._exit(130 if self.interrupted else 0)
         self.should_exit = True
 
