@@ -128,7 +128,8 @@ def timed_fit(curated_dir: str, pythonpath: str | None = None) -> tuple[float, d
     """Run `digits-train fit` in a fresh process (``pythonpath``: other sources); return the whole
     process's seconds and its summary."""
     env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = str(Path(scratch) / "fit")  # a folder inside: fit's lock file goes beside it, and with it
         start = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "digits_train", "fit", "--curated-dir", curated_dir, "--output-dir", out],

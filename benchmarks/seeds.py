@@ -126,10 +126,11 @@ def run_seed(
     """Fit, export and evaluate one seed; return its row. ``keep_dir`` keeps seed-S.onnx there;
     ``threads`` is torch's threads for training (default one per core)."""
     config = FitConfig(**{**overrides, "seed": seed})
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "fit"  # a folder inside: fit's lock file goes beside it, and with it
         summary = fit(curated_dir, out, config, threads)
-        model = Path(keep_dir or out) / f"seed-{seed}.onnx"
-        export(Path(out) / "best.ckpt", model)
+        model = Path(keep_dir or scratch) / f"seed-{seed}.onnx"
+        export(out / "best.ckpt", model)
         predictor = Predictor(model)
         scores = {name: score(predictor, split) for name, split in splits.items()}
         other_accepted = float(predictor.classify(others.images).accepted.mean())
