@@ -56,7 +56,7 @@ class FitConfig:
 
     seed: int = DEFAULT_SEED
     epochs: int = 13
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3
     weight_decay: float = 1e-4
     batch_size: int = 64
     num_workers: int = 0
