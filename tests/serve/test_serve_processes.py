@@ -129,3 +129,20 @@ def test_several_workers_serve_and_stop_like_one(tmp_path, model_path, eval_pngs
         process.terminate()
         _, err = process.communicate(timeout=30)
     assert (process.returncode, err) == (0, "")
+
+
+@pytest.mark.slow
+def test_the_metrics_folder_a_killed_server_left_is_removed_by_the_next(tmp_path, model_path):
+    running = tmp_path / f"digits-serve-metrics-{os.getpid()}-x"  # named after a process that runs
+    with serve_process(model_path, temp=tmp_path) as (process, _):
+        process.kill()  # SIGKILL: no clean-up runs
+        process.communicate()
+        [left] = tmp_path.iterdir()
+        assert left.name.startswith(f"digits-serve-metrics-{process.pid}-")
+        running.mkdir()
+        with serve_process(model_path, temp=tmp_path) as (second, _):
+            assert not left.exists()  # removed as the second server started
+            assert running.is_dir()  # its process still runs: left alone
+            running.rmdir()
+            second.terminate()
+            second.communicate(timeout=30)

@@ -31,6 +31,8 @@ OPTIONS_ENV = "DIGITS_SERVE_OPTIONS"
 """How the application's options (access log, CORS origins) reach them, as JSON."""
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 BACKLOG = 2048  # connections the kernel queues while workers are busy (uvicorn's default)
+METRICS_PREFIX = "digits-serve-metrics-"
+"""The metrics folder's name: this prefix, the server's process id, a dash and random letters."""
 
 
 def app_from_env() -> Starlette:
@@ -145,10 +147,26 @@ def run(
     :func:`~digits_serve.app.create_app`'s.
     """
     # The metrics of every worker go to files in a folder of this server's own, removed at the end.
-    with tempfile.TemporaryDirectory(prefix="digits-serve-metrics-") as metrics:
+    remove_orphaned_metrics()
+    with tempfile.TemporaryDirectory(prefix=f"{METRICS_PREFIX}{os.getpid()}-") as metrics:
         os.environ[MULTIPROC_ENV] = metrics
         options = {"access_log": access_log, "cors_origins": list(cors_origins), "workers": workers}
         serve(model, host, port, workers, options)
+
+
+def remove_orphaned_metrics() -> None:
+    """Remove the metrics folders of servers that were killed outright (SIGKILL runs no clean-up),
+    known by the process id in their name no longer running."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
+        try:
+            if not pid.isdigit() or folder.is_symlink() or folder.lstat().st_uid != os.getuid():
+                continue  # not a server's folder, or not this user's
+            os.kill(int(pid), 0)  # signal 0 only asks whether the process exists
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, OverflowError):
+            pass  # removed meanwhile, a process of another user has that id, or no process could
 
 
 def serve(model: str | os.PathLike, host: str, port: int, workers: int, app_options: dict[str, Any]) -> None:
