@@ -137,8 +137,13 @@ $(EVAL)/handwriting.json: $(MODEL) $(HANDWRITING)/manifest.json $(EVAL_SOURCES)
 $(EVAL)/degraded.json: $(MODEL) $(SUITE)/manifest.json $(EVAL_SOURCES)
 	$(TIMED) robustness -- $(BIN)/digits robustness --model $(MODEL) --suite-dir $(SUITE) --json $@
 
-seeds: $(INSTALLED) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json $(SUITE)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3")
-	$(BIN)/python benchmarks/seeds.py --curated-dir $(CURATED) --handwriting-dir $(HANDWRITING) --seeds $(or $(SEEDS),1 2 3 4 5) --json $(ART)/seeds.json
+# KERNELS=avx2 caps torch's, oneDNN's and MKL's vector kernels at AVX2: the weights an AVX2 CPU
+# trains from the same seeds, on a machine with AVX-512.
+AVX2_KERNELS := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+
+seeds: $(INSTALLED) $(CURATED)/manifest.json $(HANDWRITING)/manifest.json $(SUITE)/manifest.json ## Train, export and evaluate seeds 1-5 with the defaults: min/mean/max (SEEDS="1 2 3", KERNELS=avx2)
+	$(if $(filter-out avx2,$(KERNELS)),$(error KERNELS=$(KERNELS) is not a choice: give KERNELS=avx2, or leave it out for this CPU's own kernels))
+	$(if $(KERNELS),$(AVX2_KERNELS)) $(BIN)/python benchmarks/seeds.py --curated-dir $(CURATED) --handwriting-dir $(HANDWRITING) --seeds $(or $(SEEDS),1 2 3 4 5) --json $(ART)/seeds.json
 
 predict: $(MODEL) $(if $(IMAGE),,$(SAMPLE)) ## Predict IMAGE=path (default: a sample written from the eval split)
 	$(BIN)/digits predict --model $(MODEL) $(or $(IMAGE),$(SAMPLE))

@@ -21,6 +21,8 @@ digits, the generated handwriting and the suite are only reported.
     .venv/bin/python benchmarks/seeds.py [--seeds 1 2 3 4 5] [--json artifacts/seeds.json]
     .venv/bin/python benchmarks/seeds.py --set selection=best --set schedule=plateau   # a variant
     .venv/bin/python benchmarks/seeds.py --threads 1 ...   # two sweeps side by side on 2 cores
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        .venv/bin/python benchmarks/seeds.py ...   # the weights an AVX2 CPU gives, on an AVX-512 one
 
 `--set FIELD=VALUE` changes a `FitConfig` field (VALUE is read as JSON, else as a string), to
 compare recipes on validation data over the same seeds.
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from digits_core import atomic, contract, layout
 from digits_data import dataset, parallel, suite
@@ -203,6 +206,9 @@ def main() -> None:
     manifest, arrays = suite.load(args.suite_dir)
     degraded = (manifest, arrays, *suite.preprocess(arrays["images"], parallel.cores()))
     letters = np.round(typeset.validation_characters() * 255).astype(np.uint8)
+    # The vector kernels decide the weights as much as the seed does: say which ones trained these.
+    kernels = torch.backends.cpu.get_cpu_capability()
+    print(f"CPU kernels: {kernels}")
     print(f"{'seed':>6}" + "".join(f"{header:>{len(fmt.format(0))}}" for header, fmt in COLUMNS.values()))
     rows = []
     for seed in args.seeds:
@@ -227,7 +233,12 @@ def main() -> None:
             fmt.replace("d}", ".1f}").format(summary[column][stat]) for column, (_, fmt) in COLUMNS.items()
         )
         print(f"{stat:>6}{cells}")
-    result = {"config": {**config.to_dict(), "seed": args.seeds}, "rows": rows, "summary": summary}
+    result = {
+        "config": {**config.to_dict(), "seed": args.seeds},
+        "cpu_kernels": kernels,
+        "rows": rows,
+        "summary": summary,
+    }
     atomic.write_text(args.json, json.dumps(result, indent=1) + "\n")
     print(f"written to {args.json}")
 
