@@ -38,6 +38,7 @@ def test_health_and_model(server, model_path, small_curated):
         "fingerprint": dataset.fingerprint(small_curated),
         "validation_metrics": None,
         "versions": None,
+        "trained_on": None,
         "refusal": None,
     }
 
@@ -48,6 +49,7 @@ def test_model_info_reads_the_metadata(model_path, tmp_path):
     extra = {
         contract.META_VAL_METRICS: json.dumps({"val_macro_f1": 0.99}),
         contract.META_VERSIONS: json.dumps({"torch": "2.13.0"}),
+        contract.META_TRAINED_ON: json.dumps({"cpu_kernels": "AVX2", "torch_threads": 2}),
         contract.META_REFUSAL: json.dumps(refusal),
     }
     onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | extra)
@@ -55,6 +57,7 @@ def test_model_info_reads_the_metadata(model_path, tmp_path):
     info = model_info(Predictor(tmp_path / "described.onnx"))
     assert info["validation_metrics"] == {"val_macro_f1": 0.99}
     assert info["versions"] == {"torch": "2.13.0"}
+    assert info["trained_on"] == {"cpu_kernels": "AVX2", "torch_threads": 2}
     assert info["refusal"] == refusal
     assert info["file"] == "described.onnx"
 

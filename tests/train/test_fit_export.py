@@ -162,6 +162,10 @@ def test_metadata_round_trip(trained, small_curated):
     assert json.loads(meta[contract.META_TRAINING_CONFIG]) == trained["config"].to_dict()
     assert set(json.loads(meta[contract.META_VERSIONS])) >= {"torch", "lightning", "onnx", "digits-train"}
     assert json.loads(meta[contract.META_PARITY])["argmax_identical"] is True
+    assert json.loads(meta[contract.META_TRAINED_ON]) == {
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": trained["threads"],
+    }
     assert RefusalRule.from_json(meta[contract.META_REFUSAL]) == RefusalRule(**trained["export"]["refusal"])
 
 

@@ -59,6 +59,7 @@ def test_nothing_in_the_metadata_invites_a_second_normalization(trained, small_c
         contract.META_TRAINING_CONFIG,
         contract.META_VERSIONS,
         contract.META_PARITY,
+        contract.META_TRAINED_ON,
     }
     # Why it matters: the graph already normalizes, and doing it again changes the answers.
     manifest = dataset.load_manifest(small_curated)

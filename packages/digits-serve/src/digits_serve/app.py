@@ -298,7 +298,8 @@ class Batcher:
 
 
 def model_info(predictor: Predictor) -> dict[str, Any]:
-    """What the model says about itself: labels, data fingerprint, validation metrics, versions, refusal."""
+    """What the model says about itself: labels, data fingerprint, validation metrics, versions,
+    the CPU kernels and threads that trained it, refusal."""
 
     def parsed(key: str) -> Any:
         value = predictor.metadata.get(key)
@@ -316,5 +317,6 @@ def model_info(predictor: Predictor) -> dict[str, Any]:
         "fingerprint": predictor.metadata.get(contract.META_FINGERPRINT),
         "validation_metrics": parsed(contract.META_VAL_METRICS),
         "versions": parsed(contract.META_VERSIONS),
+        "trained_on": parsed(contract.META_TRAINED_ON),
         "refusal": parsed(contract.META_REFUSAL),
     }

@@ -234,6 +234,7 @@ def spec(predictor: Predictor) -> dict[str, Any]:
                         "fingerprint": {"type": ["string", "null"]},
                         "validation_metrics": {"type": ["object", "null"]},
                         "versions": {"type": ["object", "null"]},
+                        "trained_on": {"type": ["object", "null"]},
                         "refusal": {"type": ["object", "null"]},
                     },
                 },

@@ -319,6 +319,8 @@ def export(
         contract.META_VERSIONS: json.dumps(producer_versions(), sort_keys=True),
         contract.META_PARITY: json.dumps(checked, sort_keys=True),
     }
+    if "digits_trained_on" in checkpoint:  # checkpoints of older versions do not say
+        meta[contract.META_TRAINED_ON] = json.dumps(checkpoint["digits_trained_on"], sort_keys=True)
     # Stack traces name absolute source paths: without them the bytes do not depend on the checkout.
     for node in proto.graph.node:
         kept = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]

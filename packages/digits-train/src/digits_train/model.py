@@ -211,3 +211,9 @@ class DigitsClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The validation metrics of the epoch this checkpoint was taken at.
         checkpoint["digits_val_metrics"] = dict(self.val_metrics)
+        # The same data and seed train other weights with other vector kernels (AVX2, AVX-512) or
+        # another number of threads: say which computed these.
+        checkpoint["digits_trained_on"] = {
+            "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads(),
+        }
