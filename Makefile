@@ -93,6 +93,9 @@ CURATE_SOURCES := $(CORE_SOURCES) \
 TRAIN_SOURCES := $(call sources,packages/digits-train/src) $(CORE_SOURCES) $(SUITE_SOURCES) \
 	$(wildcard packages/digits-train/src/digits_train/fonts/*.[ot]tf)
 EVAL_SOURCES := $(call sources,packages/digits-runtime/src)
+# The report draws its page from its modules and its templates.
+REPORT_SOURCES := $(CORE_SOURCES) $(call sources,packages/digits-report/src) \
+	$(wildcard packages/digits-report/src/digits_report/templates/*)
 
 $(CURATED)/manifest.json: $(RAW_FILES) $(CURATE_SOURCES) $(if $(CURATED_CHANGED),FORCE)
 	$(TIMED) curate -- $(BIN)/digits-data curate --data-dir $(MNIST) --output-dir $(CURATED)
@@ -161,7 +164,7 @@ serve: $(MODEL) ## Serve the model over HTTP, with a page to draw on, at http://
 report: ## Write the HTML report on data, training and errors to artifacts/report
 	+@$(LOCKED) $(REPORT)/index.html
 
-$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json $(EVAL)/degraded.json $(CURATED)/samples.png
+$(REPORT)/index.html: $(EVAL)/eval.json $(EVAL)/test.json $(EVAL)/other.json $(EVAL)/handwriting.json $(EVAL)/degraded.json $(CURATED)/samples.png $(REPORT_SOURCES)
 	$(BIN)/digits-report --curated-dir $(CURATED) --train-dir $(TRAIN) --model $(MODEL) \
 		--eval-dir $(EVAL) --timings-dir $(ART)/timings --output-dir $(REPORT) --handwriting-dir $(HANDWRITING) --suite-dir $(SUITE)
 

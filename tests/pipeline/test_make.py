@@ -101,3 +101,15 @@ def test_make_curates_again_when_split_files_are_newer_than_their_manifest(
     out, _ = make(checkout, str(manifest), dry_run=True).communicate()
     art = checkout / "artifacts"
     assert f"digits-data curate --data-dir {art}/mnist --output-dir {art}/curated" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["report.py", "templates/index.html"])
+def test_a_changed_report_module_or_template_draws_the_report_again_and_nothing_else(
+    tmp_path, small_curated, model_path, source
+):
+    checkout = built_tree(tmp_path, small_curated, model_path)
+    (checkout / "packages/digits-report/src/digits_report" / source).touch()
+    planned, _ = make(checkout, "all", dry_run=True).communicate()
+    assert "digits-report" in planned
+    assert not any(step in planned for step in ("digits-data", "digits-train", "digits evaluate")), planned

@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
+from digits_core import contract
 from digits_core.cli_support import run_fire
 from digits_core.errors import DigitsError
 from digits_report.refusal import floored_tradeoff
@@ -355,3 +357,18 @@ def test_training_paragraph_says_when_the_model_is_an_ensemble(report, report_in
     ensemble = "3 epochs in 1.5 s of\n2 networks side by side, kept as one model that averages their logits;"
     assert ensemble in page
     assert "the model is the final weights of epoch 1, averaged\n(moving average, decay 0.995)" in page
+    assert "kernels" not in page  # the fixture's model does not say what trained it
+
+
+def test_training_paragraph_names_the_kernels_and_threads_that_trained_the_model(report_inputs, tmp_path):
+    model = onnx.load(report_inputs["model"])
+    said = {contract.META_TRAINED_ON: json.dumps({"cpu_kernels": "AVX2", "torch_threads": 2})}
+    onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | said)
+    onnx.save(model, tmp_path / "model.onnx")
+    i = report_inputs
+    model_path, out = tmp_path / "model.onnx", tmp_path / "r"
+    page = write_report(i["curated"], i["train"], model_path, i["eval"], i["timings"], out)
+    said = "Trained on torch's AVX2 kernels with 2 threads: the same seed\ntrains other weights on other"
+    assert said in page.read_text()
+    numbers = json.loads((page.parent / "report.json").read_text())
+    assert numbers["trained_on"] == {"cpu_kernels": "AVX2", "torch_threads": 2}
