@@ -14,6 +14,8 @@ NOISE_LEVEL = 0.02  # a median step between neighbours above this share of the r
 BACKGROUND_SIDE = 24  # the background is estimated at this resolution (long side, pixels)
 MARGIN_EDGE = 2  # pixels each side of a light margin's border that are read as neither ink nor paper
 MIN_PIECE = 0.08  # pieces of ink with less than this share of the largest piece's ink are specks
+BACKGROUND_PERCENTILE = 20  # the background is this percentile of each neighbourhood ...
+PAPER_PERCENTILE, PAPER_MARGIN = 2, 0.1  # ... but at most this near-minimum plus this margin
 
 
 def noisy(gray: np.ndarray) -> bool:
@@ -40,16 +42,24 @@ def find_ink(gray: np.ndarray, margins: list[tuple[slice, slice]]) -> np.ndarray
     """Ink in [0, 1] from luminance that is mostly dark: light strokes over an uneven background.
 
     The background is a low percentile of each neighbourhood, not one level for the whole image,
-    so gradients, shadows and haze go with it. It is estimated on a copy of at most
-    BACKGROUND_SIDE pixels a side: cheap whatever the image's size, and smooth at the digit's
-    scale. Light margins (part of the page inverted, as at a scan's edges) are read inverted.
+    so gradients, shadows and haze go with it. Inside a heavy digit most of a neighbourhood is
+    ink, and that percentile is ink too: subtracted, it would hollow the strokes out (a thick 8
+    whose loops have closed reads as 0). So the background is at most a little above the
+    neighbourhood's darkest pixels, which a few pixels of paper anywhere in it reach. It is
+    estimated on a copy of at most BACKGROUND_SIDE pixels a side: cheap whatever the image's
+    size, and smooth at the digit's scale. Light margins (part of the page inverted, as at a
+    scan's edges) are read inverted.
     """
     h, w = gray.shape
     shrink = min(1.0, BACKGROUND_SIDE / max(h, w))
     size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
     small = Image.fromarray(gray.astype(np.float32)).resize(size, Image.Resampling.BOX)
     window = 2 * (min(size) // 4) + 1  # odd, about half the shorter side
-    background = small.filter(ImageFilter.RankFilter(window, window * window // 5))
+    level, paper = (
+        np.asarray(small.filter(ImageFilter.RankFilter(window, window * window * percentile // 100)))
+        for percentile in (BACKGROUND_PERCENTILE, PAPER_PERCENTILE)
+    )
+    background = Image.fromarray(np.minimum(level, paper + PAPER_MARGIN))
     background = np.asarray(background.resize((w, h), Image.Resampling.BILINEAR))
     ink = np.clip(gray - background, 0.0, None)
     for rows, cols in margins:
