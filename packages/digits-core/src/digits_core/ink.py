@@ -55,12 +55,17 @@ def find_ink(gray: np.ndarray, margins: list[tuple[slice, slice]]) -> np.ndarray
     size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
     small = Image.fromarray(gray.astype(np.float32)).resize(size, Image.Resampling.BOX)
     window = 2 * (min(size) // 4) + 1  # odd, about half the shorter side
-    level, paper = (
-        np.asarray(small.filter(ImageFilter.RankFilter(window, window * window * percentile // 100)))
-        for percentile in (BACKGROUND_PERCENTILE, PAPER_PERCENTILE)
-    )
-    background = Image.fromarray(np.minimum(level, paper + PAPER_MARGIN))
-    background = np.asarray(background.resize((w, h), Image.Resampling.BILINEAR))
+
+    def percentile(p: int) -> np.ndarray:
+        return np.asarray(small.filter(ImageFilter.RankFilter(window, window * window * p // 100)))
+
+    background = percentile(BACKGROUND_PERCENTILE)
+    # No neighbourhood's darkest pixels are darker than the image's: where the background is
+    # nowhere more than PAPER_MARGIN above those, the cap cannot bind (most images: only heavy
+    # strokes and uneven light raise it), and the second filter is skipped.
+    if background.max() > np.asarray(small).min() + PAPER_MARGIN:
+        background = np.minimum(background, percentile(PAPER_PERCENTILE) + PAPER_MARGIN)
+    background = np.asarray(Image.fromarray(background).resize((w, h), Image.Resampling.BILINEAR))
     ink = np.clip(gray - background, 0.0, None)
     for rows, cols in margins:
         # Inside a light margin the strokes are the dark pixels: ink is how far below the margin's
