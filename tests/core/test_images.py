@@ -267,7 +267,7 @@ def test_a_heavy_digit_keeps_its_polarity_and_thin_lines_survive():
 @pytest.mark.parametrize("light_paper", [False, True])
 def test_strokes_too_heavy_for_the_background_window_are_not_hollowed_out(light_paper):
     # Loops closed to small holes: around the waist nearly every pixel is ink, and a background
-    # taken as a percentile of the neighbourhood would be ink too, and erase the waist: an 0.
+    # taken as a percentile of the neighbourhood would be ink too, and erase the waist: a 0.
     heavy = draw_eight(112, ink=255, paper=0, box=(0.25, 0.1, 0.75, 0.9), width=26)
     pixels = load_image(Image.eval(heavy, lambda v: 255 - v) if light_paper else heavy)
     assert_mnist_form(pixels)

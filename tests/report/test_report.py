@@ -362,8 +362,8 @@ def test_training_paragraph_says_when_the_model_is_an_ensemble(report, report_in
 
 def test_training_paragraph_names_the_kernels_and_threads_that_trained_the_model(report_inputs, tmp_path):
     model = onnx.load(report_inputs["model"])
-    said = {contract.META_TRAINED_ON: json.dumps({"cpu_kernels": "AVX2", "torch_threads": 2})}
-    onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | said)
+    trained_on = {contract.META_TRAINED_ON: json.dumps({"cpu_kernels": "AVX2", "torch_threads": 2})}
+    onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | trained_on)
     onnx.save(model, tmp_path / "model.onnx")
     i = report_inputs
     model_path, out = tmp_path / "model.onnx", tmp_path / "r"
