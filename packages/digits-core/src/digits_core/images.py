@@ -17,6 +17,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from digits_core.contract import IMAGE_SIZE
 from digits_core.errors import DigitsError
 from digits_core.ink import find_ink, keep_digit, margins_of, noisy
+from digits_core.lines import remove_lines
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 """File extensions treated as images when a folder is scanned."""
@@ -199,6 +200,7 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
         gray = 1.0 - gray
     ink = find_ink(gray, margins)
     ink[ink < INK_THRESHOLD * ink.max()] = 0.0
+    ink = remove_lines(ink)
     if ink.max() < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     ink = keep_digit(ink)

@@ -1,0 +1,131 @@
+"""Straight lines across a scan: a ruling, a fold, a scratch, a pen line across the page.
+
+Such a line touches the digit, so :func:`digits_core.ink.keep_digit` keeps it with the digit, and
+the crop takes it in: the digit shrinks to make room for the line's ends, and the line reads as
+a stroke of its own (a 0 struck through looks like an 8). :func:`remove_lines` finds a solid line
+that runs from edge to edge of the image and well past the rest of the ink at both ends, and
+erases it, except where a stroke of the digit crosses it or runs beside it.
+
+A digit's own straight strokes are left alone: they stop short of the paper's edge, or do not
+run past the rest of the digit (the bar of a 5 in a tight crop), or are most of the ink (a 1, a
+cross). So are dotted lines, which the model reads through.
+"""
+
+import numpy as np
+from PIL import Image
+
+SEARCH_SIDE = 64  # lines are searched for on a copy of at most this many pixels a side
+ANGLES = np.deg2rad(np.arange(0.0, 180.0, 2.0))  # directions tried: 1 degree off drifts 0.5 px in 32
+MIN_LENGTH = 0.5  # a line covers at least this share of the image's longer side ...
+MIN_COVERED = 0.8  # ... and where it runs clear of the digit, ink along this share of it
+MIN_OVERHANG = 0.15  # it runs past the rest of the ink by this share of the rest's extent, each end
+MIN_REST = 0.3  # the rest has at least this share of the ink and this share of the line's length
+MAX_WIDTH = 4.0  # a line is at most this many pixels wide (of the search copy): a stroke, not a blot
+MAX_LINES = 2
+EDGE = 0.06  # each end of a line is at most this share of the longer side from the image's edge
+
+
+def remove_lines(ink: np.ndarray) -> np.ndarray:
+    """``ink`` (H, W) in [0, 1] with up to MAX_LINES straight lines across the digit erased."""
+    for _ in range(MAX_LINES):
+        found = _find_line(ink)
+        if found is None:
+            break
+        ink = _erase(ink, *found)
+    return ink
+
+
+def _find_line(ink: np.ndarray) -> tuple[float, float, float] | None:
+    """The strongest line that passes the tests above: (angle, offset, half width) in ``ink``'s
+    pixels, the line being the points p with |p . (cos a, sin a) - offset| <= half width."""
+    h, w = ink.shape
+    shrink = min(1.0, SEARCH_SIDE / max(h, w))
+    small = ink
+    if shrink < 1.0:
+        size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
+        small = np.asarray(Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.BOX))
+    long_side = max(small.shape)
+    edge = int(EDGE * long_side) + 1  # rows and columns within EDGE of the border
+    sides = (small[:edge], small[-edge:], small[:, :edge], small[:, -edge:])
+    if sum(bool((side > 0.25).any()) for side in sides) < 2:
+        return None  # cheap exit: a line ends at two sides of the image (most images have no ink there)
+    ys, xs = np.nonzero(small > 0.25)
+    if len(ys) < 8:
+        return None
+    weights = small[ys, xs]
+    # A Hough transform: for each direction, the ink along each 1-pixel-wide band across the image.
+    cos, sin = np.cos(ANGLES)[:, None], np.sin(ANGLES)[:, None]
+    rho = xs[None, :] * cos + ys[None, :] * sin
+    span = int(np.ceil(np.hypot(*small.shape))) + 2
+    bins = np.rint(rho).astype(np.int64) + span
+    votes = np.bincount(
+        (np.arange(len(ANGLES))[:, None] * 2 * span + bins).ravel(),
+        weights=np.broadcast_to(weights, bins.shape).ravel(),
+        minlength=len(ANGLES) * 2 * span,
+    ).reshape(len(ANGLES), 2 * span)
+    if votes.max() < MIN_LENGTH * MIN_COVERED * long_side:
+        return None  # no band holds enough ink for a line
+    a, b = np.unravel_index(np.argmax(votes), votes.shape)
+    row = votes[a]
+    lo, hi = b, b
+    while lo > 0 and row[lo - 1] >= 0.5 * row[b]:
+        lo -= 1
+    while hi + 1 < len(row) and row[hi + 1] >= 0.5 * row[b]:
+        hi += 1
+    if hi - lo + 1 > MAX_WIDTH:
+        return None
+    centre, half = (lo + hi) / 2 - span, (hi - lo + 1) / 2
+    distance = np.abs(rho[a] - centre)
+    # The rest of the ink is off the line by more than its soft edges, which run all its length.
+    on_line, off_line = distance <= half, distance > half + 1.5
+    along = -xs * sin[a, 0] + ys * cos[a, 0]  # position along the line
+    t = along[on_line]
+    t0, t1 = float(t.min()), float(t.max())
+    rest = along[off_line]
+    if t1 - t0 < MIN_LENGTH * long_side or weights[off_line].sum() < MIN_REST * weights.sum():
+        return None
+    r0, r1 = np.percentile(rest, [1, 99])  # a speck of noise far out does not count
+    extent = r1 - r0
+    if extent < MIN_REST * (t1 - t0) or min(r0 - t0, t1 - r1) < MIN_OVERHANG * extent:
+        return None
+    # Solid where it runs alone: a dotted line is not one, nor a digit's stroke that dots continue.
+    alone = np.unique(np.rint(t[(t < r0) | (t > r1)]))
+    if len(alone) < MIN_COVERED * (r0 - t0 + t1 - r1):
+        return None
+    # Both ends at the image's edge: a ruling, a fold or a scratch runs across the whole scan,
+    # where a pen stroke of the digit stops short of the paper's margin.
+    ends = np.array([[xs[on_line][i], ys[on_line][i]] for i in (np.argmin(t), np.argmax(t))])
+    to_edge = np.minimum(ends, np.array(small.shape[::-1]) - 1 - ends).min(1)
+    if to_edge.max() > EDGE * long_side:
+        return None
+    # Back to ``ink``'s pixels: a pixel of the copy covers ``scale`` of them, centres included.
+    # Half a pixel of the copy more on each side covers the direction's rounding to ANGLES.
+    scale = 1.0 / shrink
+    offset = centre * scale + (scale - 1) / 2 * (cos[a, 0] + sin[a, 0])
+    return float(ANGLES[a]), offset, (half + 0.5) * scale + (scale - 1) / 2
+
+
+def _erase(ink: np.ndarray, angle: float, offset: float, half_width: float) -> np.ndarray:
+    """``ink`` without the line's band, except next to the digit's strokes.
+
+    A band pixel with ink just outside the band, on either side, is kept: where a stroke crosses
+    the line, so that no loop is cut open (an 8 cut twice reads as a 5), and where a stroke runs
+    along it, wider than the line, so that the stroke is not taken with it.
+    """
+    h, w = ink.shape
+    ys, xs = np.indices(ink.shape)
+    normal = np.array([np.cos(angle), np.sin(angle)])
+    distance = xs * normal[0] + ys * normal[1] - offset
+    by, bx = np.nonzero(np.abs(distance) <= half_width)
+    beside = np.zeros(len(by), dtype=bool)
+    for side in (-1, 1):  # just outside the band, level with the pixel
+        step = side * (half_width + 1.5) - distance[by, bx]
+        sy, sx = (
+            np.rint(by + step * normal[1]).astype(np.int64),
+            np.rint(bx + step * normal[0]).astype(np.int64),
+        )
+        inside = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)  # past the image's edge there is no ink
+        beside |= inside & (ink[np.clip(sy, 0, h - 1), np.clip(sx, 0, w - 1)] > 0)
+    out = ink.copy()
+    out[by[~beside], bx[~beside]] = 0.0
+    return out

@@ -1,0 +1,94 @@
+"""Straight lines across a digit are erased; the digit's own strokes, dots and crosses are not."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import digits_core.images
+from digits_core.images import load_image
+from digits_core.lines import remove_lines
+
+SIDE = 112
+
+
+def eight(draw: ImageDraw.ImageDraw, box=(34, 12, 78, 100), width: int = 6) -> None:
+    x0, y0, x1, y1 = box
+    middle = (y0 + y1) // 2
+    draw.ellipse((x0, y0, x1, middle), outline=255, width=width)
+    draw.ellipse((x0 - 3, middle - 3, x1 + 3, y1), outline=255, width=width)
+
+
+def page(*marks, side: int = SIDE) -> Image.Image:
+    """White ink on black: an 8 and ``marks``, each ``(points, width)`` drawn as a polyline."""
+    image = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(image)
+    eight(draw)
+    for points, width in marks:
+        draw.line(points, fill=255, width=width)
+    return image
+
+
+def ink(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+ACROSS = [(0, 20), (SIDE - 1, 95)]  # edge to edge, through both loops of the 8
+SECOND = [(10, SIDE - 1), (100, 0)]
+
+
+@pytest.mark.parametrize("marks", [[(ACROSS, 3)], [(ACROSS, 3), (SECOND, 2)]], ids=["one line", "two lines"])
+def test_lines_across_the_page_are_erased_and_the_digit_fills_the_box(marks, monkeypatch):
+    clean = load_image(page())
+    struck = page(*marks)
+    assert similarity(load_image(struck), clean) > 0.9
+    # Without the erasing the line is read as strokes and its ends pull the crop: another picture.
+    monkeypatch.setattr(digits_core.images, "remove_lines", lambda pixels: pixels)
+    assert similarity(load_image(struck), clean) < 0.75
+
+
+def test_where_the_line_crosses_a_loop_the_loop_stays_closed():
+    struck = ink(page(([(0, 34), (SIDE - 1, 34)], 3)))  # across the upper loop, left and right side
+    erased = remove_lines(struck)
+    assert erased[34, :8].max() == 0.0  # the line's ends are gone
+    assert erased[34, -8:].max() == 0.0
+    clean = ink(page())
+    crossings = np.flatnonzero(clean[30:39].max(0) > 0.5)
+    assert len(crossings) >= 8  # the loop's left and right strokes cross row 34
+    assert (erased[30:39, crossings].max(0) > 0.5).all()  # each still has ink there
+
+
+def test_a_straight_stroke_of_the_digit_that_stops_short_of_the_edge_is_kept():
+    pixels = ink(page(([(78, 12), (104, 2)], 6)))  # a long tail, as some people write an 8
+    assert np.array_equal(remove_lines(pixels), pixels)
+
+
+@pytest.mark.parametrize(
+    "strokes",
+    [[[(0, 0), (SIDE - 1, SIDE - 1)]], [[(0, 56), (SIDE - 1, 56)], [(56, 0), (56, SIDE - 1)]]],
+    ids=["a 1 cropped tight", "a cross"],
+)
+def test_strokes_that_are_the_whole_character_are_kept(strokes):
+    image = Image.new("L", (SIDE, SIDE), 0)
+    for points in strokes:
+        ImageDraw.Draw(image).line(points, fill=255, width=8)
+    pixels = ink(image)
+    assert np.array_equal(remove_lines(pixels), pixels)
+
+
+def test_a_dotted_line_is_kept():
+    image = page()
+    draw = ImageDraw.Draw(image)
+    for x in range(0, SIDE, 12):  # dots a third of the spacing wide: not a solid line
+        draw.ellipse((x, 54, x + 4, 58), fill=255)
+    pixels = ink(image)
+    assert np.array_equal(remove_lines(pixels), pixels)
+
+
+def test_a_line_on_a_large_scan_is_found_on_a_small_copy_and_erased_at_full_size():
+    big = page((ACROSS, 3)).resize((4 * SIDE, 4 * SIDE), Image.Resampling.BILINEAR)
+    clean = page().resize((4 * SIDE, 4 * SIDE), Image.Resampling.BILINEAR)
+    assert similarity(load_image(big), load_image(clean)) > 0.85
