@@ -162,8 +162,9 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
 
     Steps: EXIF orientation; any mode to grayscale, transparency composited onto the background
     the image implies; polarity detected from the border and inverted to white on black;
-    background level removed; cropped to the ink; scaled to fit 20x20 keeping the aspect ratio;
-    centered by center of mass in 28x28; ink peak scaled to 1. An image already in that form
+    background level removed; lines across the whole image erased (digits_core.lines); specks
+    dropped; cropped to the ink; scaled to fit 20x20 keeping the aspect ratio; centered by center
+    of mass in 28x28; ink peak scaled to 1. An image already in that form
     (28x28 grayscale, black border, centered) passes through unchanged.
     """
     if min(image.size) < MIN_SIDE:

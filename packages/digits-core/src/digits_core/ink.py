@@ -2,7 +2,8 @@
 
 Each function works on a float image; :func:`digits_core.images.to_mnist` calls them in order:
 :func:`noisy` decides whether to denoise, :func:`margins_of` finds margins of the other shade and
-the paper's polarity, :func:`find_ink` removes the background, and :func:`keep_digit` drops specks.
+the paper's polarity, :func:`find_ink` removes the background, and :func:`keep_digit` drops specks
+(after :func:`digits_core.lines.remove_lines` has erased lines across the page).
 """
 
 import numpy as np
