@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 import digits_core.images
 from digits_core.images import load_image
-from digits_core.lines import remove_lines
+from digits_core.lines import digit_box, remove_lines
 
 SIDE = 112
 
@@ -32,6 +32,16 @@ def ink(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
+def bounding_box(pixels: np.ndarray) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(pixels.any(1)), np.flatnonzero(pixels.any(0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def zigzag(y: int, side: int = SIDE) -> list[tuple[int, int]]:
+    """A zigzag from the left edge to the right one, about row ``y``."""
+    return [(x, y + (8 if i % 2 else -8)) for i, x in enumerate(range(0, side + 10, 10))]
+
+
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
@@ -45,8 +55,9 @@ def test_lines_across_the_page_are_erased_and_the_digit_fills_the_box(marks, mon
     clean = load_image(page())
     struck = page(*marks)
     assert similarity(load_image(struck), clean) > 0.9
-    # Without the erasing the line is read as strokes and its ends pull the crop: another picture.
+    # Taken for strokes, the line's ends pull the crop: another picture.
     monkeypatch.setattr(digits_core.images, "remove_lines", lambda pixels: pixels)
+    monkeypatch.setattr(digits_core.images, "digit_box", bounding_box)
     assert similarity(load_image(struck), clean) < 0.75
 
 
@@ -92,3 +103,23 @@ def test_a_line_on_a_large_scan_is_found_on_a_small_copy_and_erased_at_full_size
     big = page((ACROSS, 3)).resize((4 * SIDE, 4 * SIDE), Image.Resampling.BILINEAR)
     clean = page().resize((4 * SIDE, 4 * SIDE), Image.Resampling.BILINEAR)
     assert similarity(load_image(big), load_image(clean)) > 0.85
+
+
+def test_a_zigzag_across_the_page_is_cropped_to_the_digit(monkeypatch):
+    struck = page((zigzag(56), 3))
+    assert digit_box(ink(struck)) == bounding_box(ink(page()))
+    clean = load_image(page())
+    assert similarity(load_image(struck), clean) > 0.85  # the zigzag stays across the digit
+    monkeypatch.setattr(digits_core.images, "digit_box", bounding_box)
+    assert similarity(load_image(struck), clean) < 0.75
+
+
+@pytest.mark.parametrize("shift", [(-34, 0), (33, 0), (0, -12)], ids=["left edge", "right edge", "top"])
+def test_a_digit_at_one_edge_keeps_all_of_itself(shift):
+    pixels = np.roll(ink(page()), shift, axis=(1, 0))
+    assert digit_box(pixels) == bounding_box(pixels)
+
+
+def test_a_digit_cropped_tight_keeps_all_of_itself():
+    tight = ink(page().crop((31, 9, 82, 103)))  # the 8 touches all four edges
+    assert digit_box(tight) == bounding_box(tight)

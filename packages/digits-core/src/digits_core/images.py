@@ -17,7 +17,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from digits_core.contract import IMAGE_SIZE
 from digits_core.errors import DigitsError
 from digits_core.ink import find_ink, keep_digit, margins_of, noisy
-from digits_core.lines import remove_lines
+from digits_core.lines import digit_box, remove_lines
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 """File extensions treated as images when a folder is scanned."""
@@ -162,9 +162,10 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
 
     Steps: EXIF orientation; any mode to grayscale, transparency composited onto the background
     the image implies; polarity detected from the border and inverted to white on black;
-    background level removed; lines across the whole image erased (digits_core.lines); specks
-    dropped; cropped to the ink; scaled to fit 20x20 keeping the aspect ratio; centered by center
-    of mass in 28x28; ink peak scaled to 1. An image already in that form
+    background level removed; lines across the whole image erased; specks dropped; cropped to the
+    ink, less the ends of marks across the whole image (digits_core.lines); scaled to fit 20x20
+    keeping the aspect ratio; centered by center of mass in 28x28; ink peak scaled to 1. An image
+    already in that form
     (28x28 grayscale, black border, centered) passes through unchanged.
     """
     if min(image.size) < MIN_SIDE:
@@ -205,9 +206,7 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
     if ink.max() < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     ink = keep_digit(ink)
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return _center(_fit_box(crop))
+    return _center(_fit_box(ink[digit_box(ink)]))
 
 
 def _is_mnist_form(pixels: np.ndarray) -> bool:

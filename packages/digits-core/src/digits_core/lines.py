@@ -1,14 +1,18 @@
-"""Straight lines across a scan: a ruling, a fold, a scratch, a pen line across the page.
+"""Marks across a scan: a ruling, a fold, a scratch, a zigzag or a pen line across the page.
 
-Such a line touches the digit, so :func:`digits_core.ink.keep_digit` keeps it with the digit, and
-the crop takes it in: the digit shrinks to make room for the line's ends, and the line reads as
-a stroke of its own (a 0 struck through looks like an 8). :func:`remove_lines` finds a solid line
-that runs from edge to edge of the image and well past the rest of the ink at both ends, and
-erases it, except where a stroke of the digit crosses it or runs beside it.
+Such a mark touches the digit, so :func:`digits_core.ink.keep_digit` keeps it with the digit, and
+the crop takes it in: the digit shrinks to make room for the mark's ends, and a straight line
+reads as a stroke of its own (a 0 struck through looks like an 8). Two steps undo that:
 
-A digit's own straight strokes are left alone: they stop short of the paper's edge, or do not
-run past the rest of the digit (the bar of a 5 in a tight crop), or are most of the ink (a 1, a
-cross). So are dotted lines, which the model reads through.
+- :func:`remove_lines` finds a solid straight line that runs from edge to edge of the image and
+  well past the rest of the ink at both ends, and erases it, except where a stroke of the digit
+  crosses it or runs beside it;
+- :func:`digit_box` crops to the digit, leaving out the ends of any thin band of ink (a zigzag, a
+  wavy or dotted line) that runs on to two opposite edges of the image. Within the digit the mark
+  stays, as training's own marks across the digit do.
+
+A digit's own strokes are left alone: they stop short of the paper's edge, or do not run past the
+rest of the digit (the bar of a 5 in a tight crop), or are most of the ink (a 1, a cross).
 """
 
 import numpy as np
@@ -22,7 +26,9 @@ MIN_OVERHANG = 0.15  # it runs past the rest of the ink by this share of the res
 MIN_REST = 0.3  # the rest has at least this share of the ink and this share of the line's length
 MAX_WIDTH = 4.0  # a line is at most this many pixels wide (of the search copy): a stroke, not a blot
 MAX_LINES = 2
-EDGE = 0.06  # each end of a line is at most this share of the longer side from the image's edge
+EDGE = 0.06  # each end of a mark is at most this share of the longer side from the image's edge
+BAND = 0.35  # a line of pixels across a band holds ink over at most this share of the digit's extent
+MIN_RUN = 0.08  # a band runs past the digit by at least this share of the image's side, at each end
 
 
 def remove_lines(ink: np.ndarray) -> np.ndarray:
@@ -129,3 +135,44 @@ def _erase(ink: np.ndarray, angle: float, offset: float, half_width: float) -> n
     out = ink.copy()
     out[by[~beside], bx[~beside]] = 0.0
     return out
+
+
+def digit_box(ink: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of ``ink`` to crop to: where it holds ink, less the ends of a thin band
+    that runs on to two opposite edges of the image (columns first, then rows within them)."""
+    columns = _without_band_ends(ink.T, max(ink.shape))
+    return _without_band_ends(ink[:, columns], max(ink.shape)), columns
+
+
+def _without_band_ends(lines: np.ndarray, side: int) -> slice:
+    """The span of ``lines`` (one array row per line of pixels) that holds ink, less a band's ends.
+
+    A band's ends are runs of lines at both ends of the span, each reaching the image's edge and
+    at least MIN_RUN of its side long, whose ink lies within the narrow range (at most BAND of
+    the ink's extent across the lines) that the band's outermost lines hold. A digit alone at one
+    edge (shifted, or cropped tight there) keeps all of itself.
+    """
+    mask = lines > 0
+    held = np.flatnonzero(mask.any(1))
+    start, stop = int(held[0]), int(held[-1]) + 1
+    run = int(np.ceil(MIN_RUN * len(lines)))
+    if start > EDGE * side or len(lines) - stop > EDGE * side or stop - start <= 2 * run:
+        return slice(start, stop)
+    across = np.flatnonzero(mask.any(0))
+    limit = BAND * (across[-1] - across[0] + 1)
+
+    def band_lines(order: np.ndarray) -> int:
+        """How many lines, taken in ``order`` from one end, hold ink only within the band there."""
+        inked = np.flatnonzero(mask[order[:run]].any(0))
+        if inked[-1] - inked[0] + 1 > limit:
+            return 0  # too wide for a band: the digit itself reaches the edge
+        slack = (inked[-1] - inked[0]) // 4 + 1  # a zigzag's next turns, a wavy line's next swing
+        low, high = max(inked[0] - slack, 0), inked[-1] + slack + 1
+        outside = mask[order][:, np.r_[:low, high : mask.shape[1]]].any(1)
+        return int(np.argmax(outside)) if outside.any() else len(order)
+
+    begin = start + band_lines(np.arange(start, stop))
+    end = stop - band_lines(np.arange(stop - 1, start - 1, -1))
+    if begin < end and min(begin - start, stop - end) >= run:
+        return slice(begin, end)
+    return slice(start, stop)
