@@ -77,6 +77,13 @@ def test_a_straight_stroke_of_the_digit_that_stops_short_of_the_edge_is_kept():
     assert np.array_equal(remove_lines(pixels), pixels)
 
 
+def test_a_stroke_between_two_edges_that_meet_is_kept():
+    # A digit pushed into the top left corner, a long stroke of it reaching both edges there: a
+    # line across the page would end at opposite edges.
+    pixels = ink(page(([(0, 80), (95, 0)], 6)))
+    assert np.array_equal(remove_lines(pixels), pixels)
+
+
 @pytest.mark.parametrize(
     "strokes",
     [[[(0, 0), (SIDE - 1, SIDE - 1)]], [[(0, 56), (SIDE - 1, 56)], [(56, 0), (56, SIDE - 1)]]],

@@ -98,11 +98,14 @@ def _find_line(ink: np.ndarray) -> tuple[float, float, float] | None:
     alone = np.unique(np.rint(t[(t < r0) | (t > r1)]))
     if len(alone) < MIN_COVERED * (r0 - t0 + t1 - r1):
         return None
-    # Both ends at the image's edge: a ruling, a fold or a scratch runs across the whole scan,
-    # where a pen stroke of the digit stops short of the paper's margin.
+    # Its ends at opposite edges of the image (a corner counts as both of its edges): a ruling, a
+    # fold or a scratch runs across the whole scan, where a pen stroke of the digit stops short of
+    # the paper's margin, or, in a digit pushed into a corner, reaches two edges that meet.
     ends = np.array([[xs[on_line][i], ys[on_line][i]] for i in (np.argmin(t), np.argmax(t))])
-    to_edge = np.minimum(ends, np.array(small.shape[::-1]) - 1 - ends).min(1)
-    if to_edge.max() > EDGE * long_side:
+    near = (
+        np.hstack([ends, np.array(small.shape[::-1]) - 1 - ends]) <= EDGE * long_side
+    )  # left, top, right, bottom
+    if not (near[0] & np.roll(near[1], 2)).any():
         return None
     # Back to ``ink``'s pixels: a pixel of the copy covers ``scale`` of them, centres included.
     # Half a pixel of the copy more on each side covers the direction's rounding to ANGLES.
