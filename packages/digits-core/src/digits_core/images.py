@@ -165,8 +165,7 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     background level removed; lines across the whole image erased; specks dropped; cropped to the
     ink, less the ends of marks across the whole image (digits_core.lines); scaled to fit 20x20
     keeping the aspect ratio; centered by center of mass in 28x28; ink peak scaled to 1. An image
-    already in that form
-    (28x28 grayscale, black border, centered) passes through unchanged.
+    already in that form (28x28 grayscale, black border, centered) passes through unchanged.
     """
     if min(image.size) < MIN_SIDE:
         raise ImageError(f"{name} is {image.width}x{image.height} pixels, too small to hold a digit")

@@ -102,9 +102,8 @@ def _find_line(ink: np.ndarray) -> tuple[float, float, float] | None:
     # fold or a scratch runs across the whole scan, where a pen stroke of the digit stops short of
     # the paper's margin, or, in a digit pushed into a corner, reaches two edges that meet.
     ends = np.array([[xs[on_line][i], ys[on_line][i]] for i in (np.argmin(t), np.argmax(t))])
-    near = (
-        np.hstack([ends, np.array(small.shape[::-1]) - 1 - ends]) <= EDGE * long_side
-    )  # left, top, right, bottom
+    # Which of the left, top, right and bottom edges each end is near; rolled by two, the opposites.
+    near = np.hstack([ends, np.array(small.shape[::-1]) - 1 - ends]) <= EDGE * long_side
     if not (near[0] & np.roll(near[1], 2)).any():
         return None
     # Back to ``ink``'s pixels: a pixel of the copy covers ``scale`` of them, centres included.
@@ -129,10 +128,8 @@ def _erase(ink: np.ndarray, angle: float, offset: float, half_width: float) -> n
     beside = np.zeros(len(by), dtype=bool)
     for side in (-1, 1):  # just outside the band, level with the pixel
         step = side * (half_width + 1.5) - distance[by, bx]
-        sy, sx = (
-            np.rint(by + step * normal[1]).astype(np.int64),
-            np.rint(bx + step * normal[0]).astype(np.int64),
-        )
+        sy = np.rint(by + step * normal[1]).astype(np.int64)
+        sx = np.rint(bx + step * normal[0]).astype(np.int64)
         inside = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)  # past the image's edge there is no ink
         beside |= inside & (ink[np.clip(sy, 0, h - 1), np.clip(sx, 0, w - 1)] > 0)
     out = ink.copy()
