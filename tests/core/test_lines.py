@@ -109,6 +109,11 @@ def test_a_dotted_line_is_kept():
 def test_a_line_on_a_large_scan_is_found_on_a_small_copy_and_erased_at_full_size():
     big = page((ACROSS, 3)).resize((4 * SIDE, 4 * SIDE), Image.Resampling.BILINEAR)
     clean = page().resize((4 * SIDE, 4 * SIDE), Image.Resampling.BILINEAR)
+    struck, erased = ink(big), remove_lines(ink(big))
+    left_end = (slice(60, 110), slice(0, 40))  # the line's first 40 pixels, clear of the digit
+    assert struck[left_end].sum() > 200
+    assert erased[left_end].max() == 0.0  # erased in full, edges included, though found 7x smaller
+    assert erased.sum() > 0.9 * ink(clean).sum()  # the digit's strokes stay
     assert similarity(load_image(big), load_image(clean)) > 0.85
 
 
