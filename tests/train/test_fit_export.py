@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from digits_train.export import (
     load_checkpoint,
 )
 from digits_train.fit import fit
-from digits_train.model import DigitsClassifier
+from digits_train.model import DigitsClassifier, cpu_vendor
 
 
 def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
@@ -164,8 +165,10 @@ def test_metadata_round_trip(trained, small_curated):
     assert json.loads(meta[contract.META_PARITY])["argmax_identical"] is True
     assert json.loads(meta[contract.META_TRAINED_ON]) == {
         "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "cpu_vendor": cpu_vendor(),
         "torch_threads": trained["threads"],
     }
+    assert cpu_vendor() in ("GenuineIntel", "AuthenticAMD") or platform.machine() == cpu_vendor()
     assert RefusalRule.from_json(meta[contract.META_REFUSAL]) == RefusalRule(**trained["export"]["refusal"])
 
 

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from digits_data import dataset
-from digits_train import typeset
+from digits_train import strokes, typeset
 from digits_train.augment import Jitter
 from digits_train.config import FitConfig
 from digits_train.data import OUTLIER, OutlierSubsetSampler, loaders
-from digits_train.degrade import KINDS, Degrade, junk
+from digits_train.degrade import KINDS, Degrade, _partial, junk
 from digits_train.model import DigitsClassifier, Ensemble
 from digits_train.typeset import printed_digits
 
@@ -93,12 +93,13 @@ def test_a_checkpoint_config_without_an_outlier_target_is_read_as_uniform():
 def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8(monkeypatch):
     assert not set("OoSsB058") & set(typeset.CHARACTERS)
     assert len(typeset.CHARACTERS) == 7 + 47
-    # One typeface and one handwriting font: a short cycle.
+    # One typeface, one handwriting font and one Hershey face: a short cycle.
     monkeypatch.setattr(typeset.typefaces, "TRAINING_FACES", ("DejaVuSerif-Italic.ttf",))
     handwriting = typeset.handwriting_fonts()[:1]
     monkeypatch.setattr(typeset, "handwriting_fonts", lambda: handwriting)
+    monkeypatch.setattr(typeset.strokes, "FACES", ("scripts",))
     per_font = len(typeset.CHARACTERS) * len(typeset.PENS)
-    variants = 3 * per_font  # Pillow's font, then the typeface, then the handwriting font
+    variants = 4 * per_font  # Pillow's font, the typeface, the handwriting font, the pen strokes
     images = typeset.typeset(variants + 5)
     assert images.shape == (variants + 5, 28, 28)
     assert images.dtype == np.float32
@@ -109,12 +110,28 @@ def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0
         assert max(height, width) in (20, 21)  # 21: interpolation may spill into one more pixel
     distinct = {im.tobytes() for im in images[:variants]}
     assert len(distinct) >= variants - 4  # every character, pen and face its own image (l and I may coincide)
-    fonts = [images[i * per_font : (i + 1) * per_font] for i in range(3)]
+    fonts = [images[i * per_font : (i + 1) * per_font] for i in range(4)]
     assert not np.array_equal(fonts[0], fonts[1])  # the typeface draws other shapes
     assert not np.array_equal(fonts[1], fonts[2])  # and the handwriting font others again
+    assert np.array_equal(fonts[3], typeset.strokes.characters("scripts", typeset.CHARACTERS))
     assert np.array_equal(images[-5:], images[:5])  # then the cycle starts again
     assert np.array_equal(typeset.typeset(7), images[:7])  # a prefix renders the same images
     assert typeset.typeset(0).shape == (0, 28, 28)
+
+
+def test_pen_strokes_draw_each_character_with_a_wider_pen_each_time():
+    text = "aCgnU"
+    drawn = strokes.characters("futural", text)
+    assert drawn.shape == (len(strokes.WIDTHS) * len(text), 28, 28)
+    by_pen = drawn.reshape(len(strokes.WIDTHS), len(text), 28, 28)
+    ink = by_pen.sum(axis=(2, 3))  # (pens, characters)
+    assert (np.diff(ink, axis=0) > 0).all()  # every character, more ink with every wider pen
+    assert len({image.tobytes() for image in drawn}) == len(drawn)
+    assert np.array_equal(strokes.characters("futural", "C"), by_pen[:, 1])  # alone: the same bytes
+    # The C is open on the right: its middle rows have ink on the left and none on the right.
+    middle = by_pen[1, 1, 12:16]
+    assert middle[:, :10].max() > 0.5
+    assert middle[:, 18:].max() < 0.1
 
 
 @pytest.mark.slow
@@ -206,6 +223,26 @@ def test_junk_is_no_digit_and_as_many_as_asked():
     assert made.shape == known.shape
     assert torch.allclose(made.flatten(1).amax(1), torch.ones(30))  # peak scaled to 1, as preprocessed
     assert not any(torch.equal(m, k) for m, k in zip(made, known, strict=True))
+
+
+def test_a_cut_leaves_a_third_to_two_thirds_of_a_digit_on_one_side_of_a_line():
+    known = torch.zeros(200, 1, 28, 28)
+    known[:, :, 4:24, 8:20] = 1.0  # a block centred as MNIST centres a digit
+    part = _partial(known, torch.Generator().manual_seed(4))
+    assert torch.equal(part, _partial(known, torch.Generator().manual_seed(4)))
+    assert ((part == 0) | (part == known)).all()  # pixels are kept whole or taken away
+    kept = part.sum(dim=(1, 2, 3)) / known.sum(dim=(1, 2, 3))
+    assert kept.min() > 0.3
+    assert kept.max() < 0.7
+    # The part taken away lies on one side of a line: kept and removed pixels have no overlap in
+    # their projection on the direction perpendicular to the cut, for the direction that best splits them.
+    for image, whole in zip(part[:20, 0], known[:20, 0], strict=True):
+        ys, xs = torch.nonzero(image, as_tuple=True)
+        gone_ys, gone_xs = torch.nonzero(whole - image, as_tuple=True)
+        angles = torch.linspace(0, 2 * math.pi, 721)
+        on_kept = xs[None] * torch.cos(angles)[:, None] + ys[None] * torch.sin(angles)[:, None]
+        on_gone = gone_xs[None] * torch.cos(angles)[:, None] + gone_ys[None] * torch.sin(angles)[:, None]
+        assert (on_kept.amax(1) < on_gone.amin(1) + 1.0).any()
 
 
 def test_printed_digits_come_in_every_training_face_and_class_equally():

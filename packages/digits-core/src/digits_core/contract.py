@@ -35,7 +35,7 @@ META_VAL_METRICS = "validation_metrics"  # JSON object of the exported checkpoin
 META_VERSIONS = "producer_versions"  # JSON object: package name -> version
 META_TRAINING_CONFIG = "training_config"  # JSON object: the resolved training config
 META_PARITY = "export_parity"  # JSON object: the onnxruntime-vs-torch check that passed
-META_TRAINED_ON = "trained_on"  # JSON object: torch's CPU kernels and threads that computed the weights
+META_TRAINED_ON = "trained_on"  # JSON object: CPU kernels, CPU maker and threads that computed the weights
 META_REFUSAL = "refusal"  # JSON object: the refusal rule (see digits_core.refusal); absent: accept all
 # No normalization keys: the graph normalizes its input itself, and statistics beside it would
 # invite a consumer to normalize a second time (the curated manifest records them).

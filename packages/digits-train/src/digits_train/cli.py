@@ -51,7 +51,7 @@ def fit(
         elastic: Peak displacement of the augmentation's smooth random warp (0 turns it off).
         degrees: Largest rotation of the augmentation, either way.
         degrade: Share of training images given one degradation (noise, blur, outline, marks...).
-        junk: Share of outliers replaced by junk (scribbles, noise, two digits side by side).
+        junk: Share of outliers replaced by junk (scribbles, noise, two digits side by side, part of one).
         printed: Digits set in matplotlib's DejaVu and STIX typefaces, added to the known digits.
         network: deep (four conv blocks, the default), compact (three) or reference (two).
         members: Networks trained side by side and averaged in one model (1: a single network).
@@ -63,7 +63,7 @@ def fit(
         outlier_weight: Weight of the loss on other digits and letters (0: no outliers).
         outlier_target: reject (outliers trained to a class of their own) or uniform (to equal
             probabilities of the digits).
-        typeset: Letters and other digits typeset in a font, added to the outliers.
+        typeset: Letters and other digits, typeset in fonts or drawn along pen strokes, added to the outliers.
         outliers_per_epoch: Outliers drawn afresh for each epoch (0: all of them every epoch).
         threads: torch's CPU threads (default one per core). The weights depend on it, as they
             do on the CPU: the same seed with other threads gives another model.

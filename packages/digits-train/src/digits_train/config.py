@@ -35,8 +35,8 @@ class FitConfig:
     ties broken by lower loss). ``class_weighting`` is ``sqrt`` (square root of the inverse class
     frequency) or ``inverse``. ``ema_decay=0`` turns weight averaging off.
     ``outlier_weight`` weighs the loss on the outliers (the curated other digits, and ``typeset``
-    letters and digits typeset in Pillow's font, the training typefaces and handwriting fonts,
-    digits_train.typeset), which teaches the model to
+    letters and digits typeset in Pillow's font, the training typefaces and handwriting fonts, then
+    drawn along Hershey strokes, digits_train.typeset), which teaches the model to
     say an image is none of its classes; 0 trains without them. With ``outlier_target="reject"``
     each network has one more output, a reject class the outliers are trained to, and the model
     outputs each digit's logit minus the reject logit: its probabilities over the digits are those
@@ -49,7 +49,7 @@ class FitConfig:
     ``degrees`` is the largest rotation of the augmentation. ``degrade`` is the share of training
     images given one degradation each (digits_train.degrade: noise, blur, hollow outlines, marks
     across the digit, stains, coarse pixels, haze); ``junk`` the share of outliers replaced by
-    images that are no digit (scribbles, noise, two digits side by side); ``printed`` the number
+    images that are no digit (scribbles, noise, two digits side by side, part of one); ``printed`` the number
     of digits set in the training typefaces (digits_data.typefaces) added to the known digits.
     ``limit_train_batches`` exists for quick runs in tests (1.0 = all batches).
     """
@@ -74,7 +74,7 @@ class FitConfig:
     early_stopping: bool = False
     outlier_weight: float = 1.0
     outlier_target: str = "reject"
-    typeset: int = 3726  # every character in every pen of every font once (digits_train.typeset)
+    typeset: int = 4374  # every character in every pen of every font and Hershey face once (3726: the fonts')
     printed: int = 600
     outliers_per_epoch: int = 3400
     min_epochs: int = 15

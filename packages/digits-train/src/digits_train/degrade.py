@@ -6,7 +6,7 @@ noise on the strokes, blur, hollow outlines, marks across the digit, stains, coa
 share of the training images gets one of these, drawn per image from a seeded generator, at
 strengths up to those of the degradation suite (digits_data.degrade) and beyond; the network then
 reads such digits instead of guessing. :func:`junk` makes images that are no digit at all
-(scribbles, noise, two digits side by side) for the reject class.
+(scribbles, noise, two digits side by side, part of a digit) for the reject class.
 """
 
 import math
@@ -156,9 +156,24 @@ class Degrade:
         return out
 
 
+def _partial(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """What is left of each image when a straight cut near its middle takes one side away.
+
+    The cut passes within a pixel of the centre of mass, where MNIST form puts it, so a third to
+    two thirds of the ink stays (an 8 that keeps most of itself is still an 8). What is left stays
+    where it was rather than being fitted to the box again: half an 8 so fitted is a 0.
+    """
+    n = len(images)
+    ys, xs = _grid(n)
+    angle = _uniform(n, 0, 2 * math.pi, generator)
+    side = xs * torch.cos(angle) + ys * torch.sin(angle)
+    return images * (side < _uniform(n, -1, 1, generator))
+
+
 def junk(known: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Images that are no digit, as many as ``known`` (B, 1, SIDE, SIDE): scribbles, noise, or two
-    of the given digits squeezed side by side, each kind for a third of them."""
+    """Images that are no digit, as many as ``known`` (B, 1, SIDE, SIDE): scribbles, noise, two
+    of the given digits squeezed side by side, or what a cut leaves of one, each kind for a
+    quarter of them."""
     n = len(known)
     scribble = torch.maximum(
         torch.maximum(_strokes(n, generator, "line"), _strokes(n, generator, "zigzag")),
@@ -167,5 +182,7 @@ def junk(known: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     noise = _peak(_blur(torch.rand(known.shape, generator=generator), 1.0) ** 4)
     halves = F.interpolate(known, size=(SIDE, SIDE // 2), mode="bilinear", align_corners=False)
     pair = torch.cat([halves, halves.roll(1, 0)], dim=3)  # each digit beside the next one's
-    kind = torch.randint(3, (n,), generator=generator).view(n, 1, 1, 1)
-    return _peak(torch.where(kind == 0, scribble, torch.where(kind == 1, noise, pair)))
+    part = _partial(known, generator)
+    kind = torch.randint(4, (n,), generator=generator).view(n, 1, 1, 1)
+    made = torch.where(kind == 0, scribble, torch.where(kind == 1, noise, torch.where(kind == 2, pair, part)))
+    return _peak(made)

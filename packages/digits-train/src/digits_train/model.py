@@ -1,6 +1,7 @@
 """The network and its LightningModule: class-weighted loss, AdamW, LR schedule, validation metrics."""
 
 import math
+import platform
 
 import lightning as L
 import torch
@@ -130,7 +131,7 @@ class DigitsClassifier(L.LightningModule):
         if self.config.augment:
             pixels = self.jitter(pixels, self.generator)
             if self.config.junk > 0 and not known.all():
-                # Some outliers become junk made from this batch: scribbles, noise, digit pairs.
+                # Some outliers become junk made from this batch: scribbles, noise, pairs, parts.
                 swap = ~known & (torch.rand(len(targets), generator=self.generator) < self.config.junk)
                 pixels = pixels.clone()
                 pixels[swap] = junk(pixels[torch.roll(swap, 1)], self.generator)
@@ -211,9 +212,25 @@ class DigitsClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The validation metrics of the epoch this checkpoint was taken at.
         checkpoint["digits_val_metrics"] = dict(self.val_metrics)
-        # The same data and seed train other weights with other vector kernels (AVX2, AVX-512) or
-        # another number of threads: say which computed these.
+        # The same data and seed train other weights with other vector kernels (AVX2, AVX-512),
+        # another number of threads or another maker's CPU with the same kernels (the math
+        # libraries choose their own paths per CPU): say which computed these.
         checkpoint["digits_trained_on"] = {
             "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+            "cpu_vendor": cpu_vendor(),
             "torch_threads": torch.get_num_threads(),
         }
+
+
+def cpu_vendor() -> str:
+    """The CPU maker's id as Linux reports it (``GenuineIntel``, ``AuthenticAMD``), else the
+    machine type (``arm64``, ``AMD64``) where /proc/cpuinfo does not say."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.machine()

@@ -1,4 +1,5 @@
-"""Characters typeset in Pillow's font, the training typefaces and handwriting fonts: outliers.
+"""Characters typeset in Pillow's font, the training typefaces and handwriting fonts, and drawn with
+a pen along Hershey strokes (digits_train.strokes): outliers.
 
 The curated outliers are other MNIST digits, so a model trained on them alone has never seen a
 letter and reads many as a 0 or an 8. These letters and other digits, brought to MNIST form by the
@@ -19,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from digits_core.contract import CLASSES, IMAGE_SIZE
 from digits_core.images import to_mnist
 from digits_data import parallel, typefaces
+from digits_train import strokes
 
 LOOK_LIKE_CLASSES = "OoSsB"  # letters written like a 0, 5 or 8
 CHARACTERS = "".join(str(d) for d in range(10) if d not in CLASSES) + "".join(
@@ -31,7 +33,8 @@ VALIDATION_FONTS = (  # never trained on: the share of their letters refused is 
     "DancingScript-Bold.otf",
     "Humor-Sans.ttf",
 )
-PENS = (0, 1, 3)  # extra stroke width in pixels at SIZE: a thin, a medium and a bold pen
+# Extra stroke width in pixels at SIZE: a thin, a medium and a bold pen (as many as strokes.WIDTHS).
+PENS = (0, 1, 3)
 SIZE = 64  # font size in pixels; to_mnist scales each letter to fit 20x20 anyway
 # Below this many images, they are rendered in this process: a spawned process takes about as long
 # to start as a few hundred characters take to render.
@@ -41,11 +44,12 @@ ONE_PROCESS_CHARACTERS = 1000
 def typeset(count: int, workers: int = 1) -> np.ndarray:
     """``count`` character images (count, 28, 28) in [0, 1]: every character in every pen, first in
     Pillow's own font, then in each training typeface, then in each handwriting font of ``fonts/``
-    but those held out (:func:`handwriting_fonts`), cycling when ``count`` exceeds them.
+    but those held out (:func:`handwriting_fonts`), then drawn along each Hershey face's strokes
+    (:mod:`digits_train.strokes`), cycling when ``count`` exceeds them.
 
     One face teaches the shape of one alphabet; letters in serif, sans, mono, bold and italic
-    faces teach that a letter is refused whatever its style, and handwriting fonts that it is
-    refused however it is written. The images depend on the Pillow (and FreeType) and matplotlib
+    faces teach that a letter is refused whatever its style, handwriting fonts and pen strokes
+    that it is refused however it is written. The images depend on the Pillow (and FreeType) and matplotlib
     versions only, which constraints.txt pins; ``workers`` processes render them, a font each at a
     time, to the same bytes as one.
     """
@@ -60,6 +64,7 @@ def render(
     alone, sooner than one after the other. Returns the characters and (printed digits, targets).
     """
     files = [None] + [typefaces.font_dir() / face for face in typefaces.TRAINING_FACES] + handwriting_fonts()
+    files += list(strokes.FACES)  # last, so that a count of the fonts' images renders just those
     per_font = len(PENS) * len(CHARACTERS)
     fonts = files[: -(-count // per_font)]  # a small count reads no more font files than it needs
     parts = [functools.partial(printed_digits, printed, labels, seed)]
@@ -76,8 +81,11 @@ def _call(part: Callable[[], Any]) -> Any:
     return part()
 
 
-def _font_characters(path: Path | None) -> np.ndarray:
-    """Every character in every pen, in the font file at ``path`` (None: Pillow's own font)."""
+def _font_characters(path: Path | str | None) -> np.ndarray:
+    """Every character in every pen, in the font file at ``path`` (None: Pillow's own font; a
+    string: that Hershey face, drawn by :func:`digits_train.strokes.characters`)."""
+    if isinstance(path, str):
+        return strokes.characters(path, CHARACTERS)
     font = ImageFont.load_default(SIZE) if path is None else ImageFont.truetype(str(path), SIZE)
     return np.stack([_character(font, character, pen) for pen in PENS for character in CHARACTERS])
 
