@@ -49,9 +49,9 @@ def typeset(count: int, workers: int = 1) -> np.ndarray:
 
     One face teaches the shape of one alphabet; letters in serif, sans, mono, bold and italic
     faces teach that a letter is refused whatever its style, handwriting fonts and pen strokes
-    that it is refused however it is written. The images depend on the Pillow (and FreeType) and matplotlib
-    versions only, which constraints.txt pins; ``workers`` processes render them, a font each at a
-    time, to the same bytes as one.
+    that it is refused however it is written. The images depend on the Pillow (and FreeType),
+    matplotlib and HersheyFonts versions only, which constraints.txt pins; ``workers`` processes
+    render them, a font each at a time, to the same bytes as one.
     """
     return render(count, 0, [], 0, workers)[0]
 
