@@ -360,15 +360,29 @@ def test_training_paragraph_says_when_the_model_is_an_ensemble(report, report_in
     assert "kernels" not in page  # the fixture's model does not say what trained it
 
 
-def test_training_paragraph_names_the_kernels_and_threads_that_trained_the_model(report_inputs, tmp_path):
+@pytest.mark.parametrize(
+    ("trained_on", "said"),
+    [
+        (  # models of older versions do not name the CPU's maker
+            {"cpu_kernels": "AVX2", "torch_threads": 2},
+            "Trained on torch's AVX2 kernels with\n2 threads: the same seed trains other weights",
+        ),
+        (
+            {"cpu_kernels": "AVX2", "cpu_vendor": "AuthenticAMD", "torch_threads": 2},
+            "Trained on torch's AVX2 kernels (CPU: AuthenticAMD) with\n2 threads",
+        ),
+    ],
+)
+def test_training_paragraph_names_the_kernels_cpu_and_threads_that_trained_the_model(
+    report_inputs, tmp_path, trained_on, said
+):
     model = onnx.load(report_inputs["model"])
-    trained_on = {contract.META_TRAINED_ON: json.dumps({"cpu_kernels": "AVX2", "torch_threads": 2})}
-    onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | trained_on)
+    meta = {contract.META_TRAINED_ON: json.dumps(trained_on)}
+    onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | meta)
     onnx.save(model, tmp_path / "model.onnx")
     i = report_inputs
     model_path, out = tmp_path / "model.onnx", tmp_path / "r"
     page = write_report(i["curated"], i["train"], model_path, i["eval"], i["timings"], out)
-    said = "Trained on torch's AVX2 kernels with 2 threads: the same seed\ntrains other weights on other"
     assert said in page.read_text()
     numbers = json.loads((page.parent / "report.json").read_text())
-    assert numbers["trained_on"] == {"cpu_kernels": "AVX2", "torch_threads": 2}
+    assert numbers["trained_on"] == trained_on
