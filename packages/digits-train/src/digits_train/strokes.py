@@ -2,8 +2,8 @@
 
 A typeface fills each letter's outline with ink; a person draws it with a pen, one stroke of even
 width. The Hershey fonts (the HersheyFonts package) give every character as the line segments a
-plotter's pen follows, so their simplex, script and italic faces drawn with a thin, a medium and
-a bold pen look like letters printed and joined by hand: shapes the outlier typefaces do not show,
+plotter's pen follows, so their sans, script, roman and italic faces drawn with a thin, a medium
+and a bold pen look like letters printed and joined by hand: shapes the outlier typefaces do not show,
 and which a model that never saw them reads as a 0, 5 or 8.
 """
 
