@@ -25,8 +25,10 @@ from digits_train.export import (
     KNOWN_ACCEPT_RATE,
     MIN_PROBABILITIES,
     PARITY_BATCH_SIZES,
+    choose_refusal,
     export,
     load_checkpoint,
+    refusal_inputs,
 )
 from digits_train.fit import fit
 from digits_train.model import DigitsClassifier, cpu_vendor
@@ -201,6 +203,28 @@ def test_refusal_rule_is_chosen_on_validation_data(trained, small_curated):
     assert int(known.sum()) == math.ceil(KNOWN_ACCEPT_RATE * len(known))
     other = rule.accepts(logits_of(pixels_from_uint8(dataset.load_split(small_curated, "other_val").images)))
     assert 1 - other.mean() == pytest.approx(refused[rule.score])
+
+
+def test_the_rule_chosen_again_at_another_rate_keeps_that_share(trained, small_curated):
+    """Chosen again on the same validation inputs, the rule is export's own. Asked to keep fewer
+    known digits, it keeps exactly as many as that rate needs, and does no more harm: each
+    threshold can only rise."""
+    session = ort.InferenceSession(str(trained["dir"] / "model.onnx"), providers=["CPUExecutionProvider"])
+    known, other, degraded = refusal_inputs(small_curated)
+    assert known.shape == (2 * len(dataset.load_split(small_curated, "val")), 1, 28, 28)
+    assert len(degraded[0]) == len(degraded[1]) > 0
+    again, refused, wrong = choose_refusal(session, known, other, degraded, [0, 5, 8])
+    assert again == RefusalRule(**trained["export"]["refusal"])
+    assert (refused, wrong) == (
+        trained["export"]["other_val_refused"],
+        trained["export"]["degraded_val_accepted_wrong"],
+    )
+    fewer, refused_fewer, wrong_fewer = choose_refusal(session, known, other, degraded, [0, 5, 8], 0.9)
+    assert fewer.known_accept_rate == 0.9
+    logits = session.run([contract.LOGITS_NAME], {contract.INPUT_NAME: known})[0]
+    assert int(fewer.accepts(logits).sum()) == math.ceil(0.9 * len(known))
+    harm = 1 - refused[again.score] + wrong[again.score]
+    assert 1 - refused_fewer[fewer.score] + wrong_fewer[fewer.score] <= harm
 
 
 def test_the_runtime_refuses_an_exported_model_broken_by_hand(trained, tmp_path):

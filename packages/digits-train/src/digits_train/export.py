@@ -152,23 +152,42 @@ def parity(model: DigitsClassifier, session: "ort.InferenceSession", pixels: np.
     }
 
 
+def refusal_inputs(curated: Path) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The validation data the refusal rule is chosen on, from the curated folder, as model inputs
+    (N, 1, 28, 28): the known digits (the val split as arrays, then as the preprocessing reads
+    them from a scan), the held-out outliers (other_val), and val digits degraded by every family
+    of the suite with the digits they show."""
+
+    def pixels(split: str) -> np.ndarray:
+        return pixels_from_uint8(dataset.load_split(curated, split).images)[:, None]
+
+    val = dataset.load_split(curated, "val")
+    degraded = suite.degraded_split(val, DEGRADED_PER_FAMILY, DEGRADED_SEED, parallel.cores())
+    # The known digits as arrays and as the preprocessing reads them from a scan: the rule must
+    # keep both, and scans come out of the preprocessing less sure than MNIST's own pixels.
+    scanned = suite.degraded_split(val, len(val), DEGRADED_SEED, parallel.cores(), families=("clean",))[0]
+    known = np.concatenate([pixels("val"), scanned[:, None]])
+    return known, pixels(OUTLIER_SPLITS[1]), (degraded[0][:, None], degraded[1])
+
+
 def choose_refusal(
     session: "ort.InferenceSession",
     known: np.ndarray,
     other: np.ndarray,
     degraded: tuple[np.ndarray, np.ndarray] | None = None,
     labels: list[int] | None = None,
+    known_accept_rate: float = KNOWN_ACCEPT_RATE,
 ) -> tuple[RefusalRule, dict, dict]:
     """Choose the refusal rule on validation data with onnxruntime's logits.
 
     ``known`` are validation digits, ``other`` the held-out outliers (other_val), ``degraded``
     validation digits degraded by every family of the suite, as (pixels, digits), ``labels`` the
     model's digits in output order. For every score and every floor on the top digit's
-    probability in MIN_PROBABILITIES, the threshold keeps KNOWN_ACCEPT_RATE of ``known`` (a floor
-    that alone refuses more is skipped); the pair that then does the least harm wins: the share of
-    ``other`` it accepts plus the share of ``degraded`` it accepts with a wrong digit. Returns the
-    rule and, per score at its best floor, the share of ``other`` refused and of ``degraded``
-    accepted and wrong.
+    probability in MIN_PROBABILITIES, the threshold keeps ``known_accept_rate`` of ``known`` (a
+    floor that alone refuses more is skipped); the pair that then does the least harm wins: the
+    share of ``other`` it accepts plus the share of ``degraded`` it accepts with a wrong digit.
+    Returns the rule and, per score at its best floor, the share of ``other`` refused and of
+    ``degraded`` accepted and wrong.
     """
     inputs = {"known": known, "other": other} | ({"degraded": degraded[0]} if degraded else {})
     logits = {
@@ -179,7 +198,7 @@ def choose_refusal(
     measured = {}  # (score, floor) -> (rule, share of other refused, share of degraded harmed)
     for kind in refusal.SCORES:
         for floor in MIN_PROBABILITIES:
-            rule = _keeping(logits["known"], kind, floor)
+            rule = _keeping(logits["known"], kind, floor, known_accept_rate)
             if rule is not None:
                 harmed = float(np.mean(rule.accepts(logits["degraded"]) & wrong)) if degraded else 0.0
                 measured[kind, floor] = (rule, float(np.mean(~rule.accepts(logits["other"]))), harmed)
@@ -194,15 +213,15 @@ def choose_refusal(
     return measured[chosen][0], refused, harmed
 
 
-def _keeping(logits: np.ndarray, kind: str, floor: float) -> RefusalRule | None:
-    """The rule on ``kind`` with ``floor`` that accepts KNOWN_ACCEPT_RATE of the known digits'
-    ``logits``, or None when the floor alone refuses more of them than that."""
+def _keeping(logits: np.ndarray, kind: str, floor: float, rate: float) -> RefusalRule | None:
+    """The rule on ``kind`` with ``floor`` that accepts ``rate`` of the known digits' ``logits``,
+    or None when the floor alone refuses more of them than that."""
     passing = refusal.scores(logits, "max_probability") >= floor
-    needed = math.ceil(KNOWN_ACCEPT_RATE * len(logits) - 1e-9)
+    needed = math.ceil(rate * len(logits) - 1e-9)
     if passing.sum() < needed:
         return None
     threshold = refusal.choose_threshold(refusal.scores(logits[passing], kind), needed / passing.sum())
-    return RefusalRule(kind, threshold, KNOWN_ACCEPT_RATE, "val", floor)
+    return RefusalRule(kind, threshold, rate, "val", floor)
 
 
 def producer_versions() -> dict[str, str]:
@@ -285,26 +304,12 @@ def export(
             "pass the right --curated-dir"
         )
 
-    def pixels(split: str) -> np.ndarray:  # (N, 1, 28, 28) float32 in [0, 1]
-        return pixels_from_uint8(dataset.load_split(curated, split).images)[:, None]
-
     proto = to_onnx(model)
     import onnxruntime as ort  # only export needs it, to check and measure the graph it wrote
 
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    checked = parity(model, session, pixels("eval"))
-    val = dataset.load_split(curated, "val")
-    degraded = suite.degraded_split(val, DEGRADED_PER_FAMILY, DEGRADED_SEED, parallel.cores())
-    # The known digits as arrays and as the preprocessing reads them from a scan: the rule must
-    # keep both, and scans come out of the preprocessing less sure than MNIST's own pixels.
-    scanned = suite.degraded_split(val, len(val), DEGRADED_SEED, parallel.cores(), families=("clean",))[0]
-    rule, other_refused, degraded_wrong = choose_refusal(
-        session,
-        np.concatenate([pixels("val"), scanned[:, None]]),
-        pixels(OUTLIER_SPLITS[1]),
-        (degraded[0][:, None], degraded[1]),
-        hparams["labels"],
-    )
+    checked = parity(model, session, pixels_from_uint8(dataset.load_split(curated, "eval").images)[:, None])
+    rule, other_refused, degraded_wrong = choose_refusal(session, *refusal_inputs(curated), hparams["labels"])
     val_metrics = (
         checkpoint["digits_val_metrics"]
         | {f"other_val_refused_{kind}": round(share, 6) for kind, share in other_refused.items()}
