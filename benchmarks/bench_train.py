@@ -7,7 +7,8 @@ N times, and each line reports its fastest run):
   torch and Lightning;
 - the default recipe of this checkout;
 - a bare PyTorch loop doing the default recipe's work: same networks (every member of an
-  ensemble), epochs, batch size, outliers drawn per epoch, augmentation (elastic warp included),
+  ensemble), epochs, batch size, outliers drawn per epoch (the hardest among them scored as
+  training scores them), augmentation (elastic warp included),
   degradations and junk, printed digits, memory layout, class-weighted loss with the outliers
   (typeset letters and digits included)
   trained to the reject class or pushed to uniform, as the config says, AdamW with the one-cycle
@@ -15,6 +16,7 @@ N times, and each line reports its fastest run):
   no Lightning (no callbacks, logging, metrics objects or checkpoints).
 
     .venv/bin/python benchmarks/bench_train.py [--curated-dir artifacts/curated] [--rounds 1]
+    .venv/bin/python benchmarks/bench_train.py --variant hard_outliers=0.5   # a fourth run: an option changed
 """
 
 import argparse
@@ -67,7 +69,21 @@ nets = torch.nn.ModuleList(build_network(outputs, config.network) for _ in range
 nets.to(memory_format=torch.channels_last)
 gen = torch.Generator().manual_seed(0)
 per_epoch = config.outliers_per_epoch or len(y) - known
-sampler = OutlierSubsetSampler(known, len(y) - known, per_epoch, gen)
+sampler = OutlierSubsetSampler(known, len(y) - known, per_epoch, gen, config.hard_outliers)
+
+
+def scores(positions):  # the largest logit of the networks' mean, as DigitsClassifier.digit_scores
+    nets.eval()
+    with torch.no_grad():
+        parts = []
+        for i in range(0, len(positions), 1024):
+            z = torch.stack([net((x[positions[i : i + 1024]] - mean) / std) for net in nets]).mean(0)
+            parts.append((z[:, :-1] - z[:, -1:] if reject else z).amax(1))
+    nets.train()
+    return torch.cat(parts)
+
+
+sampler.scorer = scores
 opt = torch.optim.AdamW(nets.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 steps = epochs * -(-len(sampler) // batch)
 schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=steps)
@@ -124,15 +140,27 @@ def previous_sources(revision: str, into: Path) -> str:
     return os.pathsep.join(str(into / p) for p in packages)
 
 
-def timed_fit(curated_dir: str, pythonpath: str | None = None) -> tuple[float, dict]:
-    """Run `digits-train fit` in a fresh process (``pythonpath``: other sources); return the whole
-    process's seconds and its summary."""
+def timed_fit(
+    curated_dir: str, pythonpath: str | None = None, options: tuple[str, ...] = ()
+) -> tuple[float, dict]:
+    """Run `digits-train fit` in a fresh process (``pythonpath``: other sources; ``options``: more
+    command-line options); return the whole process's seconds and its summary."""
     env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
     with tempfile.TemporaryDirectory() as scratch:
         out = str(Path(scratch) / "fit")  # a folder inside: fit's lock file goes beside it, and with it
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "digits_train", "fit", "--curated-dir", curated_dir, "--output-dir", out],
+            [
+                sys.executable,
+                "-m",
+                "digits_train",
+                "fit",
+                "--curated-dir",
+                curated_dir,
+                "--output-dir",
+                out,
+                *options,
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             env=env,
@@ -158,14 +186,25 @@ def main() -> None:
     parser.add_argument("--curated-dir", default="artifacts/curated")
     parser.add_argument("--previous", default=PREVIOUS, help="commit of the previous default recipe")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the three runs this many times")
+    parser.add_argument(
+        "--variant",
+        metavar="FIELD=VALUE",
+        help="also time the default with this fit option changed (e.g. hard_outliers=0.5), in each round",
+    )
     args = parser.parse_args()
+    field, _, value = (args.variant or "").partition("=")
+    if args.variant and not (field and value):
+        parser.error(f"--variant takes FIELD=VALUE, got {args.variant!r}")
+    options = (f"--{field.replace('_', '-')}", value)
     with tempfile.TemporaryDirectory() as scratch:
         old_path = previous_sources(args.previous, Path(scratch))
-        old, new, bare = [], [], []
+        old, new, bare, variant = [], [], [], []
         for _ in range(args.rounds):
             old.append(timed_fit(args.curated_dir, old_path))
             new.append(timed_fit(args.curated_dir))
             bare.append(timed_bare_loop(args.curated_dir, new[-1][1]["epochs_run"]))
+            if args.variant:
+                variant.append(timed_fit(args.curated_dir, options=options))
     (old_seconds, old_summary), (new_seconds, new_summary) = min(old), min(new)
     bare_seconds, bare_loop = min(bare)
     for name, seconds, summary in (
@@ -179,6 +218,11 @@ def main() -> None:
     print(f"default / previous (whole process): {new_seconds / old_seconds:.3f}  (target <= 1.3)")
     print(f"fit / bare loop (whole process): {new_seconds / bare_seconds:.2f}  (target <= 1.5)")
     print(f"fit / bare loop (training only): {new_summary['wall_time_seconds'] / bare_loop:.2f}")
+    if variant:
+        seconds, summary = min(variant)
+        in_fit = summary["wall_time_seconds"]
+        print(f"default with {args.variant}: {seconds:6.1f} s whole process, {in_fit:6.1f} s in Trainer.fit")
+        print(f"  / default: {seconds / new_seconds:.3f}, / previous: {seconds / old_seconds:.3f}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,12 @@ run = cli_runner(cli.COMMANDS, "digits-train")
         (["--outlier-weight", "-1"], "--outlier-weight must be in [0.0, 10.0], got -1.0"),
         (["--outlier-target", "none"], "--outlier-target must be one of reject, uniform, got 'none'"),
         (["--outliers-per-epoch", "-1"], "--outliers-per-epoch must be between 0 and 1000000, got -1"),
+        (["--hard-outliers", "1.5"], "--hard-outliers must be in [0.0, 1.0], got 1.5"),
+        (
+            ["--hard-outliers", "0.5", "--outliers-per-epoch", "0"],
+            "--hard-outliers picks among the outliers drawn each epoch: give it with "
+            "--outliers-per-epoch and --outlier-weight above 0, or leave it at 0",
+        ),
         (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
     ],
 )

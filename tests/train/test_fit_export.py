@@ -128,6 +128,20 @@ def test_outlier_loss_pushes_outliers_towards_a_uniform_output():
     assert peaked == pytest.approx(known + config.outlier_weight * outliers, abs=1e-5)
 
 
+def test_digit_scores_are_the_largest_logit_in_eval_mode_and_keep_training_mode(trained, small_curated):
+    """What the sampler ranks outliers by: the model as it is, without dropout, in any batch size."""
+    model, _ = load_checkpoint(trained["dir"] / "best.ckpt")
+    images = dataset.load_split(small_curated, "other_val").images
+    pixels = torch.from_numpy(pixels_from_uint8(images)[:, None])
+    with torch.no_grad():
+        expected = model(pixels).amax(1)
+    model.train()
+    scores = model.digit_scores(pixels, batch_size=7)
+    assert model.training
+    assert not scores.requires_grad
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=0)
+
+
 def test_onnx_matches_torch_and_has_the_contract(trained, small_curated):
     path = trained["dir"] / "model.onnx"
     proto = onnx.load(path)

@@ -188,6 +188,35 @@ def test_each_epoch_takes_every_known_image_and_a_fresh_draw_of_outliers():
     assert [list(again) for _ in range(3)] == epochs  # the seed decides the draws
 
 
+def test_after_the_first_epoch_the_hardest_outliers_are_drawn_first():
+    """With a scorer, half of each later draw is the top-scored outliers among twice the draw,
+    the other half the rest of those in random order; the first epoch draws at random."""
+    seen = []
+
+    def scorer(positions: torch.Tensor) -> torch.Tensor:
+        seen.append(positions.clone())
+        return positions.float()  # the higher the position, the more it looks like a digit
+
+    sampler = OutlierSubsetSampler(10, 100, 20, torch.Generator().manual_seed(3), hard=0.5)
+    sampler.scorer = scorer
+    plain = OutlierSubsetSampler(10, 100, 20, torch.Generator().manual_seed(3))
+    assert list(sampler) == list(plain)  # the first epoch: no scores asked for
+    assert seen == []
+    for _ in range(3):
+        drawn = {i for i in sampler if i >= 10}
+        candidates = seen[-1]
+        assert len(set(candidates.tolist())) == len(candidates) == 40
+        assert all(10 <= i < 110 for i in candidates.tolist())
+        top = set(candidates.sort(descending=True).values[:10].tolist())
+        assert len(drawn) == 20
+        assert top <= drawn <= set(candidates.tolist())
+    assert len(seen) == 3
+    random_only = OutlierSubsetSampler(10, 100, 20, torch.Generator().manual_seed(3), hard=0.0)
+    random_only.scorer = scorer
+    assert [len(list(random_only)) for _ in range(2)] == [30, 30]
+    assert len(seen) == 3  # hard=0 never asks
+
+
 def test_loaders_draw_outliers_per_epoch_only_when_asked(small_curated):
     known = len(dataset.load_split(small_curated, "train"))
     other = len(dataset.load_split(small_curated, "other_train"))

@@ -32,6 +32,7 @@ def fit(
     outlier_target: str | None = None,
     typeset: int | None = None,
     outliers_per_epoch: int | None = None,
+    hard_outliers: float | None = None,
     threads: int | None = None,
 ) -> None:
     """Train the CNN on the curated splits and keep the selected checkpoint.
@@ -65,6 +66,8 @@ def fit(
             probabilities of the digits).
         typeset: Letters and other digits, typeset in fonts or drawn along pen strokes, added to the outliers.
         outliers_per_epoch: Outliers drawn afresh for each epoch (0: all of them every epoch).
+        hard_outliers: Share of each epoch's outliers (after the first) that are those the model
+            then takes most for a digit (0: all drawn at random).
         threads: torch's CPU threads (default one per core). The weights depend on it, as they
             do on the CPU: the same seed with other threads gives another model.
     """

@@ -1,7 +1,7 @@
 """Curated splits as tensors and loaders; class weights from the train split only."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -46,21 +46,39 @@ def class_weights(targets: torch.Tensor, n_classes: int, power: float = 1.0) -> 
 
 
 class OutlierSubsetSampler(Sampler[int]):
-    """Every known image and a fresh random draw of ``per_epoch`` outliers each epoch, shuffled.
+    """Every known image and a fresh draw of ``per_epoch`` outliers each epoch, shuffled.
 
     The dataset holds ``known`` images first, then ``outliers``. Every outlier is still seen over
     the epochs, but an epoch costs as many outliers as the known digits need, not all of them.
+    The draw is random; once a ``scorer`` is set (dataset positions -> how much the model takes
+    each image for a digit), from the second epoch on ``hard`` of it is instead the outliers the
+    model takes most for a digit among twice ``per_epoch`` drawn at random, the rest drawn from
+    the others: the letters it still accepts come up again until it refuses them.
     """
 
-    def __init__(self, known: int, outliers: int, per_epoch: int, generator: torch.Generator) -> None:
+    def __init__(
+        self, known: int, outliers: int, per_epoch: int, generator: torch.Generator, hard: float = 0.0
+    ) -> None:
         self.known, self.outliers, self.generator = known, outliers, generator
         self.per_epoch = min(per_epoch, outliers)
+        self.hard = hard
+        self.scorer: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.epochs = 0
 
     def __len__(self) -> int:
         return self.known + self.per_epoch
 
     def __iter__(self) -> Iterator[int]:
-        drawn = self.known + torch.randperm(self.outliers, generator=self.generator)[: self.per_epoch]
+        order = torch.randperm(self.outliers, generator=self.generator)
+        hardest = int(self.hard * self.per_epoch) if self.scorer is not None and self.epochs else 0
+        self.epochs += 1
+        if hardest:
+            candidates = order[: 2 * self.per_epoch]
+            top = torch.argsort(self.scorer(self.known + candidates), descending=True, stable=True)[:hardest]
+            rest = torch.ones(len(candidates), dtype=torch.bool)
+            rest[top] = False
+            order = torch.cat([candidates[top], candidates[rest]])
+        drawn = self.known + order[: self.per_epoch]
         chosen = torch.cat([torch.arange(self.known), drawn])
         return iter(chosen[torch.randperm(len(chosen), generator=self.generator)].tolist())
 
@@ -75,6 +93,7 @@ def loaders(
     typeset_count: int = 0,
     outliers_per_epoch: int = 0,
     printed_count: int = 0,
+    hard_outliers: float = 0.0,
 ) -> tuple[DataLoader, DataLoader, torch.Tensor]:
     """Build the train (shuffled by a seeded generator) and val loaders; also return train targets.
 
@@ -82,7 +101,8 @@ def loaders(
     ``typeset_count`` typeset characters (digits_train.typeset) join the training data with
     target OUTLIER; the returned targets stay those of the curated digits. ``printed_count`` digits
     set in type (digits_train.typeset.printed_digits) join the known digits. ``outliers_per_epoch``
-    > 0 draws that many of them afresh each epoch (OutlierSubsetSampler) instead of all.
+    > 0 draws that many of them afresh each epoch (OutlierSubsetSampler) instead of all,
+    ``hard_outliers`` of them the hardest once the sampler has a scorer.
     """
     known = tensors(load_split(curated_dir, "train", verify=False), labels)
     weighted = known[1]  # class weights come from the curated digits alone
@@ -106,7 +126,9 @@ def loaders(
     common = {"batch_size": batch_size, "num_workers": num_workers, "persistent_workers": num_workers > 0}
     outlier_count = len(train) - len(known[1])
     if outliers_per_epoch and outliers_per_epoch < outlier_count:
-        sampler = OutlierSubsetSampler(len(known[1]), outlier_count, outliers_per_epoch, generator)
+        sampler = OutlierSubsetSampler(
+            len(known[1]), outlier_count, outliers_per_epoch, generator, hard_outliers
+        )
         train_loader = DataLoader(train, sampler=sampler, **common)
     else:
         train_loader = DataLoader(train, shuffle=True, generator=generator, **common)

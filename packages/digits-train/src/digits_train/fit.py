@@ -129,6 +129,7 @@ def _fit(
         config.typeset,
         config.outliers_per_epoch,
         config.printed,
+        config.hard_outliers,
     )
     model = DigitsClassifier(
         labels=labels,
@@ -140,6 +141,9 @@ def _fit(
         curated_dir=str(Path(curated_dir).resolve()),
     )
     atomic.write_text(output_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    if isinstance(train_loader.sampler, data.OutlierSubsetSampler):
+        pixels = train_loader.dataset.tensors[0]
+        train_loader.sampler.scorer = lambda positions: model.digit_scores(pixels[positions])
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".fit-", dir=output_dir) as scratch:

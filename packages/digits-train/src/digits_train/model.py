@@ -123,6 +123,18 @@ class DigitsClassifier(L.LightningModule):
             return logits[:, :-1] - logits[:, -1:]
         return logits
 
+    @torch.no_grad()
+    def digit_scores(self, pixels: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """How much the model, as it is now, takes each image (N, 1, 28, 28) for a digit: its
+        largest logit (N,), the refusal rule's ``max_logit``. Training mode is kept as it was."""
+        training = self.training
+        self.eval()
+        try:
+            batches = [pixels[i : i + batch_size] for i in range(0, len(pixels), batch_size)]
+            return torch.cat([self(batch).amax(1) for batch in batches])
+        finally:
+            self.train(training)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class-weighted cross-entropy on the digits, outliers (target OUTLIER) pushed to uniform or
         to the reject class; for an ensemble, the sum of each network's own loss."""
