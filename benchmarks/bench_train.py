@@ -192,10 +192,12 @@ def main() -> None:
         help="also time the default with this fit option changed (e.g. hard_outliers=0.5), in each round",
     )
     args = parser.parse_args()
-    field, _, value = (args.variant or "").partition("=")
-    if args.variant and not (field and value):
-        parser.error(f"--variant takes FIELD=VALUE, got {args.variant!r}")
-    options = (f"--{field.replace('_', '-')}", value)
+    options: tuple[str, ...] = ()
+    if args.variant:
+        field, _, value = args.variant.partition("=")
+        if not (field and value):
+            parser.error(f"--variant takes FIELD=VALUE, got {args.variant!r}")
+        options = (f"--{field.replace('_', '-')}", value)
     with tempfile.TemporaryDirectory() as scratch:
         old_path = previous_sources(args.previous, Path(scratch))
         old, new, bare, variant = [], [], [], []
