@@ -16,6 +16,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from digits_core.contract import IMAGE_SIZE
 from digits_core.errors import DigitsError
+from digits_core.frames import remove_frame
 from digits_core.ink import find_ink, keep_digit, margins_of, noisy
 from digits_core.lines import digit_box, remove_lines
 
@@ -26,6 +27,8 @@ BOX = 20  # MNIST fits each digit into a 20x20 box inside the 28x28 field
 MIN_SIDE = 8  # smaller images cannot hold a legible digit
 WORK_SIDE = 1024  # larger images are scaled down to this longer side before any float arithmetic
 MAX_PIXELS = 50_000_000  # larger non-JPEG images are refused before decoding (RGBA: 200 MB decoded)
+PAPER_BAND = 0.1  # the paper's shade is the median of a ring this share of the side wide: the
+# lines of a box drawn along the edges (a form's cell) cover the outermost pixels, not the ring
 INK_THRESHOLD = 0.2  # after background removal, weaker signal than this (of the peak) is noise
 _CENTER = IMAGE_SIZE / 2  # MNIST's mean center of mass is (14.0, 14.0) in pixel-index coordinates
 
@@ -162,7 +165,8 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
 
     Steps: EXIF orientation; any mode to grayscale, transparency composited onto the background
     the image implies; polarity detected from the border and inverted to white on black;
-    background level removed; lines across the whole image erased; specks dropped; cropped to the
+    background level removed; the lines of a box around the digit and lines across the
+    whole image erased; specks dropped; cropped to the
     ink, less the ends of marks across the whole image (digits_core.lines); scaled to fit 20x20
     keeping the aspect ratio; centered by center of mass in 28x28; ink peak scaled to 1. An image
     already in that form (28x28 grayscale, black border, centered) passes through unchanged.
@@ -197,11 +201,11 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     gray = (gray - low) / (high - low)
     margins, light = margins_of(gray)
-    if light if light is not None else np.median(_border(gray)) > 0.5:  # dark ink on light paper
+    if light if light is not None else np.median(_border(gray, PAPER_BAND)) > 0.5:  # dark ink on light paper
         gray = 1.0 - gray
     ink = find_ink(gray, margins)
     ink[ink < INK_THRESHOLD * ink.max()] = 0.0
-    ink = remove_lines(ink)
+    ink = remove_lines(remove_frame(ink))
     if ink.max() < 1e-3:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     ink = keep_digit(ink)
@@ -243,9 +247,13 @@ def _grayscale(image: Image.Image, name: str) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
-def _border(pixels: np.ndarray) -> np.ndarray:
-    """The outermost ring of pixels: in a photo or scan of a digit, that is the paper."""
-    return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+def _border(pixels: np.ndarray, share: float = 0.0) -> np.ndarray:
+    """The outer ring of pixels, ``share`` of the shorter side wide (at least one pixel): in a
+    photo or scan of a digit, that is the paper."""
+    k = max(1, round(share * min(pixels.shape)))
+    return np.concatenate(
+        [pixels[:k].ravel(), pixels[-k:].ravel(), pixels[k:-k, :k].ravel(), pixels[k:-k, -k:].ravel()]
+    )
 
 
 def _fit_box(crop: np.ndarray) -> np.ndarray:
