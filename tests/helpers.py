@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
+from PIL import ImageDraw
+
 from digits_core.cli_support import run_fire
 
 SLOW_IMAGES = 1024  # the batch tests' slow archive: 120x120 PNGs, about 2 ms each to bring to MNIST form
@@ -213,3 +216,16 @@ def evaluate(model, curated, folder, splits=("eval", "test", "other")):
     for split in splits:
         argv = ["evaluate", "--model", str(model), "--curated-dir", str(curated), "--split", split]
         assert run_fire(cli.COMMANDS, "digits", [*argv, "--json", str(folder / f"{split}.json")]) == 0
+
+
+def eight(draw: ImageDraw.ImageDraw, box=(34, 12, 78, 100), width: int = 6) -> None:
+    """Draw an 8 of two ellipses, white, into ``box`` (x0, y0, x1, y1) of ``draw``'s image."""
+    x0, y0, x1, y1 = box
+    middle = (y0 + y1) // 2
+    draw.ellipse((x0, y0, x1, middle), outline=255, width=width)
+    draw.ellipse((x0 - 3, middle - 3, x1 + 3, y1), outline=255, width=width)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """The cosine of two images' pixels: 1.0 for the same picture at any brightness."""
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))

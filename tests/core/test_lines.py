@@ -8,14 +8,9 @@ import digits_core.images
 from digits_core.images import load_image
 from digits_core.lines import digit_box, remove_lines
 
+from helpers import eight, similarity
+
 SIDE = 112
-
-
-def eight(draw: ImageDraw.ImageDraw, box=(34, 12, 78, 100), width: int = 6) -> None:
-    x0, y0, x1, y1 = box
-    middle = (y0 + y1) // 2
-    draw.ellipse((x0, y0, x1, middle), outline=255, width=width)
-    draw.ellipse((x0 - 3, middle - 3, x1 + 3, y1), outline=255, width=width)
 
 
 def page(*marks, side: int = SIDE) -> Image.Image:
@@ -40,10 +35,6 @@ def bounding_box(pixels: np.ndarray) -> tuple[slice, slice]:
 def zigzag(y: int, side: int = SIDE) -> list[tuple[int, int]]:
     """A zigzag from the left edge to the right one, about row ``y``."""
     return [(x, y + (8 if i % 2 else -8)) for i, x in enumerate(range(0, side + 10, 10))]
-
-
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
 ACROSS = [(0, 20), (SIDE - 1, 95)]  # edge to edge, through both loops of the 8
