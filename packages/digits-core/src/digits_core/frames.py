@@ -12,9 +12,8 @@ squared paper, more than a box has: the model reads a digit through lines across
 """
 
 import numpy as np
-from PIL import Image
 
-from digits_core.ink import components
+from digits_core.ink import components, search_copy
 
 SEARCH_SIDE = 64  # lines are searched for on a copy of at most this many pixels a side
 BAND = 0.2  # a frame line lies within this share of the side from its edge ...
@@ -54,11 +53,7 @@ def _line_at_top(ink: np.ndarray) -> tuple[int, int, np.ndarray] | None:
     """A frame line along the top edge of ``ink``: its first row, the first row below it, and
     the columns where a stroke crosses it (ink just above and just below); None if there is none."""
     h, w = ink.shape
-    shrink = min(1.0, SEARCH_SIDE / max(h, w))
-    small = ink
-    if shrink < 1.0:
-        size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
-        small = np.asarray(Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.BOX))
+    small, shrink = search_copy(ink, SEARCH_SIDE)
     inked = small > INK
     # A line a scan tilted drifts across rows: each row counts the columns inked in it or the
     # rows next to it.

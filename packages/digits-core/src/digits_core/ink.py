@@ -123,6 +123,17 @@ def keep_digit(ink: np.ndarray) -> np.ndarray:
     return np.where(keep[labels], ink, 0.0)
 
 
+def search_copy(ink: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """``ink`` box-averaged down to at most ``side`` pixels a side (``ink`` itself when no larger)
+    and the factor it was shrunk by: a search on the copy costs the same whatever the image's size."""
+    h, w = ink.shape
+    shrink = min(1.0, side / max(h, w))
+    if shrink == 1.0:
+        return ink, shrink
+    size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
+    return np.asarray(Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.BOX)), shrink
+
+
 def components(mask: np.ndarray) -> np.ndarray:
     """Label the 8-connected pieces of ``mask``: 0 outside it, 1..K for the K pieces.
 

@@ -16,7 +16,8 @@ rest of the digit (the bar of a 5 in a tight crop), or are most of the ink (a 1,
 """
 
 import numpy as np
-from PIL import Image
+
+from digits_core.ink import search_copy
 
 SEARCH_SIDE = 64  # lines are searched for on a copy of at most this many pixels a side
 ANGLES = np.deg2rad(np.arange(0.0, 180.0, 2.0))  # directions tried: 1 degree off drifts 0.5 px in 32
@@ -44,12 +45,7 @@ def remove_lines(ink: np.ndarray) -> np.ndarray:
 def _find_line(ink: np.ndarray) -> tuple[float, float, float] | None:
     """The strongest line that passes the tests above: (angle, offset, half width) in ``ink``'s
     pixels, the line being the points p with |p . (cos a, sin a) - offset| <= half width."""
-    h, w = ink.shape
-    shrink = min(1.0, SEARCH_SIDE / max(h, w))
-    small = ink
-    if shrink < 1.0:
-        size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
-        small = np.asarray(Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.BOX))
+    small, shrink = search_copy(ink, SEARCH_SIDE)
     long_side = max(small.shape)
     edge = int(EDGE * long_side) + 1  # rows and columns within EDGE of the border
     sides = (small[:edge], small[-edge:], small[:, :edge], small[:, -edge:])
