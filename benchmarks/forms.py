@@ -12,6 +12,7 @@ paper's shade read from the outermost pixels alone), so the difference is the fr
 """
 
 import argparse
+import statistics
 from collections.abc import Callable
 
 import numpy as np
@@ -89,6 +90,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=600, help="MNIST test images per form")
     parser.add_argument("--curated-dir", default=layout.CURATED_DIR)
     args = parser.parse_args()
+    if args.count < 1:
+        parser.error(f"--count must be at least 1, got {args.count}")
     test = dataset.load_test_split(args.curated_dir)
     chosen = np.random.default_rng(0).choice(len(test), min(args.count, len(test)), replace=False)
     labels = test.labels[chosen]
@@ -100,6 +103,7 @@ def main() -> None:
     before = (lambda ink: ink, 0.0)  # no frame step; a ring of one pixel is the outermost pixels
     print(f"{'model':>24} {'form':>11} {'accuracy':>17} {'accepted':>17} {'accepted & wrong':>17}")
     print(f"{'':>24} {'':>11}" + " {:>8} {:>8}".format("before", "now") * 3)
+    rows = {form: [] for form in forms}  # form -> per model, (before, now) scores
     for path in args.models:
         predictor = Predictor(path)
         for form, images in forms.items():
@@ -108,8 +112,23 @@ def main() -> None:
                 digits_core.images.remove_frame, digits_core.images.PAPER_BAND = frame_step, band
                 scores.append(score(predictor, images, labels))
             digits_core.images.remove_frame, digits_core.images.PAPER_BAND = now
+            rows[form].append(scores)
             cells = "".join(f" {scores[0][c]:>8.3f} {scores[1][c]:>8.3f}" for c in scores[0])
             print(f"{path[-24:]:>24} {form:>11}{cells}", flush=True)
+    if len(args.models) > 1:
+        print("\nmin / mean / max over the models, now (before)")
+        print("| form | accuracy | accepted | accepted and wrong |\n|---|---|---|---|")
+        for form, scores in rows.items():
+            cells = [
+                f"{spread([s[1][c] for s in scores])} ({spread([s[0][c] for s in scores])})"
+                for c in scores[0][0]
+            ]
+            print(f"| {form} | " + " | ".join(cells) + " |")
+
+
+def spread(values: list[float]) -> str:
+    """``min / mean / max`` of ``values``."""
+    return f"{min(values):.3f} / {statistics.mean(values):.3f} / {max(values):.3f}"
 
 
 if __name__ == "__main__":
