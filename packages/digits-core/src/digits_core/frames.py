@@ -28,6 +28,9 @@ MIN_LEFT = 0.15  # inside the frame stays at least this share of the ink (else i
 def remove_frame(ink: np.ndarray) -> np.ndarray:
     """``ink`` (H, W) in [0, 1] without the lines of a box along its edges and what lies outside
     them; ``ink`` itself when it has none."""
+    inked = search_copy(ink, SEARCH_SIDE)[0] > INK
+    if not (_may_hold_line(inked) or _may_hold_line(inked.T)):
+        return ink  # most images: no line near an edge is long enough, and this costs little
     # Each edge in turn is the top of the turned image; all are found before any is erased, so
     # that erasing one does not shorten the lines that meet it.
     found = [_line_at_top(np.rot90(ink, turns)) for turns in range(4)]
@@ -47,6 +50,15 @@ def remove_frame(ink: np.ndarray) -> np.ndarray:
     pieces = components(out > 0)
     out[~np.isin(pieces, np.unique(pieces[inside]))] = 0.0
     return out if out.sum() >= MIN_LEFT * ink.sum() else ink
+
+
+def _may_hold_line(inked: np.ndarray) -> bool:
+    """Whether a row near the top or bottom edge of ``inked`` (a search copy's inked pixels) can
+    count MIN_SPAN of its columns inked, with the rows next to it: at most the sum of the three's."""
+    share = inked.mean(1)
+    around = share + np.r_[share[1:], 0.0] + np.r_[0.0, share[:-1]]
+    band = max(1, int(BAND * len(share)))
+    return bool((around[:band] >= MIN_SPAN).any() or (around[-band:] >= MIN_SPAN).any())
 
 
 def _line_at_top(ink: np.ndarray) -> tuple[int, int, np.ndarray] | None:
