@@ -91,6 +91,8 @@ def _line_at_top(ink: np.ndarray) -> tuple[int, int, np.ndarray] | None:
     rows_around = slice(max(first - 1, 0), inner + 2)
     weights = small[rows_around] * inked[rows_around]
     columns = np.flatnonzero(weights.sum(0) > 0)
+    if len(columns) < 2:
+        return None
     middle = (weights[:, columns] * np.arange(len(weights))[:, None]).sum(0) / weights[:, columns].sum(0)
     fitted = np.polyval(np.polyfit(columns, middle, 1), columns)
     if np.abs(middle - fitted).mean() > MAX_BEND:

@@ -164,12 +164,12 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """Bring an opened image to MNIST form; ``name`` is used in error messages.
 
     Steps: EXIF orientation; any mode to grayscale, transparency composited onto the background
-    the image implies; polarity detected from the border and inverted to white on black;
-    background level removed; the lines of a box around the digit and lines across the
-    whole image erased; specks dropped; cropped to the
-    ink, less the ends of marks across the whole image (digits_core.lines); scaled to fit 20x20
-    keeping the aspect ratio; centered by center of mass in 28x28; ink peak scaled to 1. An image
-    already in that form (28x28 grayscale, black border, centered) passes through unchanged.
+    the image implies; polarity detected from a ring along the border and inverted to white on
+    black; background level removed; the lines of a box around the digit (digits_core.frames)
+    and lines across the whole image erased; specks dropped; cropped to the ink, less the ends of
+    marks across the whole image (digits_core.lines); scaled to fit 20x20 keeping the aspect
+    ratio; centered by center of mass in 28x28; ink peak scaled to 1. An image already in that
+    form (28x28 grayscale, black border, centered) passes through unchanged.
     """
     if min(image.size) < MIN_SIDE:
         raise ImageError(f"{name} is {image.width}x{image.height} pixels, too small to hold a digit")
