@@ -99,8 +99,8 @@ def main() -> None:
     for number, form in enumerate(FORMS):
         rng = np.random.default_rng(number)
         forms[form] = [drawn(test.images[i], form, rng) for i in chosen]
-    now = (digits_core.images.remove_frame, digits_core.images.PAPER_BAND)
-    before = (lambda ink: ink, 0.0)  # no frame step; a ring of one pixel is the outermost pixels
+    now = (digits_core.images.remove_frame, digits_core.images.PAPER_BANDS)
+    before = (lambda ink: ink, (0.0,))  # no frame step; the paper's shade from the outermost pixels
     print(f"{'model':>24} {'form':>11} {'accuracy':>17} {'accepted':>17} {'accepted & wrong':>17}")
     print(f"{'':>24} {'':>11}" + " {:>8} {:>8}".format("before", "now") * 3)
     rows = {form: [] for form in forms}  # form -> per model, (before, now) scores
@@ -108,10 +108,10 @@ def main() -> None:
         predictor = Predictor(path)
         for form, images in forms.items():
             scores = []
-            for frame_step, band in (before, now):
-                digits_core.images.remove_frame, digits_core.images.PAPER_BAND = frame_step, band
+            for frame_step, bands in (before, now):
+                digits_core.images.remove_frame, digits_core.images.PAPER_BANDS = frame_step, bands
                 scores.append(score(predictor, images, labels))
-            digits_core.images.remove_frame, digits_core.images.PAPER_BAND = now
+            digits_core.images.remove_frame, digits_core.images.PAPER_BANDS = now
             rows[form].append(scores)
             cells = "".join(f" {scores[0][c]:>8.3f} {scores[1][c]:>8.3f}" for c in scores[0])
             print(f"{path[-24:]:>24} {form:>11}{cells}", flush=True)

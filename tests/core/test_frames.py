@@ -47,7 +47,7 @@ def test_a_digit_in_a_box_reads_as_the_digit_alone(lines, paper, monkeypatch):
     assert similarity(load_image(boxed), load_image(clean)) > 0.95
     # Taken for strokes, the box frames the digit and the crop takes it in: another picture.
     monkeypatch.setattr(digits_core.images, "remove_frame", lambda pixels: pixels)
-    monkeypatch.setattr(digits_core.images, "PAPER_BAND", 0.0)  # the outer ring alone
+    monkeypatch.setattr(digits_core.images, "PAPER_BANDS", (0.0,))  # the outermost pixels alone
     assert similarity(load_image(boxed), load_image(clean)) < 0.8
 
 
@@ -108,3 +108,15 @@ def test_a_box_on_a_large_scan_is_found_on_a_small_copy_and_erased_at_full_size(
     assert erased[:, :40].max() == 0.0  # the left line, in full
     assert erased[:40].max() == 0.0  # and the top one
     assert similarity(erased, ink(clean)) > 0.98
+
+
+def test_a_box_of_lines_that_cover_a_thin_ring_of_light_paper_leaves_its_polarity_alone(monkeypatch):
+    # Lines 8 pixels wide, 2 in from the edges: a ring a tenth of the side wide is mostly ink, the
+    # outermost pixels and a ring a fifth of the side wide are mostly paper.
+    thick = [[(0, 5), (SIDE - 1, 5)], [(0, SIDE - 6), (SIDE - 1, SIDE - 6)]]
+    thick += [[(5, 0), (5, SIDE - 1)], [(SIDE - 6, 0), (SIDE - 6, SIDE - 1)]]
+    read = load_image(ImageOps.invert(page(*thick, width=8)))
+    clean = load_image(ImageOps.invert(page()))
+    assert similarity(read, clean) > 0.75  # the 8, its strokes a little lighter
+    monkeypatch.setattr(digits_core.images, "PAPER_BANDS", (0.1,))  # the thin ring alone
+    assert similarity(load_image(ImageOps.invert(page(*thick, width=8))), clean) < 0.5  # paper for ink

@@ -27,8 +27,9 @@ BOX = 20  # MNIST fits each digit into a 20x20 box inside the 28x28 field
 MIN_SIDE = 8  # smaller images cannot hold a legible digit
 WORK_SIDE = 1024  # larger images are scaled down to this longer side before any float arithmetic
 MAX_PIXELS = 50_000_000  # larger non-JPEG images are refused before decoding (RGBA: 200 MB decoded)
-PAPER_BAND = 0.1  # the paper's shade is the median of a ring this share of the side wide: the
-# lines of a box drawn along the edges (a form's cell) cover the outermost pixels, not the ring
+PAPER_BANDS = (0.0, 0.1, 0.2)  # the paper's shade: most of the medians of rings this share of the
+# side wide (0: the outermost pixels). The outermost pixels say it best for a digit cropped tight;
+# the lines of a box drawn along the edges (a form's cell) cover them, or a thin ring, not all three.
 INK_THRESHOLD = 0.2  # after background removal, weaker signal than this (of the peak) is noise
 _CENTER = IMAGE_SIZE / 2  # MNIST's mean center of mass is (14.0, 14.0) in pixel-index coordinates
 
@@ -201,7 +202,7 @@ def _to_mnist(image: Image.Image, name: str) -> np.ndarray:
         raise ImageError(f"no digit found in {name}: the image is blank or uniform")
     gray = (gray - low) / (high - low)
     margins, light = margins_of(gray)
-    if light if light is not None else np.median(_border(gray, PAPER_BAND)) > 0.5:  # dark ink on light paper
+    if light if light is not None else _light_paper(gray):  # dark ink on light paper
         gray = 1.0 - gray
     ink = find_ink(gray, margins)
     ink[ink < INK_THRESHOLD * ink.max()] = 0.0
@@ -245,6 +246,12 @@ def _grayscale(image: Image.Image, name: str) -> np.ndarray:
             raise ImageError(f"{name} has pixels that are not numbers (NaN or infinity)")
         return gray
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def _light_paper(gray: np.ndarray) -> bool:
+    """Whether the paper is light: the shade most of the rings along the border (PAPER_BANDS) have."""
+    votes = [np.median(_border(gray, share)) > 0.5 for share in PAPER_BANDS]
+    return sum(votes) > len(votes) / 2
 
 
 def _border(pixels: np.ndarray, share: float = 0.0) -> np.ndarray:
