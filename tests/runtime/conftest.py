@@ -12,6 +12,22 @@ from digits_data import dataset
 from helpers import SLOW_IMAGES
 
 
+def _archive(folder: Path, curated: Path, count: int) -> tuple[Path, dict[str, int]]:
+    """``count`` PNGs of 120x120 in ``folder`` (16 distinct digits, repeated), and which digit each holds."""
+    images = dataset.load_split(curated, "eval").images[:16]
+    encoded = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).resize((120, 120)).save(buffer, "PNG")
+        encoded.append(buffer.getvalue())
+    source = {}
+    for i in range(count):
+        path = folder / f"{i:04d}.png"
+        path.write_bytes(encoded[i % 16])
+        source[str(path)] = i % 16
+    return folder, source
+
+
 @pytest.fixture(scope="session")
 def slow_archive(small_curated, tmp_path_factory) -> tuple[Path, dict[str, int]]:
     """1024 PNGs of 120x120 (16 distinct digits, repeated), and which digit each file holds.
@@ -20,19 +36,14 @@ def slow_archive(small_curated, tmp_path_factory) -> tuple[Path, dict[str, int]]
     test sees a job mid-way (a part written, the next ones not), short enough that the jobs run
     to the end cost little.
     """
-    folder = tmp_path_factory.mktemp("slow")
-    images = dataset.load_split(small_curated, "eval").images[:16]
-    encoded = []
-    for image in images:
-        buffer = io.BytesIO()
-        Image.fromarray(image).resize((120, 120)).save(buffer, "PNG")
-        encoded.append(buffer.getvalue())
-    source = {}
-    for i in range(SLOW_IMAGES):
-        path = folder / f"{i:04d}.png"
-        path.write_bytes(encoded[i % 16])
-        source[str(path)] = i % 16
-    return folder, source
+    return _archive(tmp_path_factory.mktemp("slow"), small_curated, SLOW_IMAGES)
+
+
+@pytest.fixture(scope="session")
+def long_archive(small_curated, tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """The slow archive twice over: eight parts of 256, so that a worker that a busy machine
+    starts late still finds parts left to score."""
+    return _archive(tmp_path_factory.mktemp("long"), small_curated, 2 * SLOW_IMAGES)
 
 
 @pytest.fixture(scope="session")

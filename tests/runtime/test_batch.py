@@ -121,16 +121,18 @@ def test_predict_with_two_workers_prints_the_same_lines(predicted, archive, mode
 
 @pytest.mark.slow
 def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
-    local_output, archive, slow_archive, model, tmp_path
+    local_output, archive, long_archive, model, tmp_path
 ):
     with dask_cluster(tmp_path / "cluster") as (address, workers):
-        # Parts of half a second or more each, so that both workers are surely busy at once.
+        # Eight parts of half a second or more each, so that both workers are surely busy at once.
         slow = digits(
             "batch",
             "--model",
             model,
-            slow_archive[0],
+            long_archive[0],
             tmp_path / "slow",
+            "--partition-size",
+            "256",
             "--engine",
             "dask",
             "--scheduler",
@@ -143,7 +145,8 @@ def test_dask_cluster_both_workers_score_parts_with_the_same_answers(
     assert (summary["engine"], summary["scheduler"], summary["workers"]) == ("dask", address, 2)
     pids = {int(name.rsplit("/", 1)[1]) for name in summary["parts_by_worker"]}
     assert pids == {w.pid for w in workers}
-    assert_each_input_once(tmp_path / "slow", slow_archive, model)
+    assert len(list((tmp_path / "slow").glob("part-*.parquet"))) == 8
+    assert_each_input_once(tmp_path / "slow", long_archive, model)
     assert (mixed.returncode, mixed.stderr) == (0, "")
     assert json.loads(mixed.stdout)["scheduler"] == address
     for part in sorted(local_output[0].glob("part-*.parquet")):  # the answers of predict, errors included
