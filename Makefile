@@ -187,7 +187,7 @@ docs: $(INSTALLED) ## Build docs/ into the site site/ with MkDocs (--strict: a b
 test: $(INSTALLED) lint lock-check ## Lint, check the lock, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(INSTALLED) ## The test suite without its slow tier (training, programs, servers, clusters, reports)
+test-fast: $(INSTALLED) ## The test suite without its slow tier (torch, programs, servers, clusters, reports), in seconds
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
 
 lint: $(INSTALLED) ## ruff lint and format check

@@ -1,5 +1,6 @@
 """Fixtures shared by every package's tests: real MNIST (cached), a small real curation, a tiny model."""
 
+import ast
 import json
 import os
 import signal
@@ -87,6 +88,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             for line in lines[:21] + (["..."] if len(lines) > 21 else []):
                 reporter.write_line(line, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _wholly_slow(module: Path) -> bool:
+    """Whether ``module`` puts every test it has in the slow tier: ``pytestmark = pytest.mark.slow``."""
+    for node in ast.parse(module.read_bytes()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets):
+            return ast.unparse(node.value) == "pytest.mark.slow"
+    return False
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Without the slow tier (``-m "not slow"``), do not import a module whose tests are all slow.
+
+    Deselection comes only after a module is imported, and these modules import what takes the
+    fast tier most of its time: Dask, pyarrow, Playwright, matplotlib, torch.
+    """
+    if config.getoption("markexpr") != "not slow" or collection_path.suffix != ".py":
+        return None
+    return True if collection_path.name.startswith("test_") and _wholly_slow(collection_path) else None
 
 
 @pytest.hookimpl(trylast=True)

@@ -137,6 +137,7 @@ def test_animated_gif_uses_the_first_frame(tmp_path, reference):
     assert np.abs(load_image(path) - reference).mean() < 0.04
 
 
+@pytest.mark.slow
 def test_mnist_images_pass_through_unchanged(request, tmp_path):
     dataset = pytest.importorskip("digits_data.dataset", reason="the curated images come from digits-data")
     split = dataset.load_split(request.getfixturevalue("small_curated"), "eval")

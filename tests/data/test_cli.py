@@ -45,6 +45,7 @@ def test_download_from_a_local_gz_folder(capsys, mnist_dir, tmp_path):
     assert mnist.verify(tmp_path / "d")
 
 
+@pytest.mark.slow
 def test_curate_prints_the_counts(capsys, curated):
     code, out, _ = run(capsys, "inspect", "--curated-dir", str(curated))
     assert code == 0
@@ -109,6 +110,7 @@ def test_truncated_idx_file_is_refused(capsys, mnist_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_md5_mismatch_of_a_well_formed_file_is_refused(capsys, mnist_dir, tmp_path):
     raw = _copy_raw(mnist_dir, tmp_path / "data")
     data = bytearray((raw / mnist.TEST_LABELS).read_bytes())
@@ -183,6 +185,7 @@ def test_missing_data_folder_says_which_command_creates_it(capsys, tmp_path):
     assert "does not exist: run `make curate`" in err
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2_without_traceback(tmp_path):
     for argv in (["bogus"], ["curate", "--output-dir", str(tmp_path / "o"), "--no-such-flag", "1"]):
         done = subprocess.run([sys.executable, "-m", "digits_data", *argv], capture_output=True, text=True)

@@ -37,6 +37,7 @@ def test_split_sizes_are_two_stage():
     assert curate.split_sizes(3500, 0.2, 0.15) == {"train": 2380, "val": 420, "eval": 700}
 
 
+@pytest.mark.slow
 def test_default_curation_has_exact_counts_and_traceable_images(full, mnist_dir):
     out, manifest = full
     assert manifest["classes"] == [0, 5, 8]
@@ -103,6 +104,7 @@ def test_outlier_splits_are_the_other_training_digits(full, mnist_dir):
         ]
 
 
+@pytest.mark.slow
 def test_outlier_counts_are_in_the_fingerprint_not_in_the_curated_bytes(full, mnist_dir, tmp_path):
     out, _ = full
     manifest = curate.curate(mnist_dir, tmp_path, other_train_per_digit=20, other_val_per_digit=5)
@@ -148,6 +150,7 @@ def test_manifest_records_checksums_and_sources(full, mnist_dir):
     assert dataset.fingerprint(out) == dataset.sha256_file(out / "manifest.json")
 
 
+@pytest.mark.slow
 def test_class_set_and_counts_are_parameters(mnist_dir, tmp_path):
     manifest = curate.curate(mnist_dir, tmp_path, class_counts={3: 50, 7: 20}, eval_ratio=0.3, val_ratio=0.5)
     assert manifest["classes"] == [3, 7]

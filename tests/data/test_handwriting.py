@@ -43,6 +43,7 @@ def test_same_seed_gives_the_same_bytes_and_more_samples_keep_the_first_ones(gen
         assert sample.image == (out / sample.file).read_bytes()
 
 
+@pytest.mark.slow
 def test_another_seed_gives_other_images(generated):
     _, manifest = generated
     written = {e["sha256"] for e in manifest["samples"]}
@@ -172,6 +173,7 @@ def test_cli_refuses_bad_flags(capsys, tmp_path, argv, message):
     assert not (tmp_path / "hw").exists()
 
 
+@pytest.mark.slow
 def test_cli_refuses_to_replace_a_folder_that_is_not_a_set(capsys, tmp_path):
     keep = tmp_path / "photos"
     keep.mkdir()
@@ -189,6 +191,7 @@ def files_of(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_folder_of_scans_named_like_samples(capsys, tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()
@@ -204,6 +207,7 @@ def test_cli_refuses_a_folder_of_scans_named_like_samples(capsys, tmp_path):
     assert files_of(scans) == {"digit-5-from-bank-form.png": b"a scan", "lower-left-corner.png": b"another"}
 
 
+@pytest.mark.slow
 def test_a_set_is_not_replaced_once_a_user_added_a_file_to_it(capsys, generated, tmp_path):
     out = shutil.copytree(generated[0], tmp_path / "hw")
     (out / "digit-5-from-bank-form.png").write_bytes(b"a scan")
@@ -305,6 +309,7 @@ def test_a_sample_listed_twice_is_refused(generated, tmp_path):
 
 
 @pytest.mark.parametrize("forgery", ["names, as the previous version wrote", "link to a real record"])
+@pytest.mark.slow
 def test_a_record_naming_a_users_scans_gets_none_of_them_deleted(capsys, generated, tmp_path, forgery):
     scans = tmp_path / "scans"
     scans.mkdir()
@@ -325,6 +330,7 @@ def test_a_record_naming_a_users_scans_gets_none_of_them_deleted(capsys, generat
     assert files_of(scans) == before
 
 
+@pytest.mark.slow
 def test_a_set_whose_sample_was_replaced_by_a_users_file_is_not_replaced(capsys, generated, tmp_path):
     out = shutil.copytree(generated[0], tmp_path / "hw")
     victim = out / generated[1]["samples"][0]["file"]

@@ -43,6 +43,7 @@ def test_read_labels_and_images_check_dimensions(tmp_path):
         mnist.read_idx(tmp_path / "absent")
 
 
+@pytest.mark.slow
 def test_real_files_are_canonical(mnist_dir):
     sha = mnist.verify(mnist_dir)
     assert set(sha) == set(mnist.FILES)

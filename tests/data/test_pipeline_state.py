@@ -36,6 +36,7 @@ def curated(small_curated, tmp_path):
     return shutil.copytree(small_curated, tmp_path / "curated")
 
 
+@pytest.mark.slow
 def test_fingerprint_does_not_depend_on_where_the_folder_is(mnist_dir, tmp_path):
     near, far = tmp_path / "c1", tmp_path / "x" / "y" / "z" / "c2"
     curate.curate(mnist_dir, near, **TINY)
@@ -60,6 +61,7 @@ def test_a_moved_curated_folder_finds_mnist_beside_it_or_is_told_where(
     assert len(dataset.load_test_split(curated)) == 2846
 
 
+@pytest.mark.slow
 def test_an_interrupted_curate_leaves_the_previous_curation(curated, mnist_dir, monkeypatch):
     before = snapshot(curated)
     written = []
@@ -151,6 +153,7 @@ def test_curate_refuses_a_folder_of_the_users_own_npz_files(capsys, mnist_dir, t
     assert scratch_of(folder) == []
 
 
+@pytest.mark.slow
 def test_curate_records_what_it_wrote_and_replaces_only_that(curated, mnist_dir):
     written = sorted(p.name for p in curated.iterdir() if p.name != ownership.MARK)
     assert ownership.written_by(curated) == {"step": "digits-data curate", "files": written}
@@ -277,6 +280,7 @@ def test_curate_refuses_a_folder_another_step_wrote(mnist_dir, tmp_path):
     assert snapshot(tmp_path / "hw") == before
 
 
+@pytest.mark.slow
 def test_a_curated_folder_of_an_older_version_is_replaced_if_its_manifest_lists_all_of_it(curated, mnist_dir):
     (curated / ownership.MARK).unlink()  # older versions wrote no record
     write_contact_sheet(curated, curated / "samples.png")
@@ -291,6 +295,7 @@ def test_a_curated_folder_of_an_older_version_is_replaced_if_its_manifest_lists_
     assert snapshot(curated) == before
 
 
+@pytest.mark.slow
 def test_a_curated_folder_with_the_previous_versions_record_is_replaced_when_its_manifest_proves_it(
     curated, mnist_dir
 ):

@@ -21,6 +21,7 @@ def anchors(page: Path) -> set[str]:
     return {slugify(title.strip(), "-") for title in re.findall(r"^#+ (.+)$", text, flags=re.M)}
 
 
+@pytest.mark.slow
 def test_mkdocs_builds_strict(tmp_path):
     """--strict: a link to a missing page or anchor, or a page left out of the nav, fails the build."""
     site = tmp_path / "site"
@@ -36,6 +37,7 @@ def test_mkdocs_builds_strict(tmp_path):
         assert (site / ("" if page == "index" else page) / "index.html").is_file(), page
 
 
+@pytest.mark.slow
 def test_a_broken_link_fails_the_build(tmp_path):
     """The check above can fail: the same configuration on a copy of docs/ with one broken anchor."""
     docs = tmp_path / "docs"

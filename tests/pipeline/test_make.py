@@ -90,6 +90,7 @@ def test_two_make_all_at_once_both_succeed_and_the_work_is_done_once(tmp_path, s
     assert sorted(p.name for p in art.iterdir() if p.name.startswith(".")) == [".make.lock"]
 
 
+@pytest.mark.slow
 def test_make_curates_again_when_split_files_are_newer_than_their_manifest(
     tmp_path, small_curated, model_path
 ):

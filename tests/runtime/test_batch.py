@@ -361,6 +361,7 @@ def test_the_batch_driver_leaves_parquet_to_its_workers(archive, model, tmp_path
         ("pyarrow", "local", "digits batch needs the batch extra: pip install 'digits-runtime[batch]'"),
     ],
 )
+@pytest.mark.slow
 def test_without_the_batch_extra_one_line_says_what_to_install(
     archive, model, tmp_path, missing, engine, message
 ):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real `digits batch` job read by five readers
+
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 ds = pytest.importorskip("pyarrow.dataset")
@@ -39,7 +41,6 @@ def output(archive, refusing_model, tmp_path_factory) -> Path:
 
 # dask.dataframe's reader calls reset_index(inplace=True), which pandas 3.1 deprecates: Dask's
 # warning to fix, not ours.
-@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 def test_five_readers_read_the_same_rows_with_the_same_types(output):
     reference = pq.read_table(output).sort_by("path")
@@ -102,7 +103,6 @@ def test_five_readers_read_the_same_rows_with_the_same_types(output):
         )
 
 
-@pytest.mark.slow
 def test_a_part_of_error_rows_has_the_types_of_the_others(output):
     parts = sorted(output.iterdir())
     schemas = {pq.read_schema(part).remove_metadata() for part in parts}

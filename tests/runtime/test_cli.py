@@ -211,6 +211,7 @@ def test_evaluate_refuses_bad_input(capsys, model_path, small_curated, tmp_path)
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_warns_when_the_model_was_trained_on_other_data(capsys, model_path, mnist_dir, tmp_path):
     from digits_data import curate
 

@@ -125,6 +125,7 @@ def test_unknown_or_missing_command_is_one_line(capsys):
     )
 
 
+@pytest.mark.slow
 def test_unwritable_home_shows_only_our_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
     env["HOME"] = "/proc/no-home"  # cannot be created, even by root
@@ -136,6 +137,7 @@ def test_unwritable_home_shows_only_our_error(tmp_path):
     assert done.stderr == f"digits: error: model {missing} does not exist: run `make train` to create it\n"
 
 
+@pytest.mark.slow
 def test_closed_pipe_ends_quietly(model_path, image):
     """Like `digits predict ... | head -1` once head has gone: no traceback, SIGPIPE's exit code."""
     with subprocess.Popen(
@@ -148,6 +150,7 @@ def test_closed_pipe_ends_quietly(model_path, image):
     assert (reader.returncode, err) == (141, b"")
 
 
+@pytest.mark.slow
 def test_full_output_device_is_one_line(model_path, image):
     with open("/dev/full", "w") as full:
         done = subprocess.run(

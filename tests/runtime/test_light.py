@@ -4,7 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image, ImageDraw
+
+pytestmark = pytest.mark.slow  # each test starts a Python process
 
 LOADED = "import sys; print(sorted(m for m in sys.modules if m.split('.')[0] in ('digits_data', 'torch')))"
 

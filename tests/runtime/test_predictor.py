@@ -112,6 +112,7 @@ def test_threads_must_be_a_bounded_whole_number(model_path, threads):
         Predictor(model_path, threads=threads)
 
 
+@pytest.mark.slow
 def test_runtime_never_imports_torch(model_path, small_curated, tmp_path):
     image = tmp_path / "d.png"
     Image.fromarray(dataset.load_split(small_curated, "eval").images[0]).save(image)
@@ -157,6 +158,7 @@ def test_predict_many_raises_the_first_failure(predictor, tmp_path):
         predictor.predict_many([np.zeros((28, 28), np.uint8), tmp_path / "gone.png"])
 
 
+@pytest.mark.slow
 def test_core_modules_load_no_command_line_plotting_or_torch():
     code = (
         "import sys, digits_runtime, digits_data.curate; "
@@ -295,6 +297,7 @@ def test_a_predictor_goes_to_worker_processes(model_path, small_curated, tmp_pat
         assert pool.map(Predictor(model_path).predict, images) == expected
 
 
+@pytest.mark.slow
 def test_one_predictor_answers_many_threads_at_once(predictor, small_curated, tmp_path):
     import concurrent.futures as cf
 

@@ -57,6 +57,7 @@ def test_every_family_is_scored_as_the_images_answer(refusing_model, suite_dir, 
     assert "mnist-test: family" in printed
 
 
+@pytest.mark.slow
 def test_a_missing_or_changed_suite_is_one_line(model_path, suite_dir, tmp_path, capsys):
     code, out, err = run(capsys, "robustness", "--model", model_path, "--suite-dir", tmp_path)
     assert (code, out) == (1, "")

@@ -25,6 +25,7 @@ from digits_serve.connections import MAX_DRAIN_BYTES
 from http_helpers import NOT_AN_IMAGE, call, failed, multipart, png, png_claiming, post, refused, results
 
 
+@pytest.mark.slow
 def test_health_and_model(server, model_path, small_curated):
     assert call(server, "GET", "/healthz")[::2] == (200, {"status": "ok"})
     assert call(server, "GET", "/health")[::2] == (200, {"status": "ok"})  # the older name still answers
@@ -302,6 +303,7 @@ def test_concurrent_requests_from_threads(server, eval_pngs, photo, expected):
     assert set(answers.values()) == {(200, True)}
 
 
+@pytest.mark.slow
 def test_importing_the_runtime_does_not_import_the_server():
     """digits-serve stands on digits-runtime, never the other way: `digits serve` imports it when run."""
     code = (
@@ -341,6 +343,7 @@ def test_flags_are_checked_before_anything_is_bound(capsys, model_path, tmp_path
     assert err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_a_model_answering_with_nan_exits_1_before_the_port_is_bound(
     make_model, class_means, small_curated, tmp_path
 ):

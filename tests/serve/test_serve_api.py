@@ -5,7 +5,6 @@ import re
 import time
 
 import pytest
-from openapi_spec_validator import validate
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +20,8 @@ ORIGIN = "https://digits.example"
 
 
 def test_openapi_describes_every_route_and_is_valid(server, model_path):
+    from openapi_spec_validator import validate  # here: it takes a third of a second to import
+
     status, _, spec = call(server, "GET", "/openapi.json")
     assert status == 200
     validate(spec)  # raises on any error
@@ -120,6 +121,7 @@ def test_metrics_leave_out_a_file_a_worker_has_made_but_not_yet_sized(tmp_path, 
     assert 'digits_images_total{outcome="accepted"} 3.0' in text.splitlines()
 
 
+@pytest.mark.slow
 def test_cors_is_off_unless_asked(server):
     preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
     status, headers, _ = call(server, "OPTIONS", "/predict", headers=preflight)

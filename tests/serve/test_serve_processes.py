@@ -69,6 +69,7 @@ def test_sigterm_stops_one_worker_with_exit_0(tmp_path, model_path, eval_pngs, e
     assert (process.returncode, err) == (0, "")
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_ends_at_once_without_a_traceback(tmp_path, model_path, eval_pngs):
     with serve_process(model_path, temp=tmp_path) as (process, url):
         in_flight = half_sent(url, eval_pngs[0])

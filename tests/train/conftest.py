@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from digits_train.config import FitConfig
-from digits_train.export import export
-from digits_train.fit import fit
 
 QUICK = FitConfig(epochs=2, typeset=200, printed=60, outliers_per_epoch=300, hard_outliers=0.5)
 """The default recipe, two epochs and a tenth of its generated images: every part of it still runs
@@ -34,6 +32,9 @@ def trained(small_curated: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     for it and read what it wrote. The run is keyed by nothing but the curation's content, which
     every process curates alike.
     """
+    from digits_train.export import export  # here: torch and Lightning take seconds to import
+    from digits_train.fit import fit
+
     base = tmp_path_factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder
     out, record = root / "trained", root / "trained.pickle"

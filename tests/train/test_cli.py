@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from digits_train import cli
 
@@ -42,6 +41,7 @@ run = cli_runner(cli.COMMANDS, "digits-train")
         (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
     ],
 )
+@pytest.mark.slow
 def test_out_of_range_arguments_exit_2(capsys, small_curated, tmp_path, args, message):
     code, _, err = run(capsys, "fit", "--curated-dir", small_curated, "--output-dir", tmp_path / "o", *args)
     assert (code, err) == (2, f"digits-train: error: {message}\n")
@@ -74,6 +74,8 @@ def test_checksum_mismatch(capsys, small_curated, tmp_path):
 
 
 def test_bad_checkpoints(capsys, trained, tmp_path):
+    import torch  # here: the other tests of the command line need none of it
+
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}, "epoch": 3}, foreign)
     out = tmp_path / "m.onnx"
@@ -100,6 +102,7 @@ def test_bad_checkpoints(capsys, trained, tmp_path):
     assert list(tmp_path.glob(".m.onnx*")) == []
 
 
+@pytest.mark.slow
 def test_help_and_usage_as_a_process(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "digits_train", "fit", "--epochs", "99"], capture_output=True, text=True

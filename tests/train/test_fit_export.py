@@ -33,6 +33,8 @@ from digits_train.export import (
 from digits_train.fit import fit
 from digits_train.model import DigitsClassifier, cpu_vendor
 
+pytestmark = pytest.mark.slow  # torch and Lightning take seconds to import
+
 
 def test_fit_writes_checkpoint_logs_config_and_summary(trained, small_curated):
     out, summary = trained["dir"], trained["summary"]
@@ -306,7 +308,6 @@ def test_export_removes_what_a_killed_export_left(trained, tmp_path):
     assert names == [".model.onnx.lock", ".other.onnx.k1ll3d.tmp", "model.onnx"]
 
 
-@pytest.mark.slow
 def test_the_older_recipe_is_still_available_by_flags(small_curated, tmp_path):
     """Plateau schedule, early stopping and the best epoch on validation, without averaging."""
     config = FitConfig(

@@ -16,6 +16,8 @@ from digits_train.fit import fit
 
 from helpers import assert_disk_full_line
 
+pytestmark = pytest.mark.slow  # torch and Lightning take seconds to import
+
 ONE_EPOCH = FitConfig(epochs=1, limit_train_batches=0.25, typeset=20, printed=6)
 """A quarter of one epoch, with few generated images: the faults here come before, after or
 instead of training, and rendering the default 2,600 characters would be most of the time."""
@@ -49,7 +51,6 @@ def test_an_interrupted_fit_leaves_the_previous_run_as_it_was(previous_run, smal
     assert sorted(p.name for p in previous_run.parent.iterdir()) == [".train.lock", "train"]
 
 
-@pytest.mark.slow
 def test_the_next_fit_removes_what_killed_runs_left(previous_run, small_curated):
     beside = previous_run.parent / ".train.x81q.tmp"  # a killed run's scratch folder
     (beside / "lightning_logs").mkdir(parents=True)
@@ -111,7 +112,6 @@ def test_fit_refuses_its_own_folder_once_a_user_added_a_file(capsys, previous_ru
     assert snapshot(previous_run) == before
 
 
-@pytest.mark.slow
 def test_fit_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_curated, small_disk):
     disk = small_disk(16)
     filler = disk / "filler"
@@ -127,7 +127,6 @@ def test_fit_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_curated
     assert sorted(p.name for p in disk.iterdir()) == [".train.lock", "filler"]
 
 
-@pytest.mark.slow
 def test_export_to_a_full_disk_is_one_line_and_leaves_nothing(capsys, trained, small_disk):
     disk = small_disk(16)
     out = disk / "model.onnx"

@@ -14,6 +14,8 @@ from digits_core.images import pixels_from_uint8
 from digits_data import dataset
 from digits_train.export import describe, model_version
 
+pytestmark = pytest.mark.slow  # torch and Lightning take seconds to import
+
 
 def test_producer_and_versions_are_digits_trains(trained):
     proto = onnx.load(trained["dir"] / "model.onnx")

@@ -16,6 +16,8 @@ from digits_train.degrade import KINDS, Degrade, _partial, junk
 from digits_train.model import DigitsClassifier, Ensemble
 from digits_train.typeset import printed_digits
 
+pytestmark = pytest.mark.slow  # torch and Lightning take seconds to import
+
 
 def test_elastic_warp_moves_ink_smoothly_and_is_reproducible():
     images = torch.zeros(8, 1, 28, 28)
@@ -89,7 +91,6 @@ def test_a_checkpoint_config_without_an_outlier_target_is_read_as_uniform():
     assert _classifier().network.members[0][-1].out_features == 4  # today's default: reject
 
 
-@pytest.mark.slow
 def test_typeset_characters_are_in_mnist_form_and_leave_out_those_written_like_0_5_8(monkeypatch):
     assert not set("OoSsB058") & set(typeset.CHARACTERS)
     assert len(typeset.CHARACTERS) == 7 + 47
@@ -134,7 +135,6 @@ def test_pen_strokes_draw_each_character_with_a_wider_pen_each_time():
     assert middle[:, 18:].max() < 0.1
 
 
-@pytest.mark.slow
 def test_characters_rendered_on_processes_are_the_bytes_of_one(monkeypatch):
     monkeypatch.setattr(typeset, "ONE_PROCESS_CHARACTERS", 10)  # spawn for a small count too
     count = 2 * len(typeset.CHARACTERS) * len(typeset.PENS) + 7  # two fonts whole, a third begun
@@ -147,7 +147,6 @@ def test_characters_rendered_on_processes_are_the_bytes_of_one(monkeypatch):
     assert (printed.tobytes(), targets.tolist()) == (alone.tobytes(), alone_targets.tolist())
 
 
-@pytest.mark.slow
 def test_letters_of_fonts_training_never_sees_are_a_validation_set():
     trained = {path.name for path in typeset.handwriting_fonts()}
     held_out = {path.name for path in typeset.handwriting_fonts(validation=True)}

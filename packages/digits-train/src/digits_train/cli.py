@@ -4,6 +4,7 @@ from digits_core import layout
 from digits_core.checks import check_int, check_path
 from digits_core.cli_support import main_for
 from digits_core.refusal import RefusalRule
+from digits_data import dataset
 from digits_train.config import FitConfig
 
 
@@ -77,6 +78,9 @@ def fit(
     if threads is not None:
         check_int("threads", threads, 1, 1024)
     config = FitConfig(**options)
+    # A missing, incomplete or changed curated folder is said at once, not after seconds of
+    # loading torch (checking the splits' sha256 twice costs a few tens of milliseconds).
+    dataset.load_manifest(given["curated_dir"])
     from digits_train.fit import fit as run_fit  # torch and Lightning load only when needed
 
     summary = run_fit(given["curated_dir"], given["output_dir"], config, threads=threads)
