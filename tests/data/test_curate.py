@@ -37,7 +37,6 @@ def test_split_sizes_are_two_stage():
     assert curate.split_sizes(3500, 0.2, 0.15) == {"train": 2380, "val": 420, "eval": 700}
 
 
-@pytest.mark.slow
 def test_default_curation_has_exact_counts_and_traceable_images(full, mnist_dir):
     out, manifest = full
     assert manifest["classes"] == [0, 5, 8]

@@ -25,7 +25,6 @@ from digits_serve.connections import MAX_DRAIN_BYTES
 from http_helpers import NOT_AN_IMAGE, call, failed, multipart, png, png_claiming, post, refused, results
 
 
-@pytest.mark.slow
 def test_health_and_model(server, model_path, small_curated):
     assert call(server, "GET", "/healthz")[::2] == (200, {"status": "ok"})
     assert call(server, "GET", "/health")[::2] == (200, {"status": "ok"})  # the older name still answers

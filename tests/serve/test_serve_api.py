@@ -121,7 +121,6 @@ def test_metrics_leave_out_a_file_a_worker_has_made_but_not_yet_sized(tmp_path, 
     assert 'digits_images_total{outcome="accepted"} 3.0' in text.splitlines()
 
 
-@pytest.mark.slow
 def test_cors_is_off_unless_asked(server):
     preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
     status, headers, _ = call(server, "OPTIONS", "/predict", headers=preflight)

@@ -55,7 +55,6 @@ def test_a_digit_is_answered_while_a_large_request_runs(server, large_png, eval_
     assert answered_meanwhile >= 20
 
 
-@pytest.mark.slow
 def test_a_request_over_the_pixel_budget_gets_413(server, large_png):
     body, content_type = multipart([("a.png", large_png)] * 3)
     assert post(server, body, content_type)[::2] == (

@@ -1,11 +1,14 @@
 """`digits-train`: fit the classifier, export it to ONNX."""
 
+from pathlib import Path
+
 from digits_core import layout
 from digits_core.checks import check_int, check_path
 from digits_core.cli_support import main_for
+from digits_core.errors import DigitsError
 from digits_core.refusal import RefusalRule
 from digits_data import dataset
-from digits_train.config import FitConfig
+from digits_train.config import NO_CHECKPOINT, FitConfig
 
 
 def fit(
@@ -106,6 +109,8 @@ def export(
         curated_dir: Curated folder for the parity check (default: the one the checkpoint was trained on).
     """
     check_path("output", output)
+    if not Path(checkpoint_path).is_file():  # said at once, not after seconds of loading torch
+        raise DigitsError(NO_CHECKPOINT.format(path=checkpoint_path))
     from digits_train.export import export as run_export
 
     result = run_export(checkpoint_path, output, curated_dir)

@@ -8,6 +8,8 @@ from digits_core.errors import ConfigError
 MAX_EPOCHS = 20
 DEFAULT_SEED = 11122025
 """The default fit's seed: initial weights, batch order and augmentation draws (not curation's)."""
+NO_CHECKPOINT = "checkpoint {path} does not exist: run `make train` (or `digits-train fit`)"
+"""What export says of a checkpoint path that names no file (before loading torch, from the command line)."""
 NETWORKS = ("deep", "compact", "reference")
 SCHEDULES = ("onecycle", "plateau")
 SELECTIONS = ("final", "best")

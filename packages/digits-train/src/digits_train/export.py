@@ -31,6 +31,7 @@ from digits_core.errors import DigitsError, first_line
 from digits_core.images import pixels_from_uint8
 from digits_core.refusal import RefusalRule
 from digits_data import dataset, parallel, suite
+from digits_train.config import NO_CHECKPOINT
 from digits_train.fit import configure_torch
 from digits_train.model import DigitsClassifier
 from digits_train.quiet import LEAFSPEC_DEPRECATION, quiet
@@ -72,7 +73,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[DigitsClassifier, dict]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DigitsError(f"checkpoint {path} does not exist: run `make train` (or `digits-train fit`)")
+        raise DigitsError(NO_CHECKPOINT.format(path=path))
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a damaged file
