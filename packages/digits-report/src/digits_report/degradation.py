@@ -7,11 +7,10 @@ is left out when the suite was not evaluated.
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from digits_core.errors import DigitsError
 from digits_data import suite
-from digits_report.figures import save
+from digits_report.figures import draw_tiles, save
 from digits_report.inputs import read_json
 
 RESULT_NAME = "degraded.json"
@@ -36,21 +35,15 @@ def draw_section(eval_dir: Path, suite_dir: Path, out: Path) -> tuple[dict | Non
 def plot_examples(result: dict, images: np.ndarray, out: Path) -> str:
     """One row per family: MNIST test images as the files look, each titled with the answer it got
     (green: right, red: accepted and wrong, grey: refused)."""
-    families = list(result["examples"])
-    cols = max(len(shown) for shown in result["examples"].values())
-    fig = Figure(figsize=(0.9 * cols + 1.4, 0.95 * len(families)))
-    axes = fig.subplots(len(families), cols, squeeze=False)
-    for row, family in zip(axes, families, strict=True):
-        row[0].set_ylabel(family, rotation=0, ha="right", va="center", fontsize=7)
-        for ax, example in zip(row, result["examples"][family], strict=False):
-            ax.imshow(images[example["row"]], cmap="gray", vmin=0, vmax=255)
+    rows = []
+    for shown in result["examples"].values():
+        row = []
+        for example in shown:
             right = example["prediction"] == example["label"]
             colour = "grey" if not example["accepted"] else "tab:green" if right else "tab:red"
             answer = f"{example['prediction']}" if example["accepted"] else f"({example['prediction']})"
-            ax.set_title(answer, fontsize=7, color=colour, pad=1)
-        for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle("Each family on the first MNIST test digits: the answer, (refused)", fontsize=9)
-    fig.tight_layout(pad=0.3)
+            row.append((images[example["row"]], answer, colour))
+        rows.append(row)
+    title = "Each family on the first MNIST test digits: the answer, (refused)"
+    fig = draw_tiles(rows, title, cell_inches=0.9, labels=list(result["examples"]))
     return save(fig, out / "degraded_examples.png")

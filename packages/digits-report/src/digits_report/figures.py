@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from digits_core import contract
@@ -89,17 +90,47 @@ def plot_gallery(images: np.ndarray, captions: list[str], out: Path, name: str, 
     if len(images) == 0:
         return None
     cols = min(8, len(images))
-    rows = -(-len(images) // cols)
-    fig = Figure(figsize=(1.35 * cols, 1.6 * rows + 0.4))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, image, caption in zip(axes.ravel(), images, captions, strict=False):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(caption, fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    tiles = [(image, caption, "black") for image, caption in zip(images, captions, strict=True)]
+    fig = draw_tiles([tiles[i : i + cols] for i in range(0, len(tiles), cols)], title, cell_inches=1.35)
     return save(fig, out / name)
+
+
+Tile = tuple[np.ndarray, str, str]
+"""An image (H, W) uint8, its caption and the caption's colour."""
+
+
+def draw_tiles(
+    rows: list[list[Tile]], title: str, cell_inches: float, labels: list[str] | None = None
+) -> Figure:
+    """A figure titled ``title``: one list of tiles per row, each image captioned above it in its
+    colour and ``cell_inches`` wide, the rows named at the left by ``labels`` if given.
+
+    The grid is one image on one axes: matplotlib lays out hundreds of small axes in seconds.
+    """
+    height, width = np.shape(rows[0][0][0])
+    lines = max(caption.count("\n") + 1 for row in rows for _, caption, _ in row)
+    cols = max(len(row) for row in rows)
+    band, gap = round(height * 0.3 * lines), round(width * 0.15)  # room for the captions; between tiles
+    cell_h, cell_w = height + band, width + gap
+    mosaic = np.full((len(rows) * cell_h, cols * cell_w - gap), np.nan)
+    inches = cell_inches / cell_w  # per pixel of the mosaic
+    margin = 1.2 if labels else 0.2  # the row names, at the left
+    fig = Figure(figsize=(mosaic.shape[1] * inches + margin, mosaic.shape[0] * inches + 0.5))
+    ax = fig.subplots()
+    for r, row in enumerate(rows):
+        top = r * cell_h + band
+        for c, (image, caption, colour) in enumerate(row):
+            mosaic[top : top + height, c * cell_w : c * cell_w + width] = image
+            centre = c * cell_w + width / 2
+            ax.text(centre, top - 1, caption, ha="center", va="bottom", fontsize=7, color=colour)
+        if labels:
+            ax.text(-gap, top + height / 2, labels[r], ha="right", va="center", fontsize=7)
+    paper = colormaps["gray"].with_extremes(bad="0.88")  # the space between tiles: light grey
+    ax.imshow(mosaic, cmap=paper, vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title, fontsize=10, pad=4)
+    fig.tight_layout(pad=0.3)
+    return fig
 
 
 def plot_handwriting_styles(result: dict, out: Path) -> str:
