@@ -15,23 +15,24 @@ from digits_runtime import Predictor, robustness
 
 def test_tiles_lay_out_images_captions_and_row_names():
     a, b, c = (np.full((6, 4), value, dtype=np.uint8) for value in (10, 20, 30))
-    rows = [[(a, "0", "tab:green"), (b, "(5)", "grey")], [(c, "8", "tab:red")]]
-    fig = draw_tiles(rows, "title", cell_inches=0.5, labels=["first", "second"])
+    rows = [[(a, "0", "tab:green"), (b, "(5)", "grey")], [(c, "8", "tab:red")], []]
+    fig = draw_tiles(rows, "title", cell_inches=0.5, labels=["first", "second", "third"])
     (ax,) = fig.axes  # one axes, whatever the number of tiles
     (image,) = ax.images
     mosaic = image.get_array()
     band, gap = round(6 * 0.3), round(4 * 0.15)  # one line of caption; the space between tiles
     cell_h, cell_w = 6 + band, 4 + gap
-    assert mosaic.shape == (2 * cell_h, 2 * cell_w - gap)
+    assert mosaic.shape == (3 * cell_h, 2 * cell_w - gap)
     assert (mosaic[band : band + 6, :4] == 10).all()
     assert (mosaic[band : band + 6, cell_w : cell_w + 4] == 20).all()
-    assert (mosaic[cell_h + band :, :4] == 30).all()
-    assert mosaic.mask[cell_h + band :, cell_w:].all()  # the second row has one tile: paper beside it
+    assert (mosaic[cell_h + band : 2 * cell_h, :4] == 30).all()
+    assert mosaic.mask[cell_h + band : 2 * cell_h, cell_w:].all()  # one tile in the second row
+    assert mosaic.mask[2 * cell_h :].all()  # none in the third
     assert mosaic.mask[:band].all()  # the band the captions stand in
     assert mosaic.mask[:, 4:cell_w].all()  # the gap between tiles
     said = {(t.get_text(), t.get_color()) for t in ax.texts}
     assert {("0", "tab:green"), ("(5)", "grey"), ("8", "tab:red")} <= said
-    assert {"first", "second"} <= {t.get_text() for t in ax.texts}
+    assert {"first", "second", "third"} <= {t.get_text() for t in ax.texts}
     assert ax.get_title() == "title"
 
 

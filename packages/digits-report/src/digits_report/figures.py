@@ -96,19 +96,21 @@ def plot_gallery(images: np.ndarray, captions: list[str], out: Path, name: str, 
 
 
 Tile = tuple[np.ndarray, str, str]
-"""An image (H, W) uint8, its caption and the caption's colour."""
+"""An image (H, W) of shades 0-255, its caption and the caption's colour."""
 
 
 def draw_tiles(
     rows: list[list[Tile]], title: str, cell_inches: float, labels: list[str] | None = None
 ) -> Figure:
     """A figure titled ``title``: one list of tiles per row, each image captioned above it in its
-    colour and ``cell_inches`` wide, the rows named at the left by ``labels`` if given.
+    colour and ``cell_inches`` wide, the rows named at the left by ``labels`` if given. The
+    images are all of one size; a row may be shorter than others, or empty.
 
     The grid is one image on one axes: matplotlib lays out hundreds of small axes in seconds.
     """
-    height, width = np.shape(rows[0][0][0])
-    lines = max(caption.count("\n") + 1 for row in rows for _, caption, _ in row)
+    tiles = [tile for row in rows for tile in row]
+    height, width = np.shape(tiles[0][0])
+    lines = max(caption.count("\n") + 1 for _, caption, _ in tiles)
     cols = max(len(row) for row in rows)
     band, gap = round(height * 0.3 * lines), round(width * 0.15)  # room for the captions; between tiles
     cell_h, cell_w = height + band, width + gap
