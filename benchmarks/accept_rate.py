@@ -7,8 +7,9 @@ chooses the rule again exactly as export does, on the same validation data, writ
 of the model, and measures that copy as `benchmarks/seeds.py` measures a seed: the validation
 columns (other_val refused, degraded validation digits accepted and wrong, held-out-font letters
 refused) and the reported ones (eval digits accepted, MNIST's other digits refused, the generated
-handwriting's other digits and letters refused, clean suite images accepted, the largest share
-accepted and wrong in any family of the suite). One row per model and rate, as text and JSON.
+handwriting's other digits and letters refused, with and without the letters written like 0, 5
+or 8, clean suite images accepted, the largest share accepted and wrong in any family of the
+suite). One row per model and rate, as text and JSON.
 
     .venv/bin/python benchmarks/accept_rate.py artifacts/seeds/seed-*.onnx --rates 0.995 0.996 0.997
 """
@@ -38,6 +39,7 @@ COLUMNS = {  # column -> (header, format)
     "eval_accepted": ("eval acc'd", "{:>11.4f}"),
     "other_refused": ("other ref'd", "{:>12.4f}"),
     "handwriting_refused": ("hw ref'd", "{:>9.4f}"),
+    "handwriting_unlike_refused": ("hw unlike", "{:>10.4f}"),
     "suite_clean_accepted": ("clean acc'd", "{:>12.4f}"),
     "suite_max_accepted_wrong": ("deg a&w", "{:>8.4f}"),
 }
@@ -91,6 +93,7 @@ def main() -> None:
                 "eval_accepted": score(predictor, splits["eval"])["accepted"],
                 "other_refused": 1 - float(predictor.classify(others.images).accepted.mean()),
                 "handwriting_refused": handwriting["refusal"]["others_refused"],
+                "handwriting_unlike_refused": handwriting["refusal"]["unlike_digits_refused"],
                 "suite_clean_accepted": tested["clean_accepted"],
                 "suite_max_accepted_wrong": tested["max_accepted_wrong"],
             }

@@ -8,7 +8,8 @@ validation split; "eval acc'd" is the share of eval digits the model's refusal r
 share of letters and other digits in handwriting fonts training never sees refused
 (digits_train.typeset.validation_characters); "hw acc" is the
 accuracy on the generated handwriting's 0/5/8 and "hw ref'd" the share of its other digits and
-letters refused (`make handwriting`, scored as `digits evaluate --split handwriting` does); "deg mean",
+letters refused (`make handwriting`, scored as `digits evaluate --split handwriting` does), "hw
+unlike" that share without the letters written like 0, 5 or 8 (O, S, B); "deg mean",
 "deg min" and "deg a&w" are the degradation suite's (`make suite`, scored as `digits robustness`
 does) mean and worst family accuracy on its MNIST test images and its largest share accepted and
 wrong in any family, "clean acc'd" the share of its clean MNIST test images accepted, "type acc"
@@ -63,6 +64,7 @@ COLUMNS = {  # column -> (header, format)
     "letters_val_refused": ("lval ref'd", "{:>11.4f}"),
     "handwriting_accuracy": ("hw acc", "{:>7.4f}"),
     "handwriting_refused": ("hw ref'd", "{:>9.4f}"),
+    "handwriting_unlike_refused": ("hw unlike", "{:>10.4f}"),
     "degraded_val_accepted_wrong": ("dval a&w", "{:>9.4f}"),
     "suite_mean_accuracy": ("deg mean", "{:>9.4f}"),
     "suite_min_accuracy": ("deg min", "{:>8.4f}"),
@@ -159,6 +161,7 @@ def run_seed(
         "letters_val_refused": 1 - letters_accepted,
         "handwriting_accuracy": generated["known"]["accuracy"],
         "handwriting_refused": generated["refusal"]["others_refused"],
+        "handwriting_unlike_refused": generated["refusal"]["unlike_digits_refused"],
         "degraded_val_accepted_wrong": recorded[f"degraded_val_accepted_wrong_{predictor.score_kind}"],
         "suite_mean_accuracy": tested["mean_accuracy"],
         "suite_min_accuracy": tested["min_accuracy"],

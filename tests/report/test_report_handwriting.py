@@ -56,6 +56,12 @@ def test_handwriting_section_shows_the_set_and_its_numbers(handwriting_inputs, t
         f"<b>{refusal['other_digit_refused']:.4f}</b> of the other digits and\n"
         f"<b>{refusal['letter_refused']:.4f}</b> of the letters."
     ) in page
+    assert (
+        "Of the letters written like a 0, 5 or 8 (O, o, S, s, B), "
+        "which it is meant to read as those digits,\n"
+        f"it refuses {refusal['look_alikes_refused']:.4f}; of every other digit and letter,\n"
+        f"<b>{refusal['unlike_digits_refused']:.4f}</b>."
+    ) in page
     pen = measured["known"]["accuracy_by_style"]["pen"]
     for level, cell in pen.items():
         accepted = refusal["known_accepted_by_style"]["pen"][level]["share"]

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from digits_core import contract
 from digits_core.images import load_image
 from digits_data import handwriting
 from digits_runtime import Predictor
@@ -116,6 +117,17 @@ def test_with_a_refusal_rule_reports_shares_accepted_and_refused(refusing_model,
     assert refusal["letter_refused"] == round(1 - float(np.mean(accepted["letter"])), 4)
     others = accepted["other_digit"] + accepted["letter"]
     assert refusal["others_refused"] == round(1 - float(np.mean(others)), 4)
+    look_alike = {True: [], False: []}  # O, S and B, which the model is meant to read as 0, 5 and 8
+    for s, p in zip(samples, predictions, strict=True):
+        if s["kind"] != "known":
+            look_alike[s["label"] in contract.LOOK_LIKE_CLASSES].append(p.accepted)
+    assert len(look_alike[True]) == 3
+    assert refusal["look_alikes_refused"] == round(1 - float(np.mean(look_alike[True])), 4)
+    assert refusal["unlike_digits_refused"] == round(1 - float(np.mean(look_alike[False])), 4)
+    assert (
+        "of those, letters written like 0, 5 or 8 (O, o, S, s, B) refused "
+        f"{refusal['look_alikes_refused']:.4f}; all the others {refusal['unlike_digits_refused']:.4f}"
+    ) in done.stdout.splitlines()
     assert set(refusal["refused_by_character"]) == set("1234679") | {
         s["label"] for s in samples if s["kind"] == "letter"
     }

@@ -13,6 +13,11 @@ import json
 CLASSES: tuple[int, ...] = (0, 5, 8)
 """The digits the product classifies, in model output order."""
 
+LOOK_LIKE_CLASSES = "OoSsB"
+"""Letters people write like a 0, 5 or 8. The model is meant to read them as those digits, not to
+refuse them: training leaves them out of its outliers, and the handwriting evaluation reports
+them apart from the other letters."""
+
 SPLITS: tuple[str, ...] = ("train", "val", "eval")
 """The curated splits, each stored as ``<split>.npz`` beside ``manifest.json``."""
 

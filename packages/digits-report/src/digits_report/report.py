@@ -188,6 +188,7 @@ def render(numbers: dict, drawn: dict[str, str | None], model: Path, labels: lis
         timings=timings,
         refusal=numbers["refusal"],
         hw=numbers["handwriting"],
+        look_alikes=", ".join(contract.LOOK_LIKE_CLASSES),
         degraded=numbers["degraded"],
     )
 

@@ -5,7 +5,9 @@ Every image goes through the product's own path (`load_image`, then `Predictor`)
 accuracy on the 0/5/8 images, overall, as a confusion matrix and per style (glyph, cursive,
 slant, pen, size, polarity); the share of other digits and letters given a top probability of
 at least 0.9 (a confident wrong answer); and, when the model carries a refusal rule, the share of
-0/5/8 accepted and of other digits and letters refused, per style and per character.
+0/5/8 accepted and of other digits and letters refused, per style and per character, and apart
+for the letters written like 0, 5 or 8 (``contract.LOOK_LIKE_CLASSES``), which the model is meant
+to read as those digits.
 
 The set is read by digits-data, which the ``evaluate`` extra installs.
 """
@@ -99,12 +101,18 @@ def evaluate(predictor: Predictor, directory: str | Path) -> dict:
     }
     if predictor.refusal is not None:  # without a rule every image is accepted
         everything_else = others["other_digit"] + others["letter"]
+        look_alike = [r for r in everything_else if r["entry"]["label"] in contract.LOOK_LIKE_CLASSES]
+        unlike = [r for r in everything_else if r["entry"]["label"] not in contract.LOOK_LIKE_CLASSES]
         result["refusal"] = {
             "known_accepted": _share([r["accepted"] for r in known]),
             "known_accuracy_when_accepted": _share([r["correct"] for r in known if r["accepted"]]),
             "other_digit_refused": _share([not r["accepted"] for r in others["other_digit"]]),
             "letter_refused": _share([not r["accepted"] for r in others["letter"]]),
             "others_refused": _share([not r["accepted"] for r in everything_else]),
+            # Letters written like a 0, 5 or 8 are counted in "others" but meant to be read as
+            # digits: the share refused of everything else says how well the rule refuses.
+            "look_alikes_refused": _share([not r["accepted"] for r in look_alike]),
+            "unlike_digits_refused": _share([not r["accepted"] for r in unlike]),
             "known_accepted_by_style": breakdown(known, lambda r: r["accepted"]),
             "others_refused_by_style": breakdown(everything_else, lambda r: not r["accepted"]),
             "refused_by_character": {
@@ -155,6 +163,12 @@ def format_table(result: dict) -> str:
             f"{refusal['other_digit_refused']:.4f}, letters {refusal['letter_refused']:.4f}, "
             f"both {refusal['others_refused']:.4f}"
         )
+        if refusal["look_alikes_refused"] is not None:
+            look_alikes = ", ".join(contract.LOOK_LIKE_CLASSES)
+            lines.append(
+                f"of those, letters written like 0, 5 or 8 ({look_alikes}) refused "
+                f"{refusal['look_alikes_refused']:.4f}; all the others {refusal['unlike_digits_refused']:.4f}"
+            )
         lines.append(
             "refused by character: "
             + ", ".join(f"{label} {share:.2f}" for label, share in refusal["refused_by_character"].items())

@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digits_core.contract import CLASSES, IMAGE_SIZE
+from digits_core.contract import CLASSES, IMAGE_SIZE, LOOK_LIKE_CLASSES
 from digits_core.images import to_mnist
 from digits_data import parallel, typefaces
 from digits_train import strokes
 
-LOOK_LIKE_CLASSES = "OoSsB"  # letters written like a 0, 5 or 8
 CHARACTERS = "".join(str(d) for d in range(10) if d not in CLASSES) + "".join(
     c for c in string.ascii_letters if c not in LOOK_LIKE_CLASSES
 )
